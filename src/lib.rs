@@ -1,0 +1,15 @@
+//! splitguard: hardening neural networks for split inference.
+//!
+//! (Overview written as the crate takes shape.)
+
+pub mod attack;
+pub mod data;
+pub mod defense;
+pub mod metrics;
+pub mod model;
+pub mod obfuscate;
+pub mod partition;
+pub mod prune;
+pub mod recipe;
+pub mod report;
+pub mod train;

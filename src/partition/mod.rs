@@ -1,0 +1,1 @@
+//! Stage: partition (in progress).

@@ -1,0 +1,1 @@
+//! Stage: recipe (in progress).
