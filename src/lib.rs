@@ -4,6 +4,7 @@
 
 pub mod attack;
 pub mod data;
+pub mod fsutil;
 pub mod defense;
 pub mod metrics;
 pub mod model;
