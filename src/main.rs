@@ -1,1 +1,7 @@
-fn main() {}
+//! The `splitguard` command line: runs YAML recipes and the single stages.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,1 +1,11 @@
-//! Stage: defense (in progress).
+//! Training-time defenses (DESIGN section 5): each adds a loss term or
+//! transforms the split features, is configured by its own recipe section,
+//! and combines with any other.
+
+mod base;
+mod config;
+pub mod label_smoothing;
+
+pub use base::{Defense, StepContext};
+pub use config::{DefensesConfig, LabelSmoothingConfig};
+pub use label_smoothing::LabelSmoothing;

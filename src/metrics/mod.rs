@@ -1,1 +1,18 @@
-//! Stage: metrics (in progress).
+//! Stage: metrics. Numbers every attack and report shares.
+//!
+//! Kernels take plain slices (pixels in `[C, H, W]` order, labels as `u32`)
+//! rather than tensors, so the attack code, the CLI and the tests all call the
+//! same code on host data and the numbers do not depend on a backend.
+
+pub mod classification;
+pub mod correlation;
+pub mod error;
+pub mod quality;
+
+pub use classification::{accuracy, argmax_rows, majority_rate};
+pub use correlation::{pearson, spearman};
+pub use error::MetricsError;
+pub use quality::{
+    ImageMetrics, PSNR_CAP_DB, ReconstructionMetrics, mse, psnr_from_mse, reconstruction_metrics,
+    ssim,
+};

@@ -1,1 +1,51 @@
-//! Stage: model (in progress).
+//! Models as sequences of blocks with split points (DESIGN section 3).
+//!
+//! A [`ModelSpec`] describes the architecture (serializable, so pruned models
+//! reload at their own size); a [`SplitModel`] is the burn module built from
+//! it. Split `k` runs blocks `1..=k` on the edge and the rest on the server.
+
+mod block;
+mod checkpoint;
+mod network;
+mod spec;
+pub mod zoo;
+
+pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate};
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use network::SplitModel;
+pub use spec::{
+    ActivationKind, BlockInfo, BlockSpec, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
+    ResidualSpec, block_infos,
+};
+
+/// Errors of model building, splitting and checkpoint I/O.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The architecture description is inconsistent.
+    #[error("invalid model: {0}")]
+    Spec(String),
+    /// Unknown zoo name.
+    #[error(
+        "unknown architecture '{name}': expected one of cnn6, vgg11-mnist, lenet, or a list of blocks"
+    )]
+    UnknownArch {
+        /// The name given.
+        name: String,
+    },
+    /// Split point out of range.
+    #[error("split {split} is out of range: a model of {blocks} blocks splits at 1..={}", blocks.saturating_sub(1))]
+    Split {
+        /// The split asked for.
+        split: usize,
+        /// Number of blocks.
+        blocks: usize,
+    },
+    /// A checkpoint file could not be read or written, or is corrupt.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}

@@ -1,1 +1,53 @@
-//! Stage: recipe (in progress).
+//! YAML recipes: parsing (raw, typed), overrides and validation.
+//!
+//! Parsing and validation are separate steps: serde rejects unknown fields
+//! and wrong types (with the field path, line and column), then
+//! [`validate::problems`] checks values and reports every problem with its
+//! path, e.g. `training.batch_size: must be >= 2 (...), got 0`.
+
+mod load;
+mod types;
+pub mod validate;
+
+pub use load::{LoadedRecipe, Override, apply_override, from_path, from_str};
+pub use types::{DataConfig, DataSource, ModelConfig, Recipe};
+
+/// A recipe that cannot be used. Messages name the file, the field and what
+/// is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// The file could not be read.
+    #[error("{file}: cannot read recipe: {reason}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// YAML syntax, an unknown field or a wrong type.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The file.
+        file: String,
+        /// serde_norway's message (field path, line, column).
+        message: String,
+    },
+    /// A `--set` override could not be applied.
+    #[error("{file}: --set {path}: {message}")]
+    Override {
+        /// The file.
+        file: String,
+        /// The override's path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// Values out of range.
+    #[error("{file}: invalid recipe:\n  {}", problems.join("\n  "))]
+    Invalid {
+        /// The file.
+        file: String,
+        /// `path: message` lines.
+        problems: Vec<String>,
+    },
+}

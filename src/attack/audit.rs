@@ -1,0 +1,249 @@
+//! The audit: every configured attack at every selected split.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::FeatureSet;
+use super::decoder::{DecoderConfig, decoder_attack};
+use crate::data::Dataset;
+use crate::metrics::reconstruction_metrics;
+use crate::model::SplitModel;
+use crate::report::grid::save_image_grid;
+use crate::train::Evaluator;
+
+/// Which splits to audit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SplitSelection {
+    /// `all`: every split point of the model.
+    Named(SplitName),
+    /// An explicit list of split points.
+    List(Vec<usize>),
+}
+
+/// Named split selections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitName {
+    /// Every split point `1..blocks`.
+    All,
+}
+
+impl Default for SplitSelection {
+    fn default() -> Self {
+        SplitSelection::Named(SplitName::All)
+    }
+}
+
+impl SplitSelection {
+    /// The split points this selects on a model of `blocks` blocks.
+    pub fn resolve(&self, blocks: usize) -> Vec<usize> {
+        match self {
+            SplitSelection::Named(SplitName::All) => (1..blocks).collect(),
+            SplitSelection::List(v) => v.clone(),
+        }
+    }
+}
+
+/// One attack of the audit, chosen by `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AttackKind {
+    /// Learning-based inversion with auxiliary data (DESIGN 9.1).
+    Decoder(DecoderConfig),
+}
+
+impl AttackKind {
+    /// The name reported in `report.json`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AttackKind::Decoder(_) => "decoder",
+        }
+    }
+}
+
+fn default_grid() -> usize {
+    8
+}
+
+/// The recipe's `audit:` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Splits to attack (default `all`).
+    #[serde(default)]
+    pub splits: SplitSelection,
+    /// Attacks to run at each split (default: one decoder).
+    #[serde(default = "default_attacks")]
+    pub attacks: Vec<AttackKind>,
+    /// Test images shown in each picture grid (default 8).
+    #[serde(default = "default_grid")]
+    pub grid_images: usize,
+}
+
+fn default_attacks() -> Vec<AttackKind> {
+    vec![AttackKind::Decoder(DecoderConfig::default())]
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            splits: SplitSelection::default(),
+            attacks: default_attacks(),
+            grid_images: default_grid(),
+        }
+    }
+}
+
+/// One attack's result, as written to `report.json` (DESIGN section 10).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttackRecord {
+    /// Attack name (`decoder`, ...).
+    pub attack: String,
+    /// Split point attacked.
+    pub split: usize,
+    /// Mean per-image MSE of reconstructions (pixels in [0, 1]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mse: Option<f64>,
+    /// Mean per-image PSNR in dB.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub psnr: Option<f64>,
+    /// Mean per-image SSIM.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ssim: Option<f64>,
+    /// File name of the picture grid (originals above reconstructions).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub image: Option<String>,
+    /// Attribute attacked (attribute inference).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attribute: Option<String>,
+    /// Attack accuracy (attribute inference).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accuracy: Option<f64>,
+    /// Majority-class rate (attribute inference).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chance: Option<f64>,
+    /// Attack-specific details (attempts, validation loss, ...).
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+/// Progress of the audit (the CLI draws it).
+pub trait AuditObserver {
+    /// An attack begins at a split.
+    fn attack_start(&mut self, _attack: &str, _split: usize) {}
+    /// An attack finished.
+    fn attack_end(&mut self, _record: &AttackRecord, _seconds: f64) {}
+}
+
+impl AuditObserver for () {}
+
+/// Server-side features of `ds` at split `k`, with the images.
+pub fn feature_set(eval: &Evaluator, ds: &Dataset, k: usize) -> FeatureSet {
+    let (features, feature_shape) = eval.features(ds, k);
+    FeatureSet {
+        features,
+        feature_shape,
+        images: ds.images.clone(),
+        image_shape: ds.shape,
+    }
+}
+
+/// Runs every attack of `cfg` at every selected split of `model`, training
+/// attackers on `aux` and scoring them on `test`; picture grids go to `out_dir`.
+/// `device` must support autodiff (attackers are trained). Attacks already
+/// in `done` (same name and split, from an interrupted run) are not re-run.
+#[allow(clippy::too_many_arguments)]
+pub fn run_audit(
+    model: &SplitModel,
+    aux: &Dataset,
+    test: &Dataset,
+    cfg: &AuditConfig,
+    seed: u64,
+    out_dir: &Path,
+    device: &Device,
+    done: &[AttackRecord],
+    observer: &mut dyn AuditObserver,
+) -> Result<Vec<AttackRecord>, crate::Error> {
+    let inner = device.clone().inner();
+    let eval = Evaluator::new(model, &inner, 256);
+    let mut records = Vec::new();
+    let shape = test.shape;
+    let n_grid = cfg.grid_images.min(test.len());
+    for k in cfg.splits.resolve(model.len()) {
+        if !model.split_points().contains(&k) {
+            return Err(crate::model::ModelError::Split {
+                split: k,
+                blocks: model.len(),
+            }
+            .into());
+        }
+        let previous = |a: &AttackKind| {
+            done.iter()
+                .find(|r| r.attack == a.name() && r.split == k)
+                .cloned()
+        };
+        if cfg.attacks.iter().all(|a| previous(a).is_some()) {
+            records.extend(cfg.attacks.iter().filter_map(previous));
+            continue;
+        }
+        let aux_set = feature_set(&eval, aux, k);
+        let (test_features, _) = eval.features(test, k);
+        for attack in &cfg.attacks {
+            if let Some(r) = previous(attack) {
+                records.push(r);
+                continue;
+            }
+            observer.attack_start(attack.name(), k);
+            let started = Instant::now();
+            let record = match attack {
+                AttackKind::Decoder(dc) => {
+                    let out = decoder_attack(&aux_set, &test_features, dc, seed ^ k as u64, device);
+                    let m = reconstruction_metrics(
+                        &test.images,
+                        &out.reconstructions,
+                        test.len(),
+                        shape,
+                    )?;
+                    let file = format!("decoder_split{k}.png");
+                    let il = test.image_len();
+                    save_image_grid(
+                        &out_dir.join(&file),
+                        &[
+                            &test.images[..n_grid * il],
+                            &out.reconstructions[..n_grid * il],
+                        ],
+                        n_grid,
+                        shape,
+                        3,
+                    )?;
+                    AttackRecord {
+                        attack: "decoder".into(),
+                        split: k,
+                        mse: Some(m.mse),
+                        psnr: Some(m.psnr),
+                        ssim: Some(m.ssim),
+                        image: Some(file),
+                        attribute: None,
+                        accuracy: None,
+                        chance: None,
+                        details: serde_json::json!({
+                            "validation_mse": out.validation_mse,
+                            "attempts": out.attempts,
+                            "collapsed_attempts": out.collapsed,
+                            "feature_shape": aux_set.feature_shape,
+                            "aux_images": aux.len(),
+                            "test_images": test.len(),
+                        }),
+                    }
+                }
+            };
+            observer.attack_end(&record, started.elapsed().as_secs_f64());
+            records.push(record);
+        }
+    }
+    Ok(records)
+}

@@ -1,0 +1,365 @@
+//! Learning-based inversion: a decoder `z -> x` trained on auxiliary data
+//! (DESIGN section 9.1; the attack of seed 002 and the evaluation attacker of
+//! seed 001).
+//!
+//! The attacker sees exactly the features the server receives, standardises
+//! them with statistics of its own auxiliary split, and trains a
+//! transposed-convolution decoder with MSE. Learned attackers can collapse to
+//! the mean image (dead ReLUs), which silently under-reports leakage, so the
+//! decoder uses batch-norm and leaky activations, a collapse check (variance
+//! of the reconstructions across images far below the data's) triggers a
+//! restart from another seed, and the restart with the lowest validation MSE
+//! (on a held-out tenth of the auxiliary data, never the test queries) wins.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, sigmoid};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::FeatureSet;
+use crate::train::to_vec;
+
+fn d_epochs() -> usize {
+    12
+}
+fn d_batch() -> usize {
+    64
+}
+fn d_lr() -> f64 {
+    1e-3
+}
+fn d_restarts() -> usize {
+    2
+}
+fn d_width() -> usize {
+    64
+}
+
+/// Settings of the decoder attack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderConfig {
+    /// Training epochs over the auxiliary features (default 12).
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    /// Batch size (default 64).
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Adam learning rate (default 1e-3).
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Extra attempts from new seeds when a decoder collapses (default 2).
+    #[serde(default = "d_restarts")]
+    pub restarts: usize,
+    /// Channels of the decoder's first feature map (default 64).
+    #[serde(default = "d_width")]
+    pub width: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self {
+            epochs: d_epochs(),
+            batch_size: d_batch(),
+            lr: d_lr(),
+            restarts: d_restarts(),
+            width: d_width(),
+        }
+    }
+}
+
+/// One upsampling stage: transposed conv (x2), batch-norm, leaky ReLU.
+#[derive(Module, Debug)]
+pub struct UpStage {
+    deconv: ConvTranspose2d,
+    bn: BatchNorm,
+}
+
+/// The inverse network `z -> x`.
+#[derive(Module, Debug)]
+pub struct Decoder {
+    fc: Option<Linear>,
+    head: Option<Conv2d>,
+    bn0: BatchNorm,
+    ups: Vec<UpStage>,
+    out: Conv2d,
+    #[module(skip)]
+    base: [usize; 3],
+    #[module(skip)]
+    target: [usize; 3],
+}
+
+impl Decoder {
+    /// A decoder from features of `input` shape (`[D]` or `[C, h, w]`) to
+    /// images of `target` shape `[C, H, W]`.
+    pub fn new(input: &[usize], target: [usize; 3], width: usize, device: &Device) -> Self {
+        let [tc, th, tw] = target;
+        let width = width.max(8);
+        let (fc, head, base, n_up) = match *input {
+            [c, h, w] => {
+                // Enough x2 stages to reach the image size; never shrink a map.
+                let ups = |from: usize, to: usize| {
+                    let mut n = 0;
+                    while (from << n) < to {
+                        n += 1;
+                    }
+                    n
+                };
+                let n_up = ups(h, th).max(ups(w, tw));
+                let head = Conv2dConfig::new([c, width], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device);
+                (None, Some(head), [width, h, w], n_up)
+            }
+            _ => {
+                let d: usize = input.iter().product();
+                let (bh, bw) = (th.div_ceil(4), tw.div_ceil(4));
+                let fc = LinearConfig::new(d, width * bh * bw).init(device);
+                (Some(fc), None, [width, bh, bw], 2)
+            }
+        };
+        let mut ups = Vec::with_capacity(n_up);
+        let mut ch = width;
+        for _ in 0..n_up {
+            let next = (ch / 2).max(16);
+            ups.push(UpStage {
+                deconv: ConvTranspose2dConfig::new([ch, next], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .init(device),
+                bn: BatchNormConfig::new(next).init(device),
+            });
+            ch = next;
+        }
+        let out = Conv2dConfig::new([ch, tc], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(device);
+        Self {
+            fc,
+            head,
+            bn0: BatchNormConfig::new(width).init(device),
+            ups,
+            out,
+            base,
+            target,
+        }
+    }
+
+    /// `[N, D]` flattened (standardised) features -> `[N, C, H, W]` images in (0, 1).
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        let n = z.dims()[0];
+        let [bc, bh, bw] = self.base;
+        let x = match (&self.fc, &self.head) {
+            (Some(fc), _) => fc.forward(z).reshape([n, bc, bh, bw]),
+            (None, Some(head)) => {
+                let d = z.dims()[1];
+                let (h, w) = (bh, bw);
+                head.forward(z.reshape([n, d / (h * w), h, w]))
+            }
+            (None, None) => unreachable!("expected a decoder with an input layer"),
+        };
+        let mut x = leaky_relu(self.bn0.forward(x), 0.2);
+        for up in &self.ups {
+            x = leaky_relu(up.bn.forward(up.deconv.forward(x)), 0.2);
+        }
+        let mut x = self.out.forward(x);
+        let [_, _, h, w] = x.dims();
+        let [_, th, tw] = self.target;
+        if (h, w) != (th, tw) {
+            x = interpolate(
+                x,
+                InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([th, tw]),
+            );
+        }
+        sigmoid(x)
+    }
+}
+
+/// Per-dimension standardisation fitted on the attacker's auxiliary features.
+#[derive(Clone, Debug)]
+pub struct Standardizer {
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Fits mean and standard deviation per feature dimension.
+    pub fn fit(features: &[f32], dim: usize) -> Self {
+        let n = (features.len() / dim.max(1)).max(1) as f64;
+        let mut mean = vec![0f64; dim];
+        let mut sq = vec![0f64; dim];
+        for row in features.chunks(dim) {
+            for (j, &v) in row.iter().enumerate() {
+                mean[j] += v as f64;
+                sq[j] += (v as f64) * (v as f64);
+            }
+        }
+        let mean: Vec<f64> = mean.iter().map(|m| m / n).collect();
+        let inv_std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| {
+                let var = (s / n - m * m).max(0.0);
+                (1.0 / (var.sqrt() + 1e-6)) as f32
+            })
+            .collect();
+        Self {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            inv_std,
+        }
+    }
+
+    /// Applies the standardisation.
+    pub fn apply(&self, features: &[f32]) -> Vec<f32> {
+        let dim = self.mean.len();
+        let mut out = features.to_vec();
+        for row in out.chunks_mut(dim) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - self.mean[j]) * self.inv_std[j];
+            }
+        }
+        out
+    }
+}
+
+/// Outcome of one decoder attack.
+pub struct DecoderOutcome {
+    /// Reconstructions of the test queries, `[N, C, H, W]` row-major.
+    pub reconstructions: Vec<f32>,
+    /// Validation MSE of the chosen attempt (on held-out auxiliary data).
+    pub validation_mse: f64,
+    /// Attempts made (1 + restarts used).
+    pub attempts: usize,
+    /// Attempts detected as collapsed.
+    pub collapsed: usize,
+}
+
+fn rows(data: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(idx.len() * dim);
+    for &i in idx {
+        out.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+    }
+    out
+}
+
+fn decode_all(dec: &Decoder, z: &[f32], dim: usize, device: &Device) -> Vec<f32> {
+    let dec = dec.valid();
+    let n = z.len() / dim;
+    let mut out = Vec::new();
+    for start in (0..n).step_by(256) {
+        let end = (start + 256).min(n);
+        let zt = Tensor::<2>::from_data(
+            TensorData::new(z[start * dim..end * dim].to_vec(), [end - start, dim]),
+            device,
+        );
+        out.extend(to_vec(dec.forward(zt)));
+    }
+    out
+}
+
+fn mean_sq_diff(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64
+}
+
+/// Mean over pixels of the variance across images.
+fn across_image_variance(images: &[f32], image_len: usize) -> f64 {
+    let n = (images.len() / image_len.max(1)).max(1) as f64;
+    let mut mean = vec![0f64; image_len];
+    let mut sq = vec![0f64; image_len];
+    for img in images.chunks(image_len) {
+        for (j, &v) in img.iter().enumerate() {
+            mean[j] += v as f64;
+            sq[j] += (v as f64).powi(2);
+        }
+    }
+    mean.iter()
+        .zip(&sq)
+        .map(|(m, s)| (s / n - (m / n).powi(2)).max(0.0))
+        .sum::<f64>()
+        / image_len.max(1) as f64
+}
+
+/// Trains decoders on (aux features, aux images) and reconstructs the test
+/// queries from their features. `device` must support autodiff.
+pub fn decoder_attack(
+    aux: &FeatureSet,
+    test_features: &[f32],
+    cfg: &DecoderConfig,
+    seed: u64,
+    device: &Device,
+) -> DecoderOutcome {
+    let dim = aux.dim();
+    let image_len: usize = aux.image_shape.iter().product();
+    let n = aux.len();
+    let std = Standardizer::fit(&aux.features, dim);
+    let z_all = std.apply(&aux.features);
+    let z_test = std.apply(test_features);
+
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0xDEC0DE));
+    let n_val = (n / 10).clamp(1.min(n), 500);
+    let (val_idx, train_idx) = order.split_at(n_val);
+    let z_val = rows(&z_all, dim, val_idx);
+    let x_val = rows(&aux.images, image_len, val_idx);
+    let data_var = across_image_variance(&aux.images, image_len);
+
+    let mut best: Option<(f64, Decoder)> = None;
+    let (mut attempts, mut collapsed) = (0, 0);
+    for attempt in 0..=cfg.restarts {
+        attempts += 1;
+        let attempt_seed = seed.wrapping_add(attempt as u64 * 7919);
+        device.seed(attempt_seed);
+        let mut dec = Decoder::new(&aux.feature_shape, aux.image_shape, cfg.width, device);
+        let mut optim = AdamConfig::new().init();
+        let mut rng = ChaCha8Rng::seed_from_u64(attempt_seed);
+        let mut idx = train_idx.to_vec();
+        let [c, h, w] = aux.image_shape;
+        for _ in 0..cfg.epochs {
+            idx.shuffle(&mut rng);
+            for b in idx.chunks(cfg.batch_size.max(2)).filter(|b| b.len() > 1) {
+                let z = Tensor::<2>::from_data(
+                    TensorData::new(rows(&z_all, dim, b), [b.len(), dim]),
+                    device,
+                );
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(rows(&aux.images, image_len, b), [b.len(), c, h, w]),
+                    device,
+                );
+                let loss = (dec.forward(z) - x).powi_scalar(2).mean();
+                let grads = GradientsParams::from_grads(loss.backward(), &dec);
+                dec = optim.step(cfg.lr, dec, grads);
+            }
+        }
+        let val_rec = decode_all(&dec, &z_val, dim, device);
+        let val_mse = mean_sq_diff(&val_rec, &x_val);
+        let is_collapsed = across_image_variance(&val_rec, image_len) < 0.01 * data_var;
+        if is_collapsed {
+            collapsed += 1;
+        }
+        if best.as_ref().is_none_or(|(m, _)| val_mse < *m) {
+            best = Some((val_mse, dec));
+        }
+        if !is_collapsed {
+            break;
+        }
+    }
+    let (validation_mse, dec) = best.expect("at least one attempt");
+    DecoderOutcome {
+        reconstructions: decode_all(&dec, &z_test, dim, device),
+        validation_mse,
+        attempts,
+        collapsed,
+    }
+}

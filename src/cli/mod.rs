@@ -1,0 +1,248 @@
+//! Command-line front end. The library never prints; this module owns the
+//! terminal: logs through `tracing` on stderr, progress bars through
+//! `indicatif`, results on stdout.
+//!
+//! Exit codes: 0 success, 2 bad input (recipe, data, checkpoint, run
+//! folder, arguments), 1 any other failure.
+
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use burn::prelude::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use splitguard::Error;
+use splitguard::model::{SplitModel, zoo};
+use splitguard::pipeline::{self, Part, RunOptions};
+use splitguard::recipe::{self, Override};
+
+/// Harden neural networks for split inference, and audit what leaks.
+#[derive(Parser)]
+#[command(name = "splitguard", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
+    device: DeviceArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    /// burn's flex CPU backend.
+    Cpu,
+    /// burn's CUDA backend (build with `--features cuda`).
+    Cuda,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole recipe: train with defenses, audit, report.
+    Run(RunArgs),
+    /// Recipe tools.
+    #[command(subcommand)]
+    Recipe(RecipeCmd),
+    /// Model tools.
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Write the features the server receives as NPY files.
+    ExportFeatures(ExportArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The recipe (YAML).
+    recipe: PathBuf,
+    /// Run folder (default: checkpoints/<recipe name>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue an interrupted run in the run folder.
+    #[arg(long)]
+    resume: bool,
+    /// Override a recipe field: --set training.epochs=3 (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    overrides: Vec<Override>,
+}
+
+#[derive(Subcommand)]
+enum RecipeCmd {
+    /// Validate a recipe without running it.
+    Check {
+        /// The recipe (YAML).
+        recipe: PathBuf,
+        /// Override a recipe field (repeatable).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        overrides: Vec<Override>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// Print blocks, output shapes, FLOPs and parameters.
+    Summary {
+        /// Zoo architecture.
+        #[arg(long)]
+        arch: String,
+    },
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The run folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Split point (blocks on the edge).
+    #[arg(long)]
+    split: usize,
+    /// Which data part.
+    #[arg(long, value_enum)]
+    part: PartArg,
+    /// Output file (F.npy; F.labels.npy and F.hidden.npy are written beside it).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the input images as F.inputs.npy.
+    #[arg(long)]
+    inputs: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PartArg {
+    Aux,
+    Test,
+}
+
+fn device(arg: DeviceArg) -> anyhow::Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda => Ok(Device::cuda(0)),
+        #[cfg(not(feature = "cuda"))]
+        DeviceArg::Cuda => Err(anyhow::Error::new(Error::Run(
+            "--device cuda: this splitguard was built without the `cuda` feature (cargo build --release --features cuda)".into(),
+        ))),
+    }
+}
+
+/// Entry point: runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPLITGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("splitguard={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let bad_input = e
+                .chain()
+                .any(|c| c.downcast_ref::<Error>().is_some_and(Error::is_bad_input));
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let loaded = recipe::from_path(&args.recipe, &args.overrides)?;
+            let out = args
+                .out
+                .unwrap_or_else(|| PathBuf::from("checkpoints").join(&loaded.recipe.name));
+            let dev = device(cli.device)?.autodiff();
+            tracing::info!("run '{}' into {}", loaded.recipe.name, out.display());
+            let report = pipeline::run(
+                &loaded,
+                &RunOptions {
+                    out_dir: out.clone(),
+                    resume: args.resume,
+                },
+                &dev,
+                &mut progress::Progress::default(),
+            )
+            .with_context(|| format!("run '{}' failed", loaded.recipe.name))?;
+            println!(
+                "target accuracy {:.2}% at split {} ({} edge FLOPs); report: {}",
+                100.0 * report.target_accuracy,
+                report.split,
+                report.edge_flops,
+                out.join(pipeline::files::REPORT_MD).display()
+            );
+            for a in &report.attacks {
+                if let (Some(psnr), Some(ssim)) = (a.psnr, a.ssim) {
+                    println!(
+                        "  {:<12} split {:>2}: PSNR {psnr:6.2} dB, SSIM {ssim:.3}",
+                        a.attack, a.split
+                    );
+                } else if let (Some(acc), Some(ch)) = (a.accuracy, a.chance) {
+                    println!(
+                        "  {:<12} split {:>2}: accuracy {acc:.3} (chance {ch:.3})",
+                        a.attack, a.split
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Recipe(RecipeCmd::Check { recipe, overrides }) => {
+            let loaded = recipe::from_path(&recipe, &overrides)?;
+            println!("{}: ok (recipe '{}')", recipe.display(), loaded.recipe.name);
+            Ok(())
+        }
+        Command::Model(ModelCmd::Summary { arch }) => {
+            let spec = zoo::spec(&arch).map_err(Error::from)?;
+            let model = SplitModel::new(&spec, &Device::flex()).map_err(Error::from)?;
+            println!("{} (input {:?})", spec.arch, spec.input);
+            println!(
+                "{:>5}  {:<26} {:<14} {:>12} {:>10} {:>14}",
+                "split", "block", "output", "FLOPs", "params", "edge FLOPs"
+            );
+            let mut edge = 0u64;
+            for b in model.infos().map_err(Error::from)? {
+                edge += b.flops;
+                println!(
+                    "{:>5}  {:<26} {:<14} {:>12} {:>10} {:>14}",
+                    b.index,
+                    b.description,
+                    format!("{:?}", b.output),
+                    b.flops,
+                    b.params,
+                    edge
+                );
+            }
+            println!(
+                "total parameters: {}",
+                burn::module::Module::num_params(&model)
+            );
+            Ok(())
+        }
+        Command::ExportFeatures(args) => {
+            let dev = device(cli.device)?;
+            let run = pipeline::open_run(&args.run, &dev)?;
+            let part = match args.part {
+                PartArg::Aux => Part::Aux,
+                PartArg::Test => Part::Test,
+            };
+            for p in
+                pipeline::export_features(&run, args.split, part, &args.out, args.inputs, &dev)?
+            {
+                println!("wrote {}", p.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The defense interface the trainer calls.
+//!
+//! A defense adds a loss term, may transform the split features during
+//! training, may replace the one-hot targets, and may act after the
+//! optimiser step (e.g. an adversary's own update). It never owns the
+//! optimiser or the loop: the trainer is written once and calls the list.
+
+use burn::prelude::*;
+
+use crate::model::{Features, SplitModel};
+
+/// What a defense sees of one training step.
+pub struct StepContext<'a> {
+    /// The model being trained (autodiff device).
+    pub model: &'a SplitModel,
+    /// The input batch `[N, C, H, W]`.
+    pub images: &'a Tensor<4>,
+    /// Task labels of the batch.
+    pub labels: &'a [u32],
+    /// The defended split point (blocks `1..=split` are the edge).
+    pub split: usize,
+    /// Features the edge produced at the split (before any transform).
+    pub features: &'a Features,
+    /// Step number since the start of training (0-based).
+    pub step: usize,
+}
+
+/// A training-time defense (DESIGN section 5).
+pub trait Defense: Send {
+    /// Short name used in logs and reports (e.g. `label_smoothing`).
+    fn name(&self) -> &'static str;
+
+    /// Targets `[N, classes]` to train against instead of one-hot labels.
+    fn targets(&self, _labels: &[u32], _classes: usize, _device: &Device) -> Option<Tensor<2>> {
+        None
+    }
+
+    /// Transforms the split features in training (VAE sampling, dropout of
+    /// signal content). Identity by default.
+    fn transform(&mut self, features: Features, _ctx: &StepContext) -> Features {
+        features
+    }
+
+    /// The weighted loss term this defense adds, `[1]`; `None` adds nothing
+    /// (a zero weight must return `None`, so training stays bit-identical).
+    fn loss(&mut self, _ctx: &StepContext) -> Option<Tensor<1>> {
+        None
+    }
+
+    /// Called after the model's optimiser step with the updated model.
+    fn after_step(&mut self, _model: &SplitModel, _ctx: &StepContext) {}
+
+    /// Named values to log for the finished epoch (means over its steps).
+    fn epoch_log(&mut self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+}

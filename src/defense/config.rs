@@ -1,0 +1,56 @@
+//! The `training.defenses:` recipe section: one optional sub-section per
+//! defense, keyed by its name, so defenses combine freely and a sweep can
+//! address `training.defenses.<name>.<field>`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Defense, LabelSmoothing};
+
+/// Label smoothing settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSmoothingConfig {
+    /// Signed strength `s` in (-1, 1): `1 - s` on the true class (seed 002 uses 0.3).
+    pub strength: f32,
+}
+
+/// All training defenses; absent ones are off.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefensesConfig {
+    /// Label smoothing (seed 002).
+    #[serde(default)]
+    pub label_smoothing: Option<LabelSmoothingConfig>,
+}
+
+impl DefensesConfig {
+    /// Builds the configured defenses, in a fixed order.
+    pub fn build(&self) -> Vec<Box<dyn Defense>> {
+        let mut out: Vec<Box<dyn Defense>> = Vec::new();
+        if let Some(ls) = &self.label_smoothing {
+            out.push(Box::new(LabelSmoothing {
+                strength: ls.strength,
+            }));
+        }
+        out
+    }
+
+    /// Validation problems as `(field path below training.defenses, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if let Some(ls) = &self.label_smoothing
+            && !(ls.strength > -1.0 && ls.strength < 1.0)
+        {
+            p.push((
+                "label_smoothing.strength".into(),
+                format!("must be in (-1, 1), got {}", ls.strength),
+            ));
+        }
+        p
+    }
+
+    /// Names of the enabled defenses.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.build().iter().map(|d| d.name()).collect()
+    }
+}

@@ -1,0 +1,374 @@
+//! Serializable model descriptions.
+//!
+//! A model is described by a [`ModelSpec`]: the input shape and an ordered list
+//! of [`BlockSpec`]s. The spec, not the Rust type, fixes every layer's size, so
+//! a pruned model (fewer channels) is just another spec: it is saved in the
+//! checkpoint beside the weights and loads as the smaller model. Input sizes of
+//! each block are inferred from the previous block, so a spec only names what
+//! a block produces.
+
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+
+/// Element-wise non-linearity applied inside a block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationKind {
+    /// max(0, x).
+    #[default]
+    Relu,
+    /// max(0.01 x, x).
+    LeakyRelu,
+    /// 1 / (1 + e^-x): twice differentiable, as used by gradient-leakage studies.
+    Sigmoid,
+    /// tanh(x).
+    Tanh,
+    /// Identity: the block stays linear (e.g. the classifier head).
+    None,
+}
+
+fn default_kernel() -> usize {
+    3
+}
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// A convolution block: conv, activation, optional max-pool, optional
+/// batch-norm, in that order (seed 004, Table 1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    /// Output channels of the convolution.
+    pub out_channels: usize,
+    /// Square kernel size (default 3).
+    #[serde(default = "default_kernel")]
+    pub kernel: usize,
+    /// Stride (default 1).
+    #[serde(default = "one")]
+    pub stride: usize,
+    /// Zero padding on each side (default `kernel / 2`, "same" for odd kernels).
+    #[serde(default)]
+    pub padding: Option<usize>,
+    /// Max-pool size and stride after the activation; 0 or 1 means none (default 0).
+    #[serde(default)]
+    pub pool: usize,
+    /// Batch-norm after the pool (default true).
+    #[serde(default = "yes")]
+    pub batch_norm: bool,
+    /// Activation after the convolution (default relu).
+    #[serde(default)]
+    pub activation: ActivationKind,
+}
+
+/// A fully connected block: (flatten), linear, activation, optional batch-norm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearSpec {
+    /// Output units.
+    pub out_features: usize,
+    /// Activation after the linear map (default relu; `none` for a head).
+    #[serde(default)]
+    pub activation: ActivationKind,
+    /// Batch-norm after the activation (default false).
+    #[serde(default)]
+    pub batch_norm: bool,
+}
+
+/// A ResNet basic block that keeps its channel count:
+/// `act(x + bn(conv(act(bn(conv(x))))))` with 3x3 convolutions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidualSpec {
+    /// Activation (default relu).
+    #[serde(default)]
+    pub activation: ActivationKind,
+}
+
+/// One block of a model; split points fall between blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BlockSpec {
+    /// See [`ConvSpec`].
+    Conv(ConvSpec),
+    /// See [`LinearSpec`].
+    Linear(LinearSpec),
+    /// See [`ResidualSpec`].
+    Residual(ResidualSpec),
+}
+
+/// The shape of one example's features: `[C, H, W]` maps or `[D]` vectors.
+pub type FeatureShape = Vec<usize>;
+
+/// A whole model: its input shape and its blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Architecture name (zoo name, or a user's label).
+    pub arch: String,
+    /// Shape of one input example, `[C, H, W]`.
+    pub input: [usize; 3],
+    /// The blocks, in execution order.
+    pub blocks: Vec<BlockSpec>,
+}
+
+/// Size and cost of one block, for edge budgets and summaries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// 1-based block index (= the split point after this block).
+    pub index: usize,
+    /// Short description, e.g. `conv 3x3 16 pool2 bn`.
+    pub description: String,
+    /// Input feature shape.
+    pub input: FeatureShape,
+    /// Output feature shape.
+    pub output: FeatureShape,
+    /// Floating-point operations for one example: 2 x multiply-accumulates of
+    /// the convolutions and linear maps (activations, pooling and batch-norm
+    /// are not counted; they are a few percent here).
+    pub flops: u64,
+    /// Trainable parameters (weights, biases, batch-norm scale and shift;
+    /// running statistics are state, not parameters).
+    pub params: u64,
+}
+
+impl ConvSpec {
+    /// The padding actually used.
+    pub fn padding(&self) -> usize {
+        self.padding.unwrap_or(self.kernel / 2)
+    }
+}
+
+/// Output spatial size of a convolution or pooling window.
+fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = size + 2 * padding;
+    (padded >= kernel && stride > 0).then(|| (padded - kernel) / stride + 1)
+}
+
+impl ModelSpec {
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// True when there are no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Checks every block against its input shape and returns per-block info.
+    pub fn infos(&self) -> Result<Vec<BlockInfo>, ModelError> {
+        block_infos(&self.input, &self.blocks)
+    }
+
+    /// Shape of the model's output for one example.
+    pub fn output_shape(&self) -> Result<FeatureShape, ModelError> {
+        Ok(self
+            .infos()?
+            .last()
+            .map(|b| b.output.clone())
+            .unwrap_or_else(|| self.input.to_vec()))
+    }
+
+    /// Edge FLOPs for split `k` (blocks `1..=k` on the edge).
+    pub fn edge_flops(&self, k: usize) -> Result<u64, ModelError> {
+        Ok(self.infos()?.iter().take(k).map(|b| b.flops).sum())
+    }
+}
+
+/// Checks `blocks` in order starting from features of shape `input`
+/// (`[C, H, W]` or `[D]`) and returns per-block info. Server parts and
+/// attacker heads start from split features, so this is not tied to images.
+pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInfo>, ModelError> {
+    let mut shape: FeatureShape = input.to_vec();
+    if input.contains(&0) || !(input.len() == 1 || input.len() == 3) {
+        return Err(ModelError::Spec(format!(
+            "input shape {input:?} must be [C, H, W] or [D] with no zero dimension"
+        )));
+    }
+    let mut infos = Vec::with_capacity(blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        let bad = |msg: String| ModelError::Spec(format!("blocks[{i}]: {msg}"));
+        let (out, flops, params, description) = match block {
+            BlockSpec::Conv(c) => {
+                if shape.len() != 3 {
+                    return Err(bad(format!(
+                        "a conv block needs [C, H, W] input, got {shape:?} (conv blocks must come before linear ones)"
+                    )));
+                }
+                if c.out_channels == 0 || c.kernel == 0 || c.stride == 0 {
+                    return Err(bad(format!(
+                        "out_channels, kernel and stride must be > 0, got {}, {}, {}",
+                        c.out_channels, c.kernel, c.stride
+                    )));
+                }
+                let (cin, h, w) = (shape[0], shape[1], shape[2]);
+                let pad = c.padding();
+                let (oh, ow) = match (
+                    window_out(h, c.kernel, c.stride, pad),
+                    window_out(w, c.kernel, c.stride, pad),
+                ) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => {
+                        return Err(bad(format!(
+                            "kernel {} does not fit the {h}x{w} input with padding {pad}",
+                            c.kernel
+                        )));
+                    }
+                };
+                let macs = (cin * c.kernel * c.kernel * c.out_channels * oh * ow) as u64;
+                let (ph, pw) = if c.pool > 1 {
+                    (oh / c.pool, ow / c.pool)
+                } else {
+                    (oh, ow)
+                };
+                if ph == 0 || pw == 0 {
+                    return Err(bad(format!(
+                        "pool {} does not fit the {oh}x{ow} feature map",
+                        c.pool
+                    )));
+                }
+                let params = (c.out_channels * cin * c.kernel * c.kernel + c.out_channels) as u64
+                    + if c.batch_norm {
+                        2 * c.out_channels as u64
+                    } else {
+                        0
+                    };
+                let mut d = format!("conv {}x{} {}", c.kernel, c.kernel, c.out_channels);
+                if c.stride > 1 {
+                    d += &format!(" s{}", c.stride);
+                }
+                if c.pool > 1 {
+                    d += &format!(" pool{}", c.pool);
+                }
+                if c.batch_norm {
+                    d += " bn";
+                }
+                (vec![c.out_channels, ph, pw], 2 * macs, params, d)
+            }
+            BlockSpec::Linear(l) => {
+                if l.out_features == 0 {
+                    return Err(bad("out_features must be > 0, got 0".into()));
+                }
+                let fin: usize = shape.iter().product();
+                let params = (fin * l.out_features + l.out_features) as u64
+                    + if l.batch_norm {
+                        2 * l.out_features as u64
+                    } else {
+                        0
+                    };
+                let mut d = format!("linear {}", l.out_features);
+                if l.batch_norm {
+                    d += " bn";
+                }
+                if l.activation == ActivationKind::None {
+                    d += " (no activation)";
+                }
+                (
+                    vec![l.out_features],
+                    2 * (fin * l.out_features) as u64,
+                    params,
+                    d,
+                )
+            }
+            BlockSpec::Residual(_) => {
+                if shape.len() != 3 {
+                    return Err(bad(format!(
+                        "a residual block needs [C, H, W] input, got {shape:?}"
+                    )));
+                }
+                let (c, h, w) = (shape[0], shape[1], shape[2]);
+                let macs = 2 * (c * 9 * c * h * w) as u64;
+                let params = 2 * ((c * c * 9 + c) as u64 + 2 * c as u64);
+                (shape.clone(), 2 * macs, params, format!("residual {c}"))
+            }
+        };
+        infos.push(BlockInfo {
+            index: i + 1,
+            description,
+            input: shape.clone(),
+            output: out.clone(),
+            flops,
+            params,
+        });
+        shape = out;
+    }
+    Ok(infos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::zoo;
+
+    #[test]
+    fn cnn6_shapes_and_flops_match_hand_count() {
+        let spec = zoo::spec("cnn6").unwrap();
+        let infos = spec.infos().unwrap();
+        let outs: Vec<_> = infos.iter().map(|b| b.output.clone()).collect();
+        assert_eq!(
+            outs,
+            vec![
+                vec![16, 14, 14],
+                vec![32, 7, 7],
+                vec![64, 3, 3],
+                vec![128],
+                vec![64],
+                vec![10]
+            ]
+        );
+        // conv1: 1*3*3*16 MACs per output pixel, 28*28 pixels (pad 1, pool after).
+        assert_eq!(infos[0].flops, 2 * 9 * 16 * 28 * 28);
+        assert_eq!(infos[1].flops, 2 * 16 * 9 * 32 * 14 * 14);
+        assert_eq!(infos[3].flops, 2 * 576 * 128);
+        // conv1 params: 16*9 weights + 16 bias + 32 batch-norm.
+        assert_eq!(infos[0].params, 144 + 16 + 32);
+        assert_eq!(spec.edge_flops(2).unwrap(), infos[0].flops + infos[1].flops);
+    }
+
+    #[test]
+    fn conv_after_linear_is_rejected_with_block_index() {
+        let spec = ModelSpec {
+            arch: "bad".into(),
+            input: [1, 8, 8],
+            blocks: vec![
+                BlockSpec::Linear(LinearSpec {
+                    out_features: 4,
+                    activation: ActivationKind::Relu,
+                    batch_norm: false,
+                }),
+                BlockSpec::Conv(ConvSpec {
+                    out_channels: 2,
+                    kernel: 3,
+                    stride: 1,
+                    padding: None,
+                    pool: 0,
+                    batch_norm: false,
+                    activation: ActivationKind::Relu,
+                }),
+            ],
+        };
+        let err = spec.infos().unwrap_err().to_string();
+        assert!(err.contains("blocks[1]"), "{err}");
+    }
+
+    #[test]
+    fn spec_round_trips_through_yaml_with_defaults() {
+        let yaml = "arch: tiny\ninput: [1, 8, 8]\nblocks:\n  - kind: conv\n    out_channels: 4\n    pool: 2\n  - kind: linear\n    out_features: 3\n    activation: none\n";
+        let spec: ModelSpec = serde_norway::from_str(yaml).unwrap();
+        let BlockSpec::Conv(c) = &spec.blocks[0] else {
+            panic!("expected conv")
+        };
+        assert_eq!(
+            (c.kernel, c.stride, c.padding(), c.batch_norm),
+            (3, 1, 1, true)
+        );
+        assert_eq!(spec.output_shape().unwrap(), vec![3]);
+        let back: ModelSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+    }
+}

@@ -1,0 +1,97 @@
+//! Built-in architectures.
+
+use super::ModelError;
+use super::spec::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, ModelSpec};
+
+/// Names of the built-in architectures, for error messages and `--help`.
+pub const NAMES: [&str; 3] = ["cnn6", "vgg11-mnist", "lenet"];
+
+fn conv(out: usize, pool: usize) -> BlockSpec {
+    BlockSpec::Conv(ConvSpec {
+        out_channels: out,
+        kernel: 3,
+        stride: 1,
+        padding: None,
+        pool,
+        batch_norm: true,
+        activation: ActivationKind::Relu,
+    })
+}
+
+fn fc(out: usize, bn: bool, activation: ActivationKind) -> BlockSpec {
+    BlockSpec::Linear(LinearSpec {
+        out_features: out,
+        activation,
+        batch_norm: bn,
+    })
+}
+
+/// The spec of a zoo model for 1x28x28 inputs and 10 classes.
+pub fn spec(name: &str) -> Result<ModelSpec, ModelError> {
+    spec_for(name, [1, 28, 28], 10)
+}
+
+/// The spec of a zoo model for the given input shape and class count.
+///
+/// - `cnn6`: seed 004, Table 1: three conv blocks (conv 3x3, ReLU, max-pool
+///   2, batch-norm) of 16, 32, 64 channels, then FC128 and FC64 (ReLU,
+///   batch-norm) and FC`classes`. Six blocks, five split points.
+/// - `vgg11-mnist`: a VGG-style net with 10 conv blocks (16-16-32-32-64-64-
+///   64-128-128-128 channels, pooling after the 2nd, 4th and 7th) then FC128
+///   and FC`classes`: 12 blocks, for deep-split experiments.
+/// - `lenet`: a LeNet-size net with sigmoid activations and no batch-norm
+///   (conv 12 s2, conv 12 s2, conv 12, FC`classes`), the setting of the
+///   gradient-leakage literature (DLG, seed 003).
+pub fn spec_for(name: &str, input: [usize; 3], classes: usize) -> Result<ModelSpec, ModelError> {
+    use ActivationKind::{None as Linear, Relu, Sigmoid};
+    let blocks = match name {
+        "cnn6" => vec![
+            conv(16, 2),
+            conv(32, 2),
+            conv(64, 2),
+            fc(128, true, Relu),
+            fc(64, true, Relu),
+            fc(classes, false, Linear),
+        ],
+        "vgg11-mnist" => vec![
+            conv(16, 0),
+            conv(16, 2),
+            conv(32, 0),
+            conv(32, 2),
+            conv(64, 0),
+            conv(64, 0),
+            conv(64, 2),
+            conv(128, 0),
+            conv(128, 0),
+            conv(128, 0),
+            fc(128, true, Relu),
+            fc(classes, false, Linear),
+        ],
+        "lenet" => {
+            let c = |stride| {
+                BlockSpec::Conv(ConvSpec {
+                    out_channels: 12,
+                    kernel: 5,
+                    stride,
+                    padding: Some(2),
+                    pool: 0,
+                    batch_norm: false,
+                    activation: Sigmoid,
+                })
+            };
+            vec![c(2), c(2), c(1), fc(classes, false, Linear)]
+        }
+        other => {
+            return Err(ModelError::UnknownArch {
+                name: other.to_string(),
+            });
+        }
+    };
+    let spec = ModelSpec {
+        arch: name.to_string(),
+        input,
+        blocks,
+    };
+    spec.infos()?;
+    Ok(spec)
+}

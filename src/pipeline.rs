@@ -1,0 +1,391 @@
+//! One `splitguard run`: data, model, training with defenses, audit, report
+//! (DESIGN section 2). Each stage reads and writes plain files in the run
+//! folder, so a killed run resumes: training from its last epoch checkpoint,
+//! the audit from the attacks already recorded.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::*;
+
+use crate::Error;
+use crate::attack::{AttackRecord, AuditObserver, run_audit};
+use crate::data::{self, Dataset, Splits};
+use crate::fsutil::write_atomic;
+use crate::model::{ModelSpec, SplitModel, zoo};
+use crate::recipe::{DataConfig, DataSource, LoadedRecipe, Recipe};
+use crate::report::{self, Report};
+use crate::train::{Evaluator, TrainObserver, TrainRun, train};
+
+/// File names inside a run folder.
+pub mod files {
+    /// The recipe as resolved (overrides applied), YAML.
+    pub const RECIPE: &str = "recipe.resolved.yaml";
+    /// The model checkpoint (updated every epoch; final after training).
+    pub const MODEL: &str = "model.sgck";
+    /// Per-epoch training metrics, one JSON object a line.
+    pub const METRICS: &str = "metrics.jsonl";
+    /// Attack records written as they finish (for resume).
+    pub const AUDIT: &str = "audit.jsonl";
+    /// Every number of the run.
+    pub const REPORT_JSON: &str = "report.json";
+    /// The human-readable report.
+    pub const REPORT_MD: &str = "report.md";
+    /// Wall times of the stages (not reproducible, kept out of report.json).
+    pub const TIMINGS: &str = "timings.json";
+}
+
+/// Options of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The run folder.
+    pub out_dir: PathBuf,
+    /// Continue a run in `out_dir` instead of refusing to overwrite it.
+    pub resume: bool,
+}
+
+/// Progress of a whole run: training and audit events plus stage changes.
+pub trait RunObserver: TrainObserver + AuditObserver {
+    /// A stage begins (`data`, `train`, `audit`, `report`).
+    fn stage(&mut self, _name: &str, _detail: &str) {}
+}
+
+/// Loads the data source of a recipe (before splitting).
+pub fn load_source(cfg: &DataConfig) -> Result<Dataset, Error> {
+    let ds = match &cfg.source {
+        DataSource::EmbeddedMnist => data::embedded_mnist()?,
+        DataSource::Idx { images, labels } => data::load_idx(images, labels)?,
+        DataSource::Orl { dir, downscale } => match downscale.unwrap_or(1) {
+            1 => data::load_orl(dir)?,
+            f => data::load_orl_scaled(dir, f)?,
+        },
+        DataSource::Folder { dir, labels } => data::load_image_folder(dir, labels)?,
+    };
+    Ok(match cfg.limit {
+        Some(n) => ds.take(n),
+        None => ds,
+    })
+}
+
+/// Loads and splits the recipe's data into train / aux / test.
+pub fn prepare_data(recipe: &Recipe) -> Result<Splits, Error> {
+    let ds = load_source(&recipe.data)?;
+    Ok(data::stratified_split(
+        &ds,
+        recipe.data.fractions,
+        recipe.seed,
+    )?)
+}
+
+/// The model spec a recipe asks for, for data of this shape.
+pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<ModelSpec, Error> {
+    let spec = match &recipe.model.blocks {
+        Some(blocks) => ModelSpec {
+            arch: recipe.model.arch.clone(),
+            input,
+            blocks: blocks.clone(),
+        },
+        None => zoo::spec_for(&recipe.model.arch, input, classes)?,
+    };
+    let out = spec.output_shape()?;
+    if out != vec![classes] {
+        return Err(Error::Run(format!(
+            "model: the last block outputs {out:?} but the data has {classes} classes; end with a linear block of {classes} units"
+        )));
+    }
+    Ok(spec)
+}
+
+/// The deployment split of a recipe.
+pub fn deployment_split(recipe: &Recipe) -> usize {
+    recipe.split.unwrap_or(1)
+}
+
+fn read_records(path: &Path) -> Vec<AttackRecord> {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Appends finished attack records to `audit.jsonl` while forwarding events.
+struct Recording<'a> {
+    inner: &'a mut dyn RunObserver,
+    path: PathBuf,
+    records: Vec<AttackRecord>,
+    error: Option<Error>,
+}
+
+impl AuditObserver for Recording<'_> {
+    fn attack_start(&mut self, attack: &str, split: usize) {
+        self.inner.attack_start(attack, split);
+    }
+    fn attack_end(&mut self, record: &AttackRecord, seconds: f64) {
+        self.records.push(record.clone());
+        let text: String = self
+            .records
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("record serializes") + "\n")
+            .collect();
+        if let Err(e) = write_atomic(&self.path, text.as_bytes()) {
+            self.error.get_or_insert(Error::io(&self.path, e));
+        }
+        self.inner.attack_end(record, seconds);
+    }
+}
+
+/// Runs a whole recipe into `opts.out_dir`.
+pub fn run(
+    loaded: &LoadedRecipe,
+    opts: &RunOptions,
+    device: &Device,
+    obs: &mut dyn RunObserver,
+) -> Result<Report, Error> {
+    let recipe = &loaded.recipe;
+    let out = &opts.out_dir;
+    let started = Instant::now();
+    let mut timings = serde_json::Map::new();
+
+    // The run folder: a new run never overwrites another's results; a resumed
+    // run must be the same recipe.
+    let resolved = serde_norway::to_string(recipe).expect("recipe serializes");
+    let recipe_path = out.join(files::RECIPE);
+    if recipe_path.exists() {
+        if !opts.resume {
+            return Err(Error::Run(format!(
+                "{} already holds a run; pass --resume to continue it, or --out to write elsewhere",
+                out.display()
+            )));
+        }
+        let previous =
+            std::fs::read_to_string(&recipe_path).map_err(|e| Error::io(&recipe_path, e))?;
+        if previous != resolved {
+            return Err(Error::Run(format!(
+                "{}: the recipe differs from the one this run started with; --resume needs the same recipe and overrides",
+                recipe_path.display()
+            )));
+        }
+    } else {
+        write_atomic(&recipe_path, resolved.as_bytes()).map_err(|e| Error::io(&recipe_path, e))?;
+    }
+
+    obs.stage("data", "loading and splitting");
+    let splits = prepare_data(recipe)?;
+    let spec = model_spec(recipe, splits.train.shape, splits.train.num_classes)?;
+    let split = deployment_split(recipe);
+    if !(1..spec.blocks.len()).contains(&split) {
+        return Err(Error::Run(format!(
+            "split: must be in 1..={} for this model, got {split}",
+            spec.blocks.len() - 1
+        )));
+    }
+
+    obs.stage(
+        "train",
+        &format!("{} on {} images", spec.arch, splits.train.len()),
+    );
+    let t0 = Instant::now();
+    device.seed(recipe.seed);
+    let model = SplitModel::new(&spec, device)?;
+    let mut defenses = recipe.training.defenses.build();
+    let trained = train(
+        model,
+        &splits.train,
+        &mut defenses,
+        &TrainRun {
+            config: &recipe.training,
+            seed: recipe.seed,
+            split,
+            checkpoint: Some(out.join(files::MODEL)),
+            metrics_log: Some(out.join(files::METRICS)),
+            resume: opts.resume,
+        },
+        device,
+        obs,
+    )?;
+    timings.insert("train_seconds".into(), t0.elapsed().as_secs_f64().into());
+    let model = trained.model;
+    let inner = device.clone().inner();
+    let target_accuracy = Evaluator::new(&model, &inner, 256).accuracy(&splits.test);
+
+    obs.stage("audit", "attacking the split features");
+    let t0 = Instant::now();
+    let audit_path = out.join(files::AUDIT);
+    let done = if opts.resume {
+        read_records(&audit_path)
+    } else {
+        Vec::new()
+    };
+    let mut rec = Recording {
+        inner: obs,
+        path: audit_path,
+        records: done.clone(),
+        error: None,
+    };
+    let attacks = run_audit(
+        &model,
+        &splits.aux,
+        &splits.test,
+        &recipe.audit,
+        recipe.seed,
+        out,
+        device,
+        &done,
+        &mut rec,
+    )?;
+    if let Some(e) = rec.error {
+        return Err(e);
+    }
+    let obs = rec.inner;
+    timings.insert("audit_seconds".into(), t0.elapsed().as_secs_f64().into());
+
+    obs.stage("report", "writing report.json and report.md");
+    let report = Report::new(
+        recipe,
+        &spec,
+        &splits,
+        split,
+        target_accuracy,
+        &trained.history,
+        attacks,
+    )?;
+    report::write_all(&report, out)?;
+    timings.insert(
+        "total_seconds".into(),
+        started.elapsed().as_secs_f64().into(),
+    );
+    let tpath = out.join(files::TIMINGS);
+    write_atomic(
+        &tpath,
+        serde_json::to_string_pretty(&timings)
+            .expect("json")
+            .as_bytes(),
+    )
+    .map_err(|e| Error::io(&tpath, e))?;
+    Ok(report)
+}
+
+/// A finished (or partly finished) run folder, opened for later commands.
+pub struct OpenedRun {
+    /// The recipe the run used.
+    pub recipe: Recipe,
+    /// The trained model.
+    pub model: SplitModel,
+    /// The data parts, re-created from the recipe and seed.
+    pub splits: Splits,
+}
+
+/// Opens a run folder: its resolved recipe, model checkpoint and data.
+pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
+    let rpath = dir.join(files::RECIPE);
+    if !rpath.exists() {
+        return Err(Error::Run(format!(
+            "{}: not a run folder (no {} inside)",
+            dir.display(),
+            files::RECIPE
+        )));
+    }
+    let loaded = crate::recipe::from_path(&rpath, &[])?;
+    let mpath = dir.join(files::MODEL);
+    if !mpath.exists() {
+        return Err(Error::Run(format!(
+            "{}: the run has no trained model yet ({} missing)",
+            dir.display(),
+            files::MODEL
+        )));
+    }
+    let ck = crate::model::Checkpoint::load(&mpath, device)?;
+    if ck.meta.epoch < loaded.recipe.training.epochs {
+        return Err(Error::Run(format!(
+            "{}: training stopped after epoch {} of {}; finish it with `splitguard run {} --out {} --resume`",
+            mpath.display(),
+            ck.meta.epoch,
+            loaded.recipe.training.epochs,
+            rpath.display(),
+            dir.display()
+        )));
+    }
+    let splits = prepare_data(&loaded.recipe)?;
+    Ok(OpenedRun {
+        recipe: loaded.recipe,
+        model: ck.model,
+        splits,
+    })
+}
+
+/// Which data part to export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The attacker's auxiliary data.
+    Aux,
+    /// The victims' queries.
+    Test,
+}
+
+/// Writes the features the server receives at split `k` for a data part as
+/// float32 `[N, ...]` NPY, with `.labels.npy` (target) and `.hidden.npy`
+/// (first hidden attribute, or all of them as `[N, A]`) beside it, and the
+/// input images as `.inputs.npy` when asked (DESIGN section 10).
+pub fn export_features(
+    run: &OpenedRun,
+    k: usize,
+    part: Part,
+    out: &Path,
+    inputs: bool,
+    device: &Device,
+) -> Result<Vec<PathBuf>, Error> {
+    use crate::report::npy::{write_npy_f32, write_npy_i64};
+    if !run.model.split_points().contains(&k) {
+        return Err(crate::model::ModelError::Split {
+            split: k,
+            blocks: run.model.len(),
+        }
+        .into());
+    }
+    let ds = match part {
+        Part::Aux => &run.splits.aux,
+        Part::Test => &run.splits.test,
+    };
+    let eval = Evaluator::new(&run.model, device, 256);
+    let (features, shape) = eval.features(ds, k);
+    let mut full_shape = vec![ds.len()];
+    full_shape.extend(&shape);
+    let sibling = |suffix: &str| -> PathBuf {
+        let stem = out
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        out.with_file_name(format!("{stem}.{suffix}.npy"))
+    };
+    let mut written = vec![out.to_path_buf()];
+    write_npy_f32(out, &features, &full_shape)?;
+    let labels: Vec<i64> = ds.targets.iter().map(|&t| t as i64).collect();
+    let lpath = sibling("labels");
+    write_npy_i64(&lpath, &labels, &[ds.len()])?;
+    written.push(lpath);
+    if !ds.hidden.is_empty() {
+        let a = ds.hidden.len();
+        let mut hidden = Vec::with_capacity(ds.len() * a);
+        for i in 0..ds.len() {
+            hidden.extend(ds.hidden.iter().map(|h| h.values[i] as i64));
+        }
+        let hpath = sibling("hidden");
+        let hshape = if a == 1 {
+            vec![ds.len()]
+        } else {
+            vec![ds.len(), a]
+        };
+        write_npy_i64(&hpath, &hidden, &hshape)?;
+        written.push(hpath);
+    }
+    if inputs {
+        let ipath = sibling("inputs");
+        let [c, h, w] = ds.shape;
+        write_npy_f32(&ipath, &ds.images, &[ds.len(), c, h, w])?;
+        written.push(ipath);
+    }
+    Ok(written)
+}

@@ -1,0 +1,131 @@
+//! `report.md`: the tables and pictures of a run, for people.
+
+use std::fmt::Write;
+
+use super::Report;
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Renders the Markdown report; `plots` are SVG file names to embed.
+pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# splitguard report: {}\n", r.name);
+    let _ = writeln!(
+        s,
+        "Seed {}, splitguard {}. Data: {} ({} train / {} aux / {} test images, {}x{}x{}, {} classes; hidden attributes: {}).\n",
+        r.seed,
+        r.version,
+        r.data.source,
+        r.data.train,
+        r.data.aux,
+        r.data.test,
+        r.data.image_shape[0],
+        r.data.image_shape[1],
+        r.data.image_shape[2],
+        r.data.classes,
+        if r.data.hidden.is_empty() {
+            "none".to_string()
+        } else {
+            r.data.hidden.join(", ")
+        }
+    );
+    let _ = writeln!(s, "## Summary\n");
+    let _ = writeln!(
+        s,
+        "| target accuracy (test) | split | edge FLOPs | edge params | bytes / query | defenses |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| {:.2}% | {} | {} | {} | {} | {} |\n",
+        100.0 * r.target_accuracy,
+        r.split,
+        r.edge_flops,
+        r.edge_params,
+        r.bytes_per_query,
+        if r.defenses.is_empty() {
+            "none".to_string()
+        } else {
+            r.defenses.join(", ")
+        }
+    );
+
+    let _ = writeln!(s, "## Model `{}`\n", r.arch);
+    let _ = writeln!(s, "| split | block | output | FLOPs | params |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for b in &r.blocks {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:?} | {} | {} |",
+            b.index, b.description, b.output, b.flops, b.params
+        );
+    }
+    s.push('\n');
+
+    let _ = writeln!(s, "## Training\n");
+    let _ = writeln!(s, "| epoch | lr | loss | task loss | train accuracy |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for e in &r.training {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2e} | {:.4} | {:.4} | {:.2}% |",
+            e.epoch,
+            e.lr,
+            e.loss,
+            e.task_loss,
+            100.0 * e.train_accuracy
+        );
+    }
+    s.push('\n');
+
+    let _ = writeln!(s, "## Attacks\n");
+    let _ = writeln!(
+        s,
+        "Reconstruction metrics on the `test` queries (pixels in [0, 1]; higher PSNR/SSIM and lower MSE mean more leakage).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| attack | split | MSE | PSNR (dB) | SSIM | attribute | accuracy | chance |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for a in &r.attacks {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            a.attack,
+            a.split,
+            opt(a.mse, 4),
+            opt(a.psnr, 2),
+            opt(a.ssim, 3),
+            a.attribute.as_deref().unwrap_or("-"),
+            opt(a.accuracy, 3),
+            opt(a.chance, 3)
+        );
+    }
+    s.push('\n');
+    for (title, file) in plots {
+        let _ = writeln!(s, "### {title}\n\n![{title}]({file})\n");
+    }
+    let images: Vec<_> = r
+        .attacks
+        .iter()
+        .filter_map(|a| a.image.as_ref().map(|i| (a, i)))
+        .collect();
+    if !images.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Reconstructions\n\nOriginals (top row) above reconstructions (bottom row).\n"
+        );
+        for (a, file) in images {
+            let _ = writeln!(
+                s,
+                "**{} at split {}**\n\n![{} split {}]({})\n",
+                a.attack, a.split, a.attack, a.split, file
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,148 @@
+//! `report.json`: every number of a run, with its recipe and seed.
+//!
+//! The keys `target_accuracy`, `split`, `edge_flops` and `attacks` (each with
+//! `attack`, `split`, and `mse`/`psnr`/`ssim`/`image` or
+//! `attribute`/`accuracy`/`chance`) are a stable contract for pipelines
+//! (DESIGN section 10). Wall times are kept out (they go to `timings.json`),
+//! so the same recipe and seed give a byte-identical file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::attack::AttackRecord;
+use crate::data::Splits;
+use crate::model::{BlockInfo, ModelSpec};
+use crate::recipe::Recipe;
+use crate::train::EpochMetrics;
+
+/// One epoch of training, without its wall time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Mean total loss.
+    pub loss: f64,
+    /// Mean task loss.
+    pub task_loss: f64,
+    /// Training accuracy.
+    pub train_accuracy: f64,
+    /// Defense values by name.
+    pub defenses: std::collections::BTreeMap<String, f64>,
+}
+
+/// Sizes of the data parts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSummary {
+    /// Dataset name.
+    pub source: String,
+    /// Images in `train`.
+    pub train: usize,
+    /// Images in `aux`.
+    pub aux: usize,
+    /// Images in `test`.
+    pub test: usize,
+    /// `[C, H, W]`.
+    pub image_shape: [usize; 3],
+    /// Number of target classes.
+    pub classes: usize,
+    /// Names of the hidden attributes.
+    pub hidden: Vec<String>,
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Recipe name.
+    pub name: String,
+    /// The seed.
+    pub seed: u64,
+    /// splitguard version that wrote the report.
+    pub version: String,
+    /// Accuracy of the (defended) model on `test`, 0..1.
+    pub target_accuracy: f64,
+    /// Deployment split (blocks on the edge).
+    pub split: usize,
+    /// FLOPs the edge spends per query at `split`.
+    pub edge_flops: u64,
+    /// Parameters on the edge at `split`.
+    pub edge_params: u64,
+    /// Bytes sent per query at `split` (f32 features).
+    pub bytes_per_query: u64,
+    /// Training defenses in effect.
+    pub defenses: Vec<String>,
+    /// Data sizes.
+    pub data: DataSummary,
+    /// Architecture name.
+    pub arch: String,
+    /// Per-block shapes and costs.
+    pub blocks: Vec<BlockInfo>,
+    /// Training history.
+    pub training: Vec<EpochSummary>,
+    /// Every attack's result.
+    pub attacks: Vec<AttackRecord>,
+    /// The resolved recipe.
+    pub recipe: Recipe,
+}
+
+impl Report {
+    /// Assembles the report of a finished run.
+    pub fn new(
+        recipe: &Recipe,
+        spec: &ModelSpec,
+        splits: &Splits,
+        split: usize,
+        target_accuracy: f64,
+        history: &[EpochMetrics],
+        attacks: Vec<AttackRecord>,
+    ) -> Result<Self, Error> {
+        let blocks = spec.infos()?;
+        let edge = &blocks[..split.min(blocks.len())];
+        let sent: u64 = edge
+            .last()
+            .map(|b| b.output.iter().product::<usize>() as u64)
+            .unwrap_or(0);
+        Ok(Self {
+            name: recipe.name.clone(),
+            seed: recipe.seed,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            target_accuracy,
+            split,
+            edge_flops: edge.iter().map(|b| b.flops).sum(),
+            edge_params: edge.iter().map(|b| b.params).sum(),
+            bytes_per_query: 4 * sent,
+            defenses: recipe
+                .training
+                .defenses
+                .names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            data: DataSummary {
+                source: splits.train.name.clone(),
+                train: splits.train.len(),
+                aux: splits.aux.len(),
+                test: splits.test.len(),
+                image_shape: splits.train.shape,
+                classes: splits.train.num_classes,
+                hidden: splits.train.hidden.iter().map(|a| a.name.clone()).collect(),
+            },
+            arch: spec.arch.clone(),
+            blocks,
+            training: history
+                .iter()
+                .map(|m| EpochSummary {
+                    epoch: m.epoch,
+                    lr: m.lr,
+                    loss: m.loss,
+                    task_loss: m.task_loss,
+                    train_accuracy: m.train_accuracy,
+                    defenses: m.defenses.clone(),
+                })
+                .collect(),
+            attacks,
+            recipe: recipe.clone(),
+        })
+    }
+}

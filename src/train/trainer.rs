@@ -1,0 +1,277 @@
+//! The training loop, written once; defenses are a list it calls.
+//!
+//! Every epoch ends with an atomic checkpoint (model, optimiser state,
+//! epoch, metrics history) so `--resume` continues exactly where a killed
+//! run stopped: batch order and random draws are derived from (seed, epoch),
+//! not from a stream that a crash would lose. A non-finite loss stops the
+//! run with an error; the previous epoch's checkpoint stays as it was.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{
+    AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
+};
+use burn::prelude::*;
+use burn::tensor::Bytes;
+use burn::tensor::activation::log_softmax;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::batch::{argmax_rows, images_tensor, one_hot, to_vec};
+use super::config::{OptimizerConfig, TrainConfig};
+use crate::data::Dataset;
+use crate::defense::{Defense, StepContext};
+use crate::fsutil::write_atomic;
+use crate::model::{Checkpoint, SplitModel};
+
+/// What one epoch measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean total loss over the epoch's steps.
+    pub loss: f64,
+    /// Mean task (cross-entropy) loss.
+    pub task_loss: f64,
+    /// Running training accuracy (0..1).
+    pub train_accuracy: f64,
+    /// Wall time of the epoch in seconds (not part of the reproducible numbers).
+    pub seconds: f64,
+    /// Per-defense values (their losses), by name.
+    #[serde(default)]
+    pub defenses: std::collections::BTreeMap<String, f64>,
+}
+
+/// Receives progress; the library never prints (the CLI draws bars).
+pub trait TrainObserver {
+    /// An epoch with `steps` steps begins.
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}
+    /// A step finished with this loss and batch accuracy.
+    fn step(&mut self, _loss: f64, _accuracy: f64) {}
+    /// An epoch finished.
+    fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
+    /// Training resumed from a checkpoint after `epoch` epochs.
+    fn resumed(&mut self, _epoch: usize) {}
+    /// Asked after each epoch's checkpoint is written: `true` stops the run
+    /// there (as if killed), to be continued with `resume`.
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl TrainObserver for Silent {}
+
+/// Where and how one training run happens.
+pub struct TrainRun<'a> {
+    /// The settings.
+    pub config: &'a TrainConfig,
+    /// Seed for batch order and random draws.
+    pub seed: u64,
+    /// The defended split (blocks `1..=split` are the edge); the model's
+    /// length when no defense needs one.
+    pub split: usize,
+    /// Checkpoint file written after every epoch (and read by `resume`).
+    pub checkpoint: Option<PathBuf>,
+    /// `metrics.jsonl` path (one JSON object per epoch).
+    pub metrics_log: Option<PathBuf>,
+    /// Continue from `checkpoint` if it exists.
+    pub resume: bool,
+}
+
+/// A trained model and its history.
+pub struct Trained {
+    /// The model (still on the training device).
+    pub model: SplitModel,
+    /// One entry per epoch, including epochs done before a resume.
+    pub history: Vec<EpochMetrics>,
+}
+
+fn build_optimizer(cfg: &OptimizerConfig) -> ModuleOptimizer {
+    let decay = |wd: f64| (wd > 0.0).then(|| WeightDecayConfig::new(wd as f32));
+    match cfg {
+        OptimizerConfig::Adam { weight_decay, .. } => AdamConfig::new()
+            .with_weight_decay(decay(*weight_decay))
+            .init(),
+        OptimizerConfig::Sgd {
+            momentum,
+            weight_decay,
+            ..
+        } => SgdConfig::new()
+            .with_weight_decay(decay(*weight_decay))
+            .with_momentum((*momentum > 0.0).then(|| MomentumConfig {
+                momentum: *momentum,
+                dampening: 0.0,
+                nesterov: false,
+            }))
+            .init(),
+    }
+}
+
+/// Cross-entropy of logits `[N, K]` against target distributions `[N, K]`.
+pub fn soft_cross_entropy(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    (log_softmax(logits, 1) * targets).sum_dim(1).mean().neg()
+}
+
+/// Trains `model` on `data` with the given defenses.
+///
+/// `device` must be an autodiff device; the model is moved there.
+pub fn train(
+    model: SplitModel,
+    data: &Dataset,
+    defenses: &mut [Box<dyn Defense>],
+    run: &TrainRun,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<Trained, TrainError> {
+    let cfg = run.config;
+    let mut model = model.fork(device).train();
+    let mut optim = build_optimizer(&cfg.optimizer);
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut start_epoch = 1;
+
+    if run.resume
+        && let Some(path) = run.checkpoint.as_ref().filter(|p| p.exists())
+    {
+        let spec = model.spec()?;
+        let ck = Checkpoint::load_expecting(path, &spec, device)?;
+        history = serde_json::from_value(ck.meta.extra.get("history").cloned().unwrap_or_default())
+            .unwrap_or_default();
+        if history.len() != ck.meta.epoch {
+            return Err(TrainError::Resume(format!(
+                "{}: holds {} epochs but a history of {}",
+                path.display(),
+                ck.meta.epoch,
+                history.len()
+            )));
+        }
+        if let Some(bytes) = ck.optimizer {
+            optim = optim
+                .from_bytes(Bytes::from_bytes_vec(bytes))
+                .map_err(|e| {
+                    TrainError::Resume(format!("{}: optimiser state: {e}", path.display()))
+                })?;
+        }
+        model = ck.model.fork(device).train();
+        start_epoch = ck.meta.epoch + 1;
+        observer.resumed(ck.meta.epoch);
+    }
+
+    let classes = data.num_classes;
+    let n = data.len();
+    let batch = cfg.batch_size.max(1);
+    let mut step = (start_epoch - 1) * n.div_ceil(batch);
+    for epoch in start_epoch..=cfg.epochs {
+        let started = Instant::now();
+        let lr = cfg.lr_at(epoch);
+        let epoch_seed = run.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch as u64;
+        device.seed(epoch_seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
+        // A batch-norm layer cannot train on a single example: drop a last batch of one.
+        let batches: Vec<&[usize]> = order.chunks(batch).filter(|b| b.len() > 1).collect();
+        observer.epoch_start(epoch, cfg.epochs, batches.len());
+        let (mut loss_sum, mut task_sum, mut hits, mut seen) = (0f64, 0f64, 0usize, 0usize);
+        for idx in batches {
+            let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
+            let x = images_tensor(data, idx, device);
+            let z = model.edge_forward(x.clone(), run.split);
+            let ctx = StepContext {
+                model: &model,
+                images: &x,
+                labels: &labels,
+                split: run.split,
+                features: &z,
+                step,
+            };
+            let mut z_sent = z.clone();
+            for d in defenses.iter_mut() {
+                z_sent = d.transform(z_sent, &ctx);
+            }
+            let logits = model.server_forward(z_sent, run.split);
+            let targets = defenses
+                .iter()
+                .find_map(|d| d.targets(&labels, classes, device))
+                .unwrap_or_else(|| one_hot(&labels, classes, device));
+            let task = soft_cross_entropy(logits.clone(), targets);
+            let mut loss = task.clone();
+            for d in defenses.iter_mut() {
+                if let Some(term) = d.loss(&ctx) {
+                    loss = loss + term;
+                }
+            }
+            let loss_value = to_vec(loss.clone().detach())[0] as f64;
+            if !loss_value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    step,
+                    value: loss_value,
+                });
+            }
+            let pred = argmax_rows(&to_vec(logits.detach()), classes);
+            let batch_hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            let ctx = StepContext {
+                model: &model,
+                images: &x,
+                labels: &labels,
+                split: run.split,
+                features: &z,
+                step,
+            };
+            for d in defenses.iter_mut() {
+                d.after_step(&model, &ctx);
+            }
+            loss_sum += loss_value * labels.len() as f64;
+            task_sum += to_vec(task.detach())[0] as f64 * labels.len() as f64;
+            hits += batch_hits;
+            seen += labels.len();
+            step += 1;
+            observer.step(loss_value, batch_hits as f64 / labels.len() as f64);
+        }
+        let seen_f = seen.max(1) as f64;
+        let metrics = EpochMetrics {
+            epoch,
+            lr,
+            loss: loss_sum / seen_f,
+            task_loss: task_sum / seen_f,
+            train_accuracy: hits as f64 / seen_f,
+            seconds: started.elapsed().as_secs_f64(),
+            defenses: defenses.iter_mut().flat_map(|d| d.epoch_log()).collect(),
+        };
+        history.push(metrics.clone());
+        if let Some(path) = &run.checkpoint {
+            let optim_bytes = optim
+                .into_bytes()
+                .map_err(|e| TrainError::Checkpoint(format!("optimiser state: {e}")))?;
+            let extra = serde_json::json!({ "history": history, "seed": run.seed });
+            Checkpoint::save(path, &model, epoch, extra, Some(&optim_bytes))?;
+        }
+        if let Some(path) = &run.metrics_log {
+            let mut text = String::new();
+            for m in &history {
+                text += &serde_json::to_string(m).expect("metrics serialize");
+                text.push('\n');
+            }
+            write_atomic(path, text.as_bytes()).map_err(|e| TrainError::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        observer.epoch_end(&metrics);
+        if epoch < cfg.epochs && observer.should_stop() {
+            return Err(TrainError::Interrupted { epoch });
+        }
+    }
+    Ok(Trained { model, history })
+}

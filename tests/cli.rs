@@ -1,0 +1,106 @@
+//! The command line's contract: exit code 2 and a message naming the file,
+//! the field path and what is allowed, for bad input.
+
+use std::process::Command;
+
+fn splitguard(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_splitguard"))
+        .args(args)
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn bad_recipes_exit_2_naming_file_field_and_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "unknown.yaml",
+            "name: t\nmodel: {arch: cnn6}\ntraining: {epohcs: 3}\n",
+            "epohcs",
+        ),
+        (
+            "type.yaml",
+            "name: t\nmodel: {arch: cnn6}\ntraining: {epochs: lots}\n",
+            "epochs",
+        ),
+        (
+            "range.yaml",
+            "name: t\nmodel: {arch: cnn6}\ntraining: {batch_size: 0}\n",
+            "training.batch_size: must be >= 2",
+        ),
+    ];
+    for (file, text, expected) in cases {
+        let path = write(dir.path(), file, text);
+        for cmd in [vec!["recipe", "check", &path], vec!["run", &path]] {
+            let (code, _, err) = splitguard(&cmd);
+            assert_eq!(code, 2, "{cmd:?}: {err}");
+            assert!(err.contains(file), "names the file: {err}");
+            assert!(err.contains(expected), "expected '{expected}' in: {err}");
+        }
+    }
+}
+
+#[test]
+fn recipe_check_accepts_the_shipped_recipes() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/recipes")).unwrap() {
+        let path = entry.unwrap().path();
+        let (code, out, err) = splitguard(&["recipe", "check", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {err}", path.display());
+        assert!(out.contains("ok"));
+    }
+}
+
+#[test]
+fn bad_override_and_missing_file_exit_2() {
+    let (code, _, err) = splitguard(&["recipe", "check", "nope.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nope.yaml"));
+    let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/quickstart.yaml");
+    let (code, _, err) = splitguard(&["recipe", "check", recipes, "--set", "training.epochs=-1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("epochs"), "{err}");
+}
+
+#[test]
+fn model_summary_lists_blocks_with_flops() {
+    let (code, out, err) = splitguard(&["model", "summary", "--arch", "cnn6"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("conv 3x3 16 pool2 bn") && out.contains("[32, 7, 7]"),
+        "{out}"
+    );
+    let (code, _, err) = splitguard(&["model", "summary", "--arch", "nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cnn6"), "lists allowed names: {err}");
+}
+
+#[test]
+fn export_from_a_folder_that_is_not_a_run_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.npy");
+    let (code, _, err) = splitguard(&[
+        "export-features",
+        "--run",
+        dir.path().to_str().unwrap(),
+        "--split",
+        "1",
+        "--part",
+        "test",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a run folder"), "{err}");
+}
