@@ -30,6 +30,8 @@ pub const SSIM_SIGMA: f64 = 1.5;
 
 const SSIM_K1: f64 = 0.01;
 const SSIM_K2: f64 = 0.03;
+/// Dynamic range L of the pixel values (peak minus floor).
+const DATA_RANGE: f64 = 1.0;
 
 /// Mean squared error `mean((a - b)^2)`.
 ///
@@ -102,8 +104,8 @@ pub fn ssim(a: &[f32], b: &[f32], channels: usize, height: usize, width: usize) 
 
 /// Mean SSIM over the valid region of one channel, with a separable window.
 fn ssim_plane(a: &[f32], b: &[f32], h: usize, w: usize, win_h: &[f64], win_w: &[f64]) -> f64 {
-    let c1 = (SSIM_K1 * 1.0).powi(2);
-    let c2 = (SSIM_K2 * 1.0).powi(2);
+    let c1 = (SSIM_K1 * DATA_RANGE).powi(2);
+    let c2 = (SSIM_K2 * DATA_RANGE).powi(2);
     let out_h = h - win_h.len() + 1;
     let out_w = w - win_w.len() + 1;
     // Horizontal pass: for each row, the windowed sums of x, y, x^2, y^2, xy.
@@ -130,8 +132,8 @@ fn ssim_plane(a: &[f32], b: &[f32], h: usize, w: usize, win_h: &[f64], win_w: &[
             let mut m = [0.0f64; 5];
             for (k, &g) in win_h.iter().enumerate() {
                 let s = rows[(i + k) * out_w + j];
-                for q in 0..5 {
-                    m[q] += g * s[q];
+                for (mq, sq) in m.iter_mut().zip(s) {
+                    *mq += g * sq;
                 }
             }
             let (mu_x, mu_y) = (m[0], m[1]);

@@ -110,10 +110,10 @@ pub fn save_image_grid(
     let cell_h = h.checked_mul(s);
     let width = cell_w
         .and_then(|cw| cw.checked_mul(n))
-        .and_then(|v| v.checked_add((n - 1) * SEPARATOR_PX));
+        .and_then(|v| v.checked_add((n - 1).saturating_mul(SEPARATOR_PX)));
     let height = cell_h
         .and_then(|ch| ch.checked_mul(rows.len()))
-        .and_then(|v| v.checked_add((rows.len() - 1) * SEPARATOR_PX));
+        .and_then(|v| v.checked_add((rows.len() - 1).saturating_mul(SEPARATOR_PX)));
     let (width, height) = match (width, height) {
         (Some(wd), Some(ht)) if wd.checked_mul(ht).is_some_and(|p| p <= MAX_GRID_PIXELS) => {
             (wd, ht)

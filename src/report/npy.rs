@@ -209,7 +209,7 @@ fn read_npy(
         return Err(NpyError::BadMagic { path: p() });
     }
     let (major, minor) = (bytes[6], bytes[7]);
-    let (len_bytes, header_len) = match (major, minor) {
+    let (len_bytes, header_len): (usize, usize) = match (major, minor) {
         (1, 0) if bytes.len() >= 10 => (2, usize::from(u16::from_le_bytes([bytes[8], bytes[9]]))),
         (2 | 3, 0) if bytes.len() >= 12 => {
             let raw = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
@@ -225,7 +225,7 @@ fn read_npy(
             });
         }
     };
-    let start = (8usize + len_bytes).saturating_add(header_len);
+    let start = (8 + len_bytes).saturating_add(header_len);
     if bytes.len() < start {
         return Err(truncated("the header", start, bytes.len()));
     }

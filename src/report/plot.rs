@@ -3,7 +3,8 @@
 //!
 //! SVG is plain text, so there is no font or rendering library to build and
 //! the output opens in any browser and embeds inline in `report.md`/HTML.
-//! Non-finite values are skipped (a line breaks at them); a single point or a
+//! Non-finite values (and any beyond +-1e300) are skipped, a line breaking at
+//! them; a single point or a
 //! zero range is padded so the axes still have a span. Axis ticks use the
 //! "nice numbers" rule (steps of 1, 2 or 5 times a power of ten; Heckbert,
 //! Graphics Gems, 1990).
@@ -121,7 +122,7 @@ pub fn escape_xml(text: &str) -> String {
 
 /// Renders a line plot as a standalone SVG document.
 pub fn line_plot(plot: &LinePlot) -> String {
-    let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let finite = |p: &(f64, f64)| plottable(p.0) && plottable(p.1);
     let pts = plot
         .series
         .iter()
@@ -129,7 +130,7 @@ pub fn line_plot(plot: &LinePlot) -> String {
     let xs = pts
         .clone()
         .map(|p| p.0)
-        .chain(plot.markers.iter().map(|m| m.x).filter(|x| x.is_finite()));
+        .chain(plot.markers.iter().map(|m| m.x).filter(|&x| plottable(x)));
     let ys = pts.clone().map(|p| p.1);
     let has_data = pts.clone().next().is_some();
     let legend_w = plot
@@ -139,7 +140,7 @@ pub fn line_plot(plot: &LinePlot) -> String {
         .fold(0.0, f64::max);
     let frame = Frame::new(xs, ys, legend_w);
     let mut svg = frame.open(&plot.title, &plot.x_label, &plot.y_label, has_data);
-    for m in plot.markers.iter().filter(|m| m.x.is_finite()) {
+    for m in plot.markers.iter().filter(|m| plottable(m.x)) {
         let x = frame.px(m.x);
         let _ = write!(
             svg,
@@ -199,7 +200,7 @@ pub fn scatter_plot(plot: &ScatterPlot) -> String {
     let pts: Vec<&LabelledPoint> = plot
         .points
         .iter()
-        .filter(|p| p.x.is_finite() && p.y.is_finite())
+        .filter(|p| plottable(p.x) && plottable(p.y))
         .collect();
     let frame = Frame::new(pts.iter().map(|p| p.x), pts.iter().map(|p| p.y), 0.0);
     let mut svg = frame.open(&plot.title, &plot.x_label, &plot.y_label, !pts.is_empty());
@@ -312,40 +313,37 @@ impl Axis {
     /// A padded, tick-aligned axis covering the finite `values` ([0, 1] if none).
     fn nice(values: impl Iterator<Item = f64>) -> Self {
         let (mut lo, mut hi) = values
-            .filter(|v| v.is_finite())
+            .filter(|&v| plottable(v))
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
                 (a.min(v), b.max(v))
             });
         if lo > hi {
             (lo, hi) = (0.0, 1.0);
         }
-        // Pad a zero (or vanishing) range so the axis has a span.
-        if hi - lo <= 1e-9 * lo.abs().max(hi.abs()) || hi - lo == 0.0 {
-            let pad = if lo == 0.0 { 1.0 } else { 0.1 * lo.abs() };
-            (lo, hi) = (lo - pad, hi + pad);
-        }
-        // Halve huge values so hi - lo stays finite.
-        let span = if (hi - lo).is_finite() {
-            hi - lo
-        } else {
-            hi / 2.0 - lo / 2.0
-        };
-        let step = nice_step(span / 5.0);
-        let (t0, t1) = ((lo / step).floor(), (hi / step).ceil());
-        if !step.is_finite() || !(t1 - t0).is_finite() || t1 - t0 > 50.0 || t1 <= t0 {
-            return Axis {
-                lo,
-                hi,
-                step: span,
-                ticks: vec![lo, hi],
+        if hi - lo <= 1e-9 * lo.abs().max(hi.abs()) {
+            // A single value (or a vanishing range): pad so the axis has a span.
+            let pad = match lo.abs().max(hi.abs()) {
+                0.0 => 1.0,
+                m => 0.1 * m,
             };
+            (lo, hi) = (lo - pad, hi + pad);
+        } else {
+            // A 5% margin keeps markers off the frame.
+            let margin = 0.05 * (hi - lo);
+            (lo, hi) = (lo - margin, hi + margin);
         }
-        let ticks = (0..=(t1 - t0) as usize)
-            .map(|k| (t0 + k as f64) * step)
-            .collect();
+        let step = nice_step((hi - lo) / 5.0);
+        let (t0, t1) = ((lo / step).ceil(), (hi / step).floor());
+        let ticks = if t1 >= t0 && t1 - t0 <= 50.0 {
+            (0..=(t1 - t0) as usize)
+                .map(|k| (t0 + k as f64) * step)
+                .collect()
+        } else {
+            vec![lo, hi]
+        };
         Axis {
-            lo: t0 * step,
-            hi: t1 * step,
+            lo,
+            hi,
             step,
             ticks,
         }
@@ -362,6 +360,12 @@ impl Axis {
         let decimals = (-self.step.log10()).ceil().max(0.0) as usize;
         format!("{v:.decimals$}")
     }
+}
+
+/// Whether a value can be drawn: finite and within +-1e300 (so spans and
+/// margins stay finite).
+fn plottable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= 1e300
 }
 
 /// The "nice" number (1, 2 or 5 times a power of ten) closest to `x` > 0.
@@ -542,11 +546,14 @@ mod tests {
 
     #[test]
     fn axis_ticks_are_nice_and_cover_the_data() {
-        let a = Axis::nice([0.05, 0.93].into_iter());
+        // [0, 1] plus a 5% margin each side; step 1.1 / 5 -> 0.2.
+        let a = Axis::nice([0.0, 1.0].into_iter());
         assert_eq!(a.step, 0.2);
-        assert!(a.lo <= 0.05 && a.hi >= 0.93);
+        assert!((a.lo + 0.05).abs() < 1e-12 && (a.hi - 1.05).abs() < 1e-12);
         let labels: Vec<String> = a.ticks.iter().map(|&t| a.label(t)).collect();
         assert_eq!(labels, ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+        let big = Axis::nice([-1e308, 1e308, 5.0].into_iter());
+        assert!(big.lo.is_finite() && big.hi.is_finite() && big.lo < 5.0 && big.hi > 5.0);
         let flat = Axis::nice([3.0, 3.0].into_iter());
         assert!(flat.lo < 3.0 && flat.hi > 3.0);
         assert_eq!(nice_step(0.7), 0.5);
