@@ -13,7 +13,8 @@ use crate::attack::{AttackRecord, AuditObserver, run_audit};
 use crate::data::{self, Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{ModelSpec, SplitModel, zoo};
-use crate::recipe::{DataConfig, DataSource, LoadedRecipe, Recipe};
+use crate::partition::PartitionConfig;
+use crate::recipe::{AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, SplitSetting};
 use crate::report::{self, Report};
 use crate::train::{Evaluator, TrainObserver, TrainRun, train};
 
@@ -96,9 +97,38 @@ pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<
     Ok(spec)
 }
 
-/// The deployment split of a recipe.
-pub fn deployment_split(recipe: &Recipe) -> usize {
-    recipe.split.unwrap_or(1)
+/// The split the training defenses protect: the recipe's fixed split, or
+/// (for `split: auto`, where no defense needs one) the whole model.
+pub fn training_split(recipe: &Recipe, blocks: usize) -> usize {
+    match recipe.split {
+        None => 1,
+        Some(SplitSetting::At(k)) => k,
+        Some(SplitSetting::Auto(_)) => blocks,
+    }
+}
+
+/// The images the learning attackers train on (DESIGN 9.1, seed 002's
+/// "enhanced inversion" with other auxiliary data).
+pub fn attacker_data(recipe: &Recipe, splits: &Splits) -> Result<Dataset, Error> {
+    let aux = &splits.aux;
+    let ds = match &recipe.audit.attacker_data {
+        AttackerData::Aux => aux.clone(),
+        AttackerData::AuxFraction { fraction } => {
+            aux.take(((aux.len() as f64 * fraction).round() as usize).max(2))
+        }
+        AttackerData::Dataset { source, limit } => load_source(&DataConfig {
+            source: source.clone(),
+            fractions: [1.0, 0.0, 0.0],
+            limit: *limit,
+        })?,
+    };
+    if ds.shape != aux.shape {
+        return Err(Error::Run(format!(
+            "audit.attacker_data: images of shape {:?} do not match the victims' {:?}",
+            ds.shape, aux.shape
+        )));
+    }
+    Ok(ds)
 }
 
 fn read_records(path: &Path) -> Vec<AttackRecord> {
@@ -175,8 +205,8 @@ pub fn run(
     obs.stage("data", "loading and splitting");
     let splits = prepare_data(recipe)?;
     let spec = model_spec(recipe, splits.train.shape, splits.train.num_classes)?;
-    let split = deployment_split(recipe);
-    if !(1..spec.blocks.len()).contains(&split) {
+    let split = training_split(recipe, spec.blocks.len());
+    if !(1..=spec.blocks.len()).contains(&split) {
         return Err(Error::Run(format!(
             "split: must be in 1..={} for this model, got {split}",
             spec.blocks.len() - 1
@@ -211,6 +241,35 @@ pub fn run(
     let inner = device.clone().inner();
     let target_accuracy = Evaluator::new(&model, &inner, 256).accuracy(&splits.test);
 
+    let auto = matches!(recipe.split, Some(SplitSetting::Auto(_)));
+    let partition = match (&recipe.partition, auto) {
+        (Some(cfg), _) => Some(cfg.clone()),
+        (None, true) => Some(PartitionConfig::default()),
+        (None, false) => None,
+    };
+    let partition = match partition {
+        Some(cfg) => {
+            obs.stage("partition", "layer analysis for the golden partition zone");
+            Some(crate::partition::analyse(
+                &model,
+                &splits.aux,
+                &cfg,
+                &inner,
+            )?)
+        }
+        None => None,
+    };
+    let split = match (&partition, auto) {
+        (Some(p), true) => p.chosen.or(p.nearest).ok_or_else(|| {
+            Error::Run(format!(
+                "split: auto found no split to choose: {}",
+                p.reason
+            ))
+        })?,
+        _ => split,
+    };
+    let attacker = attacker_data(recipe, &splits)?;
+
     obs.stage("audit", "attacking the split features");
     let t0 = Instant::now();
     let audit_path = out.join(files::AUDIT);
@@ -227,7 +286,7 @@ pub fn run(
     };
     let attacks = run_audit(
         &model,
-        &splits.aux,
+        &attacker,
         &splits.test,
         &recipe.audit,
         recipe.seed,

@@ -82,6 +82,9 @@ pub struct AuditConfig {
     /// Test images shown in each picture grid (default 8).
     #[serde(default = "default_grid")]
     pub grid_images: usize,
+    /// What the learning attackers train on (default: `aux`).
+    #[serde(default)]
+    pub attacker_data: crate::recipe::AttackerData,
 }
 
 fn default_attacks() -> Vec<AttackKind> {
@@ -94,6 +97,7 @@ impl Default for AuditConfig {
             splits: SplitSelection::default(),
             attacks: default_attacks(),
             grid_images: default_grid(),
+            attacker_data: Default::default(),
         }
     }
 }

@@ -105,10 +105,12 @@ impl Decoder {
         let width = width.max(8);
         let (fc, head, base, n_up) = match *input {
             [c, h, w] => {
-                // Enough x2 stages to reach the image size; never shrink a map.
+                // As many x2 stages as fit inside the image size; a final
+                // bilinear resize covers the rest (3 -> 24 -> 28), so no
+                // stage works on maps larger than the image.
                 let ups = |from: usize, to: usize| {
                     let mut n = 0;
-                    while (from << n) < to {
+                    while (from << (n + 1)) <= to {
                         n += 1;
                     }
                     n
@@ -361,5 +363,90 @@ pub fn decoder_attack(
         validation_mse,
         attempts,
         collapsed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardizer_gives_zero_mean_unit_variance() {
+        let data = vec![1.0, 10.0, 3.0, 10.0, 5.0, 10.0];
+        let s = Standardizer::fit(&data, 2);
+        let out = s.apply(&data);
+        let col0: Vec<f32> = out.iter().step_by(2).copied().collect();
+        let mean: f32 = col0.iter().sum::<f32>() / 3.0;
+        let var: f32 = col0.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
+        assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "{col0:?}");
+        // A constant column stays finite (no division by zero).
+        assert!(
+            out.iter()
+                .skip(1)
+                .step_by(2)
+                .all(|v| v.is_finite() && v.abs() < 1e-3)
+        );
+    }
+
+    #[test]
+    fn across_image_variance_is_zero_for_identical_images_only() {
+        let same = vec![0.5f32; 4 * 3];
+        assert_eq!(across_image_variance(&same, 4), 0.0);
+        let diff = vec![0.0, 0.0, 1.0, 1.0];
+        // two 2-pixel images: per pixel variance 0.25
+        assert!((across_image_variance(&diff, 2) - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn decoder_maps_any_feature_shape_to_the_image_shape() {
+        let device = Device::flex();
+        for input in [vec![16, 14, 14], vec![64, 3, 3], vec![128], vec![10]] {
+            let dec = Decoder::new(&input, [1, 28, 28], 16, &device).valid();
+            let d: usize = input.iter().product();
+            let out = dec.forward(Tensor::<2>::zeros([2, d], &device));
+            assert_eq!(out.dims(), [2, 1, 28, 28], "{input:?}");
+            let v = to_vec(out);
+            assert!(v.iter().all(|x| *x > 0.0 && *x < 1.0));
+        }
+        // Odd sizes (ORL faces downscaled) are met exactly too.
+        let dec = Decoder::new(&[8, 7, 6], [1, 56, 46], 16, &device).valid();
+        assert_eq!(
+            dec.forward(Tensor::<2>::zeros([1, 8 * 42], &device)).dims(),
+            [1, 1, 56, 46]
+        );
+    }
+
+    #[test]
+    fn decoder_learns_an_identity_feature_map() {
+        // Features that are the image itself (split 0): a decoder must beat the mean image.
+        let device = Device::flex().autodiff();
+        let n = 64;
+        let mut images = Vec::new();
+        for i in 0..n {
+            for p in 0..64 {
+                images.push(if (p + i) % 7 < 3 { 1.0 } else { 0.0 });
+            }
+        }
+        let aux = FeatureSet {
+            features: images.clone(),
+            feature_shape: vec![1, 8, 8],
+            images: images.clone(),
+            image_shape: [1, 8, 8],
+        };
+        let cfg = DecoderConfig {
+            epochs: 30,
+            batch_size: 16,
+            lr: 3e-3,
+            restarts: 0,
+            width: 16,
+        };
+        let out = decoder_attack(&aux, &images, &cfg, 1, &device);
+        let mse = mean_sq_diff(&out.reconstructions, &images);
+        let mean_img_mse = across_image_variance(&images, 64);
+        assert!(
+            mse < 0.5 * mean_img_mse,
+            "decoder mse {mse} vs mean-image mse {mean_img_mse}"
+        );
+        assert_eq!(out.attempts, 1);
     }
 }

@@ -49,6 +49,12 @@ impl DefensesConfig {
         p
     }
 
+    /// True when a defense acts on the split features during training (all
+    /// but label smoothing), so the split must be fixed before training.
+    pub fn needs_split(&self) -> bool {
+        self.names().iter().any(|n| *n != "label_smoothing")
+    }
+
     /// Names of the enabled defenses.
     pub fn names(&self) -> Vec<&'static str> {
         self.build().iter().map(|d| d.name()).collect()

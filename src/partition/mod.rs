@@ -14,10 +14,12 @@
 
 pub mod analysis;
 pub mod budget;
+pub mod stage;
 pub mod transition;
 
 pub use analysis::{ClassStats, ENTROPY_VARIANCE_FLOOR, LayerStats, layer_stats};
 pub use budget::{SplitCandidate, SplitChoice, choose_split};
+pub use stage::{PartitionConfig, PartitionReport, PartitionRow, analyse};
 pub use transition::{Transition, detect_transition, golden_zone};
 
 /// What can go wrong in the partition stage; every message names the bad

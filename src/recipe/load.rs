@@ -74,9 +74,24 @@ pub fn from_str(
             message,
         })?;
     }
-    let recipe: Recipe = serde_norway::from_value(value).map_err(|e| RecipeError::Parse {
+    // Typed from text, not from the value, so messages carry the field path,
+    // line and column; with overrides, of the text they produce.
+    let typed = if overrides.is_empty() {
+        serde_norway::from_str::<Recipe>(text)
+    } else {
+        let resolved = serde_norway::to_string(&value).map_err(|e| RecipeError::Parse {
+            file: source.to_string(),
+            message: e.to_string(),
+        })?;
+        serde_norway::from_str::<Recipe>(&resolved)
+    };
+    let recipe = typed.map_err(|e| RecipeError::Parse {
         file: source.to_string(),
-        message: e.to_string(),
+        message: if overrides.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e} (in the recipe with --set overrides applied)")
+        },
     })?;
     let problems = super::validate::problems(&recipe);
     if !problems.is_empty() {

@@ -10,7 +10,9 @@ mod types;
 pub mod validate;
 
 pub use load::{LoadedRecipe, Override, apply_override, from_path, from_str};
-pub use types::{DataConfig, DataSource, ModelConfig, Recipe};
+pub use types::{
+    AttackerData, AutoSplit, DataConfig, DataSource, ModelConfig, Recipe, SplitSetting,
+};
 
 /// A recipe that cannot be used. Messages name the file, the field and what
 /// is allowed.

@@ -32,15 +32,59 @@ pub struct Recipe {
     /// The network.
     pub model: ModelConfig,
     /// The deployment split: blocks `1..=split` run on the edge, and the
-    /// training defenses protect the features sent there (default 1).
+    /// training defenses protect the features sent there; `auto` chooses it
+    /// with the partition analysis (seed 002) after training (default 1).
     #[serde(default)]
-    pub split: Option<usize>,
+    pub split: Option<SplitSetting>,
+    /// The golden-partition analysis (default: off, unless `split: auto`).
+    #[serde(default)]
+    pub partition: Option<crate::partition::PartitionConfig>,
     /// Training (with its defenses).
     #[serde(default)]
     pub training: TrainConfig,
     /// The attacks that audit the result.
     #[serde(default)]
     pub audit: AuditConfig,
+}
+
+/// The deployment split: a number, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SplitSetting {
+    /// A fixed split point.
+    At(usize),
+    /// Chosen by the partition analysis.
+    Auto(AutoSplit),
+}
+
+/// The word `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoSplit {
+    /// Choose the split from the golden partition zone.
+    Auto,
+}
+
+/// The data an attacker trains on (seed 002's "enhanced inversion" varies it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttackerData {
+    /// The `aux` part: same distribution as the victims (default).
+    #[default]
+    Aux,
+    /// Only the first `fraction` of `aux` (a weaker attacker).
+    AuxFraction {
+        /// In (0, 1].
+        fraction: f64,
+    },
+    /// Another dataset of the same image shape (e.g. another IDX set).
+    Dataset {
+        /// Where it comes from.
+        source: DataSource,
+        /// Use only its first `limit` images.
+        #[serde(default)]
+        limit: Option<usize>,
+    },
 }
 
 /// Dataset source, chosen by `kind`.

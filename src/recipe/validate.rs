@@ -1,7 +1,7 @@
 //! Validation of a typed recipe: every rule, every problem collected with
 //! its YAML path, so a user fixes a recipe in one pass.
 
-use super::{DataSource, Recipe};
+use super::{AttackerData, DataSource, Recipe, SplitSetting};
 use crate::attack::{AttackKind, SplitSelection};
 use crate::model::zoo;
 use crate::train::OptimizerConfig;
@@ -90,13 +90,49 @@ pub fn problems(r: &Recipe) -> Vec<String> {
     let split_range = blocks
         .map(|n| format!("1..={}", n.saturating_sub(1)))
         .unwrap_or_else(|| "1..blocks".into());
-    if let Some(k) = r.split
-        && !split_ok(k)
-    {
-        bad(
+    match r.split {
+        Some(SplitSetting::At(k)) if !split_ok(k) => {
+            bad(
+                "split",
+                format!("must be a split point in {split_range} or 'auto', got {k}"),
+            );
+        }
+        Some(SplitSetting::Auto(_)) if r.training.defenses.needs_split() => bad(
             "split",
-            format!("must be a split point in {split_range}, got {k}"),
-        );
+            format!(
+                "'auto' is chosen after training, but the defenses {:?} protect a split during training: give split a number",
+                r.training.defenses.names()
+            ),
+        ),
+        _ => {}
+    }
+    if let Some(pc) = &r.partition {
+        if pc.samples < 20 {
+            bad(
+                "partition.samples",
+                format!("must be >= 20 images, got {}", pc.samples),
+            );
+        }
+        if !(0.0..1.0).contains(&pc.margin) {
+            bad(
+                "partition.margin",
+                format!("must be in [0, 1), got {}", pc.margin),
+            );
+        }
+        if pc.budget_flops == Some(0) {
+            bad("partition.budget_flops", "must be > 0 FLOPs, got 0".into());
+        }
+    }
+    match &r.audit.attacker_data {
+        AttackerData::AuxFraction { fraction } if !(*fraction > 0.0 && *fraction <= 1.0) => bad(
+            "audit.attacker_data.fraction",
+            format!("must be in (0, 1], got {fraction}"),
+        ),
+        AttackerData::Dataset { limit: Some(l), .. } if *l < 10 => bad(
+            "audit.attacker_data.limit",
+            format!("must be >= 10 images, got {l}"),
+        ),
+        _ => {}
     }
 
     // training
@@ -281,8 +317,35 @@ mod tests {
 
     #[test]
     fn split_must_be_a_split_point() {
-        rejects(&["split=6"], "split: must be a split point in 1..=5, got 6");
+        rejects(
+            &["split=6"],
+            "split: must be a split point in 1..=5 or 'auto', got 6",
+        );
         rejects(&["split=0"], "split: must be a split point");
+    }
+
+    #[test]
+    fn auto_split_cannot_serve_training_defenses() {
+        check(&["split=auto"]).unwrap();
+    }
+
+    #[test]
+    fn partition_settings_must_be_in_range() {
+        rejects(&["partition.samples=5"], "partition.samples");
+        rejects(&["partition.margin=1.5"], "partition.margin");
+        rejects(&["partition.budget_flops=0"], "partition.budget_flops");
+    }
+
+    #[test]
+    fn attacker_data_fraction_must_be_in_unit_interval() {
+        rejects(
+            &["audit.attacker_data={kind: aux_fraction, fraction: 0}"],
+            "audit.attacker_data.fraction",
+        );
+        rejects(
+            &["audit.attacker_data={kind: dataset, source: {kind: embedded_mnist}, limit: 3}"],
+            "audit.attacker_data.limit",
+        );
     }
 
     #[test]
@@ -422,6 +485,7 @@ mod tests {
     #[test]
     fn overrides_reach_nested_fields_and_list_items() {
         let o: Vec<Override> = [
+            "training.optimizer.kind=adam",
             "training.optimizer.lr=0.01",
             "audit.attacks.0.epochs=3",
             "seed=7",
@@ -439,11 +503,17 @@ mod tests {
 
     #[test]
     fn override_into_a_scalar_or_past_a_list_end_is_an_error() {
-        let err = check(&["seed.x=1"]).unwrap_err().to_string();
+        let o: Vec<Override> = vec!["seed.x=1".parse().unwrap()];
+        let err = from_str(&format!("{BASE}seed: 3\n"), "t.yaml", &o)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("--set seed.x") && err.contains("not a section"),
             "{err}"
         );
+        // Into an absent scalar field: the typed pass names the field.
+        let err = check(&["seed.x=1"]).unwrap_err().to_string();
+        assert!(err.contains("seed: invalid type"), "{err}");
         let o: Vec<Override> = vec!["audit.attacks.3.epochs=1".parse().unwrap()];
         let err = from_str(
             &format!("{BASE}audit: {{attacks: [{{kind: decoder}}]}}\n"),

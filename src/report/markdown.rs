@@ -81,6 +81,52 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
     }
     s.push('\n');
 
+    if let Some(p) = &r.partition {
+        let _ = writeln!(
+            s,
+            "## Partition analysis (golden partition zone, seed 002)\n"
+        );
+        let _ = writeln!(
+            s,
+            "Intra-class variance R_c^2 of each split's features (classes by the model's predictions), normalised by the total variance. The transition is the largest relative drop; the golden zone is at and after it.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| split | dim | R_c^2 | R_c^2 / total | entropy / dim | edge FLOPs | golden zone |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        for row in &p.rows {
+            let mark = if Some(row.split) == p.transition {
+                " (transition)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "| {}{} | {} | {:.4} | {:.4} | {:.3} | {} | {} |",
+                row.split,
+                mark,
+                row.dim,
+                row.rc2,
+                row.normalized_rc2,
+                row.entropy_per_dim,
+                row.edge_flops,
+                if row.in_golden_zone { "yes" } else { "no" }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nChosen split: {} (budget {}). {}\n",
+            p.chosen
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none".into()),
+            p.budget_flops
+                .map(|b| format!("{b} FLOPs"))
+                .unwrap_or_else(|| "none".into()),
+            p.reason
+        );
+    }
+
     let _ = writeln!(s, "## Attacks\n");
     let _ = writeln!(
         s,

@@ -63,6 +63,37 @@ fn write_plots(report: &Report, dir: &Path) -> Result<Vec<(String, String)>, Err
         save("training.svg", plot::line_plot(&curve))?;
         out.push(("Training curve".to_string(), "training.svg".to_string()));
     }
+    if let Some(p) = &report.partition {
+        let mut markers = Vec::new();
+        if let Some(t) = p.transition {
+            markers.push(plot::VMarker {
+                x: t as f64,
+                label: format!("transition {t}"),
+            });
+        }
+        if let Some(c) = p.chosen {
+            markers.push(plot::VMarker {
+                x: c as f64,
+                label: format!("chosen {c}"),
+            });
+        }
+        let curve = plot::LinePlot {
+            title: "Partition curve: normalised intra-class variance".into(),
+            x_label: "split (blocks on the edge)".into(),
+            y_label: "R_c^2 / total variance".into(),
+            series: vec![plot::Series {
+                name: "R_c^2 / total".into(),
+                points: p
+                    .rows
+                    .iter()
+                    .map(|r| (r.split as f64, r.normalized_rc2))
+                    .collect(),
+            }],
+            markers,
+        };
+        save("partition.svg", plot::line_plot(&curve))?;
+        out.push(("Partition curve".to_string(), "partition.svg".to_string()));
+    }
     let mut names: Vec<&str> = report
         .attacks
         .iter()

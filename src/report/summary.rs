@@ -82,6 +82,9 @@ pub struct Report {
     pub training: Vec<EpochSummary>,
     /// Every attack's result.
     pub attacks: Vec<AttackRecord>,
+    /// The golden-partition analysis, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<crate::partition::PartitionReport>,
     /// The resolved recipe.
     pub recipe: Recipe,
 }
@@ -142,6 +145,7 @@ impl Report {
                 })
                 .collect(),
             attacks,
+            partition: None,
             recipe: recipe.clone(),
         })
     }

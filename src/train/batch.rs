@@ -3,6 +3,7 @@
 use burn::prelude::*;
 
 use crate::data::Dataset;
+use crate::metrics::argmax_rows;
 use crate::model::{Features, SplitModel};
 
 /// Images `indices` of `ds` as a `[n, C, H, W]` tensor.
@@ -32,21 +33,6 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .expect("expected float tensor data")
-}
-
-/// Index of the largest value in each row of `[n, k]` values.
-pub fn argmax_rows(values: &[f32], k: usize) -> Vec<u32> {
-    values
-        .chunks(k)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 { (i, v) } else { best }
-                })
-                .0 as u32
-        })
-        .collect()
 }
 
 /// Batched evaluation of a model in inference mode.
@@ -81,6 +67,7 @@ impl<'a> Evaluator<'a> {
     /// Predicted class of every image.
     pub fn predict(&self, ds: &Dataset) -> Vec<u32> {
         argmax_rows(&self.logits(ds), ds.num_classes.max(1))
+            .expect("expected logits with one row per image")
     }
 
     /// Accuracy on `ds` (0..1).

@@ -64,7 +64,7 @@ impl OptimizerConfig {
 
 /// Step learning-rate drops: the rate is multiplied by `factor` at the start
 /// of each epoch listed in `at_epochs` (1-based).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LrDrops {
     /// Epochs (1-based) at whose start the rate drops.
@@ -73,6 +73,15 @@ pub struct LrDrops {
     /// Multiplier applied at each drop (default 0.1).
     #[serde(default = "default_gamma")]
     pub factor: f64,
+}
+
+impl Default for LrDrops {
+    fn default() -> Self {
+        Self {
+            at_epochs: Vec::new(),
+            factor: default_gamma(),
+        }
+    }
 }
 
 /// Training settings.

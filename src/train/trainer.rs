@@ -23,11 +23,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::batch::{argmax_rows, images_tensor, one_hot, to_vec};
+use super::batch::{images_tensor, one_hot, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
 use crate::data::Dataset;
 use crate::defense::{Defense, StepContext};
 use crate::fsutil::write_atomic;
+use crate::metrics::argmax_rows;
 use crate::model::{Checkpoint, SplitModel};
 
 /// What one epoch measured.
@@ -217,7 +218,8 @@ pub fn train(
                     value: loss_value,
                 });
             }
-            let pred = argmax_rows(&to_vec(logits.detach()), classes);
+            let pred = argmax_rows(&to_vec(logits.detach()), classes)
+                .expect("expected logits with one row per example");
             let batch_hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);

@@ -1,0 +1,154 @@
+//! The partition stage on a trained model: the layer analysis at every
+//! candidate split, the representational transition, the golden zone and
+//! the split choice under the edge budget (seed 002; DESIGN section 8).
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    SplitCandidate, SplitChoice, choose_split, detect_transition, golden_zone, layer_stats,
+};
+use crate::Error;
+use crate::data::Dataset;
+use crate::model::SplitModel;
+use crate::train::Evaluator;
+
+fn d_samples() -> usize {
+    1000
+}
+fn d_margin() -> f64 {
+    0.1
+}
+
+/// The recipe's `partition:` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionConfig {
+    /// Held `aux` images analysed (default 1000).
+    #[serde(default = "d_samples")]
+    pub samples: usize,
+    /// Two drops within this relative margin of each other both count as
+    /// the transition (default 0.1).
+    #[serde(default = "d_margin")]
+    pub margin: f64,
+    /// Edge compute budget in FLOPs per query (default: none).
+    #[serde(default)]
+    pub budget_flops: Option<u64>,
+}
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        Self {
+            samples: d_samples(),
+            margin: d_margin(),
+            budget_flops: None,
+        }
+    }
+}
+
+/// One candidate split's numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionRow {
+    /// Split point (blocks on the edge); the last one is the logits.
+    pub split: usize,
+    /// Feature dimension.
+    pub dim: usize,
+    /// Intra-class variance R_c^2 (classes by predicted label).
+    pub rc2: f64,
+    /// R_c^2 / total variance.
+    pub normalized_rc2: f64,
+    /// Gaussian class-conditional entropy per dimension (nats).
+    pub entropy_per_dim: f64,
+    /// Edge FLOPs per query at this split.
+    pub edge_flops: u64,
+    /// At or after the transition.
+    pub in_golden_zone: bool,
+}
+
+/// The analysis and the choice it leads to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionReport {
+    /// One row per candidate split.
+    pub rows: Vec<PartitionRow>,
+    /// Split after the largest relative drop of normalised R_c^2.
+    pub transition: Option<usize>,
+    /// A second transition candidate within the margin.
+    pub secondary: Option<usize>,
+    /// The chosen split (a valid split point: the server keeps a block).
+    pub chosen: Option<usize>,
+    /// Why.
+    pub reason: String,
+    /// When nothing fits the budget: the nearest golden-zone split.
+    pub nearest: Option<usize>,
+    /// The budget used.
+    pub budget_flops: Option<u64>,
+}
+
+/// Runs the analysis on the first `cfg.samples` images of `held`.
+pub fn analyse(
+    model: &SplitModel,
+    held: &Dataset,
+    cfg: &PartitionConfig,
+    device: &Device,
+) -> Result<PartitionReport, Error> {
+    let held = held.take(cfg.samples);
+    let eval = Evaluator::new(model, device, 256);
+    let predicted = eval.predict(&held);
+    let infos = model.infos()?;
+    let n = held.len();
+    let mut rows = Vec::with_capacity(infos.len());
+    let mut flops = 0u64;
+    for (i, info) in infos.iter().enumerate() {
+        let k = i + 1;
+        flops += info.flops;
+        let (features, shape) = eval.features(&held, k);
+        let dim: usize = shape.iter().product();
+        let s = layer_stats(&features, n, dim, &predicted)
+            .map_err(|e| Error::Run(format!("partition at split {k}: {e}")))?;
+        rows.push(PartitionRow {
+            split: k,
+            dim,
+            rc2: s.intra_class_variance,
+            normalized_rc2: s.normalized_rc2,
+            entropy_per_dim: s.conditional_entropy_per_dim,
+            edge_flops: flops,
+            in_golden_zone: false,
+        });
+    }
+    let curve: Vec<f64> = rows.iter().map(|r| r.normalized_rc2).collect();
+    let t =
+        detect_transition(&curve, cfg.margin).map_err(|e| Error::Run(format!("partition: {e}")))?;
+    let zone = match &t {
+        Some(t) => golden_zone(t, rows.len()).map_err(|e| Error::Run(format!("partition: {e}")))?,
+        // No drop at all: only the decision layers count as the zone.
+        None => rows.len().saturating_sub(2)..rows.len(),
+    };
+    for r in rows.iter_mut().skip(zone.start).take(zone.len()) {
+        r.in_golden_zone = true;
+    }
+    // The logits (last row) are analysed but are not a split point.
+    let candidates: Vec<SplitCandidate> = rows[..rows.len().saturating_sub(1)]
+        .iter()
+        .map(|r| SplitCandidate {
+            split: r.split,
+            edge_flops: r.edge_flops,
+            in_golden_zone: r.in_golden_zone,
+            score: None,
+        })
+        .collect();
+    let SplitChoice {
+        chosen,
+        reason,
+        nearest,
+    } = choose_split(&candidates, cfg.budget_flops)
+        .map_err(|e| Error::Run(format!("partition: {e}")))?;
+    Ok(PartitionReport {
+        transition: t.as_ref().map(|t| rows[t.primary].split),
+        secondary: t.as_ref().and_then(|t| t.secondary.map(|s| rows[s].split)),
+        rows,
+        chosen,
+        reason,
+        nearest,
+        budget_flops: cfg.budget_flops,
+    })
+}
