@@ -448,3 +448,20 @@ pub fn export_features(
     }
     Ok(written)
 }
+
+/// Writes a partition analysis into a run folder (`partition.json`, `partition.svg`).
+pub fn write_partition(
+    p: &crate::partition::PartitionReport,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, Error> {
+    let json = dir.join("partition.json");
+    write_atomic(
+        &json,
+        serde_json::to_string_pretty(p).expect("json").as_bytes(),
+    )
+    .map_err(|e| Error::io(&json, e))?;
+    let svg = dir.join("partition.svg");
+    crate::report::plot::save_svg(&svg, &crate::report::partition_plot(p))
+        .map_err(|e| Error::io(&svg, e))?;
+    Ok(vec![json, svg])
+}

@@ -6,7 +6,7 @@ mod common;
 use burn::module::Module;
 use burn::prelude::*;
 
-use splitguard::model::{SplitModel, zoo};
+use splitguard::model::{BlockSpec, SplitModel, zoo};
 
 #[test]
 fn edge_then_server_equals_full_forward_for_every_split_of_every_zoo_model() {
@@ -56,6 +56,17 @@ fn parameter_count_matches_spec() {
         let spec = zoo::spec(name).unwrap();
         let model = SplitModel::new(&spec, &device).unwrap();
         let from_spec: u64 = spec.infos().unwrap().iter().map(|b| b.params).sum();
-        assert_eq!(model.num_params() as u64, from_spec, "{name}");
+        // burn also counts batch-norm running mean and variance (state, not
+        // trainable parameters, so the spec leaves them out): 2 per channel.
+        let running: u64 = spec
+            .blocks
+            .iter()
+            .map(|b| match b {
+                BlockSpec::Conv(c) if c.batch_norm => 2 * c.out_channels as u64,
+                BlockSpec::Linear(l) if l.batch_norm => 2 * l.out_features as u64,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(model.num_params() as u64, from_spec + running, "{name}");
     }
 }

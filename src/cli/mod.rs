@@ -53,6 +53,41 @@ enum Command {
     Model(ModelCmd),
     /// Write the features the server receives as NPY files.
     ExportFeatures(ExportArgs),
+    /// Golden-partition analysis of a finished run: where features stop
+    /// giving the input away (seed 002).
+    Partition(PartitionArgs),
+    /// Run the audit's attacks again on a finished run (e.g. other attacks
+    /// or splits via --set audit...), into a folder of its own.
+    Attack(AttackArgs),
+}
+
+#[derive(Args)]
+struct AttackArgs {
+    /// The run folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Output folder (default: RUN/attack).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override the run's recipe for this audit: --set audit.splits=[1,2] (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    overrides: Vec<Override>,
+}
+
+#[derive(Args)]
+struct PartitionArgs {
+    /// The run folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Held aux images analysed.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Relative margin within which two drops both count as the transition.
+    #[arg(long, default_value_t = 0.1)]
+    margin: f64,
+    /// Edge compute budget (FLOPs per query).
+    #[arg(long)]
+    budget_flops: Option<u64>,
 }
 
 #[derive(Args)]
@@ -149,10 +184,29 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let bad_input = e
-                .chain()
-                .any(|c| c.downcast_ref::<Error>().is_some_and(Error::is_bad_input));
+            let bad_input = e.chain().any(|c| {
+                c.downcast_ref::<Error>().is_some_and(Error::is_bad_input)
+                    || c.downcast_ref::<recipe::RecipeError>().is_some()
+                    || c.downcast_ref::<splitguard::data::DataError>().is_some()
+            });
             ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+fn print_attacks(records: &[splitguard::attack::AttackRecord]) {
+    for a in records {
+        if let (Some(psnr), Some(ssim)) = (a.psnr, a.ssim) {
+            println!(
+                "  {:<12} split {:>2}: PSNR {psnr:6.2} dB, SSIM {ssim:.3}",
+                a.attack, a.split
+            );
+        } else if let (Some(acc), Some(ch)) = (a.accuracy, a.chance) {
+            let attr = a.attribute.as_deref().unwrap_or("");
+            println!(
+                "  {:<12} split {:>2}: {attr} accuracy {acc:.3} (chance {ch:.3})",
+                a.attack, a.split
+            );
         }
     }
 }
@@ -228,6 +282,78 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 "total parameters: {}",
                 burn::module::Module::num_params(&model)
             );
+            Ok(())
+        }
+        Command::Attack(args) => {
+            let dev = device(cli.device)?.autodiff();
+            let run = pipeline::open_run(&args.run, &dev.clone().inner())?;
+            let rpath = args.run.join(pipeline::files::RECIPE);
+            let recipe = recipe::from_path(&rpath, &args.overrides)?.recipe;
+            let out = args.out.unwrap_or_else(|| args.run.join("attack"));
+            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            let attacker = pipeline::attacker_data(&recipe, &run.splits)?;
+            let records = splitguard::attack::run_audit(
+                &run.model,
+                &attacker,
+                &run.splits.test,
+                &recipe.audit,
+                recipe.seed,
+                &out,
+                &dev,
+                &[],
+                &mut progress::Progress::default(),
+            )?;
+            let path = out.join("attacks.json");
+            splitguard::fsutil::write_atomic(
+                &path,
+                serde_json::to_string_pretty(&records)?.as_bytes(),
+            )
+            .map_err(|e| Error::io(&path, e))?;
+            print_attacks(&records);
+            println!("wrote {}", path.display());
+            Ok(())
+        }
+        Command::Partition(args) => {
+            let dev = device(cli.device)?;
+            let run = pipeline::open_run(&args.run, &dev)?;
+            let cfg = splitguard::partition::PartitionConfig {
+                samples: args.samples.max(20),
+                margin: args.margin.clamp(0.0, 0.99),
+                budget_flops: args.budget_flops,
+            };
+            let p = splitguard::partition::analyse(&run.model, &run.splits.aux, &cfg, &dev)?;
+            let written = pipeline::write_partition(&p, &args.run)?;
+            println!(
+                "{:>5} {:>7} {:>12} {:>10} {:>12} {:>14}  zone",
+                "split", "dim", "R_c^2", "R_c^2/tot", "entropy/dim", "edge FLOPs"
+            );
+            for r in &p.rows {
+                println!(
+                    "{:>5} {:>7} {:>12.4} {:>10.4} {:>12.3} {:>14}  {}{}",
+                    r.split,
+                    r.dim,
+                    r.rc2,
+                    r.normalized_rc2,
+                    r.entropy_per_dim,
+                    r.edge_flops,
+                    if r.in_golden_zone { "golden" } else { "-" },
+                    if Some(r.split) == p.transition {
+                        " (transition)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            println!(
+                "chosen split: {}. {}",
+                p.chosen
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                p.reason
+            );
+            for w in written {
+                println!("wrote {}", w.display());
+            }
             Ok(())
         }
         Command::ExportFeatures(args) => {

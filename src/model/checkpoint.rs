@@ -72,8 +72,11 @@ impl Checkpoint {
             extra,
         };
         let meta = serde_json::to_vec(&meta).map_err(|e| err(path, e.to_string()))?;
+        // `valid()` first: batch-norm running statistics keep their latest
+        // update in a per-thread slot until synced, and a record reads only
+        // the synced value (burn 0.22 `RunningState`).
         let weights = model
-            .clone()
+            .valid()
             .into_record()
             .into_bytes()
             .map_err(|e| err(path, format!("cannot serialize weights: {e}")))?;

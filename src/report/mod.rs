@@ -64,34 +64,7 @@ fn write_plots(report: &Report, dir: &Path) -> Result<Vec<(String, String)>, Err
         out.push(("Training curve".to_string(), "training.svg".to_string()));
     }
     if let Some(p) = &report.partition {
-        let mut markers = Vec::new();
-        if let Some(t) = p.transition {
-            markers.push(plot::VMarker {
-                x: t as f64,
-                label: format!("transition {t}"),
-            });
-        }
-        if let Some(c) = p.chosen {
-            markers.push(plot::VMarker {
-                x: c as f64,
-                label: format!("chosen {c}"),
-            });
-        }
-        let curve = plot::LinePlot {
-            title: "Partition curve: normalised intra-class variance".into(),
-            x_label: "split (blocks on the edge)".into(),
-            y_label: "R_c^2 / total variance".into(),
-            series: vec![plot::Series {
-                name: "R_c^2 / total".into(),
-                points: p
-                    .rows
-                    .iter()
-                    .map(|r| (r.split as f64, r.normalized_rc2))
-                    .collect(),
-            }],
-            markers,
-        };
-        save("partition.svg", plot::line_plot(&curve))?;
+        save("partition.svg", partition_plot(p))?;
         out.push(("Partition curve".to_string(), "partition.svg".to_string()));
     }
     let mut names: Vec<&str> = report
@@ -147,4 +120,36 @@ fn write_plots(report: &Report, dir: &Path) -> Result<Vec<(String, String)>, Err
         }
     }
     Ok(out)
+}
+
+/// The partition curve (normalised R_c^2 per split) with the transition
+/// and the chosen split marked, as SVG.
+pub fn partition_plot(p: &crate::partition::PartitionReport) -> String {
+    let mut markers = Vec::new();
+    if let Some(t) = p.transition {
+        markers.push(plot::VMarker {
+            x: t as f64,
+            label: format!("transition {t}"),
+        });
+    }
+    if let Some(c) = p.chosen {
+        markers.push(plot::VMarker {
+            x: c as f64,
+            label: format!("chosen {c}"),
+        });
+    }
+    plot::line_plot(&plot::LinePlot {
+        title: "Partition curve: normalised intra-class variance".into(),
+        x_label: "split (blocks on the edge)".into(),
+        y_label: "R_c^2 / total variance".into(),
+        series: vec![plot::Series {
+            name: "R_c^2 / total".into(),
+            points: p
+                .rows
+                .iter()
+                .map(|r| (r.split as f64, r.normalized_rc2))
+                .collect(),
+        }],
+        markers,
+    })
 }
