@@ -195,23 +195,10 @@ pub struct Standardizer {
 impl Standardizer {
     /// Fits mean and standard deviation per feature dimension.
     pub fn fit(features: &[f32], dim: usize) -> Self {
-        let n = (features.len() / dim.max(1)).max(1) as f64;
-        let mut mean = vec![0f64; dim];
-        let mut sq = vec![0f64; dim];
-        for row in features.chunks(dim) {
-            for (j, &v) in row.iter().enumerate() {
-                mean[j] += v as f64;
-                sq[j] += (v as f64) * (v as f64);
-            }
-        }
-        let mean: Vec<f64> = mean.iter().map(|m| m / n).collect();
-        let inv_std = sq
+        let (mean, var) = column_moments(features, dim);
+        let inv_std = var
             .iter()
-            .zip(&mean)
-            .map(|(s, m)| {
-                let var = (s / n - m * m).max(0.0);
-                (1.0 / (var.sqrt() + 1e-6)) as f32
-            })
+            .map(|v| (1.0 / (v.sqrt() + 1e-6)) as f32)
             .collect();
         Self {
             mean: mean.iter().map(|&m| m as f32).collect(),
@@ -275,22 +262,30 @@ fn mean_sq_diff(a: &[f32], b: &[f32]) -> f64 {
         / a.len().max(1) as f64
 }
 
-/// Mean over pixels of the variance across images.
-fn across_image_variance(images: &[f32], image_len: usize) -> f64 {
-    let n = (images.len() / image_len.max(1)).max(1) as f64;
-    let mut mean = vec![0f64; image_len];
-    let mut sq = vec![0f64; image_len];
-    for img in images.chunks(image_len) {
-        for (j, &v) in img.iter().enumerate() {
-            mean[j] += v as f64;
-            sq[j] += (v as f64).powi(2);
+/// Per-column mean and (population) variance of row-major `[n, dim]` data.
+fn column_moments(data: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = (data.len() / dim.max(1)).max(1) as f64;
+    let mut sum = vec![0f64; dim];
+    let mut sq = vec![0f64; dim];
+    for row in data.chunks(dim) {
+        for (j, &v) in row.iter().enumerate() {
+            sum[j] += v as f64;
+            sq[j] += (v as f64) * (v as f64);
         }
     }
-    mean.iter()
-        .zip(&sq)
-        .map(|(m, s)| (s / n - (m / n).powi(2)).max(0.0))
-        .sum::<f64>()
-        / image_len.max(1) as f64
+    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    let var = sq
+        .iter()
+        .zip(&mean)
+        .map(|(s, m)| (s / n - m * m).max(0.0))
+        .collect();
+    (mean, var)
+}
+
+/// Mean over pixels of the variance across images.
+fn across_image_variance(images: &[f32], image_len: usize) -> f64 {
+    let (_, var) = column_moments(images, image_len);
+    var.iter().sum::<f64>() / image_len.max(1) as f64
 }
 
 /// Trains decoders on (aux features, aux images) and reconstructs the test
