@@ -302,7 +302,7 @@ pub fn run(
     timings.insert("audit_seconds".into(), t0.elapsed().as_secs_f64().into());
 
     obs.stage("report", "writing report.json and report.md");
-    let report = Report::new(
+    let mut report = Report::new(
         recipe,
         &spec,
         &splits,
@@ -311,6 +311,7 @@ pub fn run(
         &trained.history,
         attacks,
     )?;
+    report.partition = partition;
     report::write_all(&report, out)?;
     timings.insert(
         "total_seconds".into(),

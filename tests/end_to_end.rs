@@ -21,6 +21,7 @@ data:
   fractions: [0.6, 0.2, 0.2]
 model: {arch: cnn6}
 split: 2
+partition: {samples: 100}
 training:
   epochs: 2
   batch_size: 32
@@ -98,6 +99,14 @@ fn recipe_runs_reproducibly_and_resumes_to_the_same_numbers() {
         assert!(a.join(at["image"].as_str().unwrap()).exists());
     }
     assert!(a.join(files::REPORT_MD).exists());
+    // The partition analysis ran on every candidate split (the logits included).
+    let rows = ra["partition"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter()
+            .all(|r| (0.0..=1.0).contains(&r["normalized_rc2"].as_f64().unwrap()))
+    );
+    assert!(a.join("partition.svg").exists());
     assert_eq!(
         std::fs::read_to_string(a.join(files::METRICS))
             .unwrap()

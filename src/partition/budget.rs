@@ -82,8 +82,8 @@ pub fn choose_split(
         });
     }
     let budget_text = budget_flops.map_or_else(
-        || "no edge budget".to_string(),
-        |b| format!("edge budget {b} FLOPs"),
+        || "no edge budget: every split fits".to_string(),
+        |b| format!("fitting the edge budget of {b} FLOPs"),
     );
     let fits: Vec<&SplitCandidate> = zone
         .iter()
@@ -104,7 +104,7 @@ pub fn choose_split(
         return Ok(SplitChoice {
             chosen: None,
             reason: format!(
-                "no golden-zone split fits the {budget_text}; the cheapest, split {}, needs {} FLOPs ({} over)",
+                "no golden-zone split fits the edge budget of {budget} FLOPs; the cheapest, split {}, needs {} FLOPs ({} over)",
                 near.split,
                 near.edge_flops,
                 near.edge_flops - budget
@@ -126,7 +126,7 @@ pub fn choose_split(
         Some((c, s)) => (
             c.split,
             format!(
-                "split {}: highest score {s} among {} scored golden-zone splits within the {budget_text} ({} FLOPs)",
+                "split {}: highest score {s} among {} scored golden-zone splits, {budget_text} ({} edge FLOPs)",
                 c.split,
                 scored.len(),
                 c.edge_flops
@@ -137,7 +137,7 @@ pub fn choose_split(
             (
                 c.split,
                 format!(
-                    "split {}: cheapest of {} golden-zone splits within the {budget_text} ({} FLOPs)",
+                    "split {}: cheapest of {} golden-zone splits, {budget_text} ({} edge FLOPs)",
                     c.split,
                     fits.len(),
                     c.edge_flops
@@ -180,7 +180,7 @@ mod tests {
     fn budget_picks_cheapest_zone_split_that_fits() {
         let c = choose_split(&table([None; 6]), Some(1200)).unwrap();
         assert_eq!(c.chosen, Some(3));
-        assert!(c.reason.contains("600 FLOPs"), "{}", c.reason);
+        assert!(c.reason.contains("600 edge FLOPs"), "{}", c.reason);
     }
 
     #[test]
