@@ -239,6 +239,16 @@ pub fn problems(r: &Recipe) -> Vec<String> {
                     );
                 }
             }
+            AttackKind::Optimisation(o) => {
+                for (field, msg) in o.problems() {
+                    bad(&at(&field), msg);
+                }
+            }
+            AttackKind::Dci(d) => {
+                for (field, msg) in d.problems() {
+                    bad(&at(&field), msg);
+                }
+            }
         }
     }
     p
@@ -497,7 +507,9 @@ mod tests {
         let r = from_str(&text, "t.yaml", &o).unwrap().recipe;
         assert_eq!(r.training.optimizer.lr(), 0.01);
         assert_eq!(r.seed, 7);
-        let crate::attack::AttackKind::Decoder(d) = &r.audit.attacks[0];
+        let crate::attack::AttackKind::Decoder(d) = &r.audit.attacks[0] else {
+            panic!("expected a decoder attack");
+        };
         assert_eq!(d.epochs, 3);
     }
 
