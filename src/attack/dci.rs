@@ -450,10 +450,11 @@ impl DciAttacker {
     /// missing block inverses, composes and refines them, and decodes every
     /// query in one forward pass.
     pub fn attack(&mut self, k: usize, features: &[f32]) -> Result<DciOutcome, InversionError> {
-        if !(1..=self.frozen.len()).contains(&k) {
+        if !self.frozen.split_points().contains(&k) {
             return Err(InversionError::Shape(format!(
-                "split {k} is out of range: the model has {} blocks",
-                self.frozen.len()
+                "split {k} is out of range: the model has {} blocks, so splits 1..={}",
+                self.frozen.len(),
+                self.frozen.len().saturating_sub(1)
             )));
         }
         self.ensure_blocks(k);
@@ -551,5 +552,110 @@ impl DciAttacker {
             last = sum / count.max(1) as f64;
         }
         (g, last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelSpec, zoo};
+
+    #[test]
+    fn dci_api_takes_no_dataset_and_attacks_features_only() {
+        // Built from the model and settings alone; queries are features.
+        let _new: fn(&SplitModel, &DciConfig, u64, &Device) -> Result<DciAttacker, InversionError> =
+            DciAttacker::new;
+        let _attack: fn(&mut DciAttacker, usize, &[f32]) -> Result<DciOutcome, InversionError> =
+            DciAttacker::attack;
+    }
+
+    #[test]
+    fn block_inverses_map_outputs_back_to_input_shapes() {
+        let device = Device::flex();
+        let spec: ModelSpec = zoo::spec("cnn6").unwrap();
+        let infos = spec.infos().unwrap();
+        // Block 1: 1x28x28 -> 16x14x14 (pooled); block 4: 64x3x3 -> 128.
+        for j in [0, 3] {
+            let (i, o) = (&infos[j].input, &infos[j].output);
+            let g = BlockInverse::new(i, o, 4, &device);
+            let z = Tensor::<2>::zeros([2, o.iter().product::<usize>()], &device);
+            let back = g.forward(Features::from_flat(z, o));
+            assert_eq!(&back.example_shape(), i, "block {}", j + 1);
+        }
+    }
+
+    #[test]
+    fn composed_inverse_applies_the_deepest_inverse_first() {
+        let device = Device::flex();
+        let infos = zoo::spec("cnn6").unwrap().infos().unwrap();
+        let stages = (0..4)
+            .map(|j| BlockInverse::new(&infos[j].input, &infos[j].output, 4, &device))
+            .collect();
+        let g = ComposedInverse { stages };
+        let z = Tensor::<2>::zeros([3, 128], &device);
+        let x = g.forward(Features::Flat(z));
+        assert_eq!(x.example_shape(), vec![1, 28, 28]);
+        assert_eq!(x.batch(), 3);
+    }
+
+    #[test]
+    fn a_fresh_dense_inverse_is_its_linear_path() {
+        // The non-linear branch starts at zero, so a fresh inverse is affine.
+        let device = Device::flex();
+        let g = BlockInverse::new(&[3], &[2], 4, &device);
+        let BlockInverse::Linear(l) = &g else {
+            panic!("expected a dense inverse")
+        };
+        let z = Tensor::<2>::from_data(TensorData::new(vec![0.3, -1.2], [1, 2]), &device);
+        let want = to_vec(l.skip.forward(z.clone()));
+        let got = to_vec(g.forward(Features::Flat(z)).flatten());
+        assert_eq!(want, got);
+    }
+
+    #[test]
+    fn bad_settings_are_named_with_their_section() {
+        assert!(DciConfig::default().problems().is_empty());
+        let mut bad = DciConfig {
+            width: 2,
+            block_epochs: 0,
+            batch_size: 0,
+            lr: 0.0,
+            cycle_weight: -1.0,
+            ..DciConfig::default()
+        };
+        bad.synthesis.count = 0;
+        let fields: Vec<String> = bad.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            [
+                "synthesis.count",
+                "width",
+                "block_epochs",
+                "batch_size",
+                "lr",
+                "cycle_weight"
+            ]
+        );
+    }
+
+    #[test]
+    fn features_of_the_wrong_size_are_an_error() {
+        let device = Device::flex().autodiff();
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        let cfg = DciConfig {
+            synthesis: SynthesisConfig {
+                mode: super::super::synthesis::SynthesisMode::Noise,
+                count: 4,
+                batch_size: 2,
+                ..SynthesisConfig::default()
+            },
+            block_epochs: 1,
+            refine_epochs: 0,
+            ..DciConfig::default()
+        };
+        let mut a = DciAttacker::new(&model, &cfg, 1, &device).unwrap();
+        let err = a.attack(4, &[0.0; 100]).err().expect("a shape error");
+        assert!(err.to_string().contains("128"), "{err}");
+        assert!(a.attack(6, &[0.0; 128]).is_err(), "split 6 of 6 blocks");
     }
 }

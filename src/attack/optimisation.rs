@@ -210,10 +210,11 @@ pub fn optimisation_attack(
 ) -> Result<OptimisationOutcome, InversionError> {
     first_problem(cfg.problems())?;
     let [c, h, w] = image_shape(model)?;
-    if !(1..=model.len()).contains(&k) {
+    if !model.split_points().contains(&k) {
         return Err(InversionError::Shape(format!(
-            "split {k} is out of range: the model has {} blocks",
-            model.len()
+            "split {k} is out of range: the model has {} blocks, so splits 1..={}",
+            model.len(),
+            model.len().saturating_sub(1)
         )));
     }
     let f = white_box(model, device);
@@ -288,5 +289,108 @@ pub(crate) fn edge_flat(f: &SplitModel, x: Tensor<4>, k: usize) -> Tensor<2> {
     match f.edge_forward(x, k) {
         Features::Map(t) => t.flatten(1, 3),
         Features::Flat(t) => t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Block, zoo};
+
+    #[test]
+    fn total_variation_is_the_mean_squared_neighbour_difference() {
+        let device = Device::flex();
+        // One 2x3 image: rows [0, 1, 3] and [2, 2, 2].
+        let v = [0.0f32, 1.0, 3.0, 2.0, 2.0, 2.0];
+        let x = Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, 2, 3]), &device);
+        let vertical = ((2.0f32).powi(2) + 1.0 + 1.0) / 3.0;
+        let horizontal = (1.0 + 4.0 + 0.0 + 0.0) / 4.0;
+        let got = to_vec(total_variation(x))[0];
+        assert!((got - (vertical + horizontal)).abs() < 1e-6, "{got}");
+    }
+
+    #[test]
+    fn white_box_passes_gradients_to_the_input_and_never_to_the_model() {
+        let device = Device::flex().autodiff();
+        device.seed(1);
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        let f = white_box(&model, &device);
+        let running = |m: &SplitModel| match &m.blocks[0] {
+            Block::Conv(b) => to_vec(b.bn.as_ref().unwrap().running_mean.value()),
+            _ => unreachable!("cnn6 starts with a conv block"),
+        };
+        let before = running(&model);
+        let x = Tensor::<4>::random(
+            [4, 1, 28, 28],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &device,
+        )
+        .require_grad();
+        let loss = edge_flat(&f, x.clone(), 2).powi_scalar(2).sum();
+        let grads = loss.backward();
+        let gx = x.grad(&grads).expect("a gradient for the input");
+        assert!(to_vec(gx).iter().any(|v| *v != 0.0));
+        let Block::Conv(b) = &f.blocks[0] else {
+            unreachable!("cnn6 starts with a conv block")
+        };
+        assert!(b.conv.weight.val().grad(&grads).is_none());
+        assert_eq!(before, running(&model), "running statistics unchanged");
+    }
+
+    #[test]
+    fn default_settings_are_valid_and_bad_ones_are_named() {
+        assert!(OptimisationConfig::default().problems().is_empty());
+        let bad = OptimisationConfig {
+            steps: 0,
+            lr: -1.0,
+            tv_weight: f64::NAN,
+            batch_size: 0,
+            ..OptimisationConfig::default()
+        };
+        let fields: Vec<String> = bad.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["steps", "lr", "tv_weight", "batch_size"]);
+        assert!(matches!(
+            first_problem(bad.problems()),
+            Err(InversionError::Config { field, .. }) if field == "steps"
+        ));
+    }
+
+    #[test]
+    fn query_count_caps_at_what_is_available_and_zero_means_all() {
+        let mut cfg = OptimisationConfig::default();
+        cfg.queries = 10;
+        assert_eq!(cfg.query_count(4), 4);
+        assert_eq!(cfg.query_count(40), 10);
+        cfg.queries = 0;
+        assert_eq!(cfg.query_count(40), 40);
+    }
+
+    #[test]
+    fn features_of_the_wrong_size_are_an_error() {
+        let device = Device::flex().autodiff();
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        // Split 1 of cnn6 sends 16x14x14 = 3136 values per query.
+        let err = optimisation_attack(
+            &model,
+            1,
+            &[0.0; 100],
+            &OptimisationConfig::default(),
+            0,
+            &device,
+        )
+        .err()
+        .expect("a shape error");
+        assert!(err.to_string().contains("3136"), "{err}");
+        let err = optimisation_attack(
+            &model,
+            9,
+            &[0.0; 100],
+            &OptimisationConfig::default(),
+            0,
+            &device,
+        )
+        .err()
+        .expect("a split error");
+        assert!(err.to_string().contains("split 9"), "{err}");
     }
 }

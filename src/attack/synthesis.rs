@@ -338,3 +338,146 @@ pub fn synthesise(
         bn_mismatch_end: end_sum / batches as f64,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::zoo;
+    use burn::module::RunningState;
+    use burn::nn::BatchNormConfig;
+
+    #[test]
+    fn synthesis_api_takes_no_dataset() {
+        // The whole input of the synthesis is the model, the settings, a seed
+        // and a device; this line stops compiling if a parameter is added.
+        let _only_model: fn(
+            &SplitModel,
+            &SynthesisConfig,
+            u64,
+            &Device,
+        ) -> Result<Synthesised, InversionError> = synthesise;
+        // And the settings are plain numbers: no field can hold images.
+        let keys: Vec<String> = serde_json::to_value(SynthesisConfig::default())
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut expected = [
+            "batch_size",
+            "bn_weight",
+            "class_weight",
+            "count",
+            "lr",
+            "mode",
+            "steps",
+            "tv_weight",
+        ];
+        expected.sort();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn bn_mismatch_walk_computes_the_models_own_forward() {
+        let device = Device::flex();
+        for name in ["cnn6", "vgg11-mnist"] {
+            device.seed(2);
+            let model = SplitModel::new(&zoo::spec(name).unwrap(), &device)
+                .unwrap()
+                .valid();
+            let x = Tensor::<4>::random(
+                [3, 1, 28, 28],
+                burn::tensor::Distribution::Uniform(0.0, 1.0),
+                &device,
+            );
+            let want = to_vec(model.forward(x.clone()));
+            let (logits, m) = forward_with_bn_mismatch(&model, x);
+            let got = to_vec(logits);
+            let diff = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff < 1e-5, "{name}: {diff}");
+            assert!(to_vec(m)[0] > 0.0);
+        }
+    }
+
+    #[test]
+    fn bn_term_is_the_l2_distance_of_batch_statistics() {
+        let device = Device::flex();
+        let mut bn = BatchNormConfig::new(2).init(&device);
+        let t = |v: [f32; 2]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [2]), &device);
+        bn.running_mean = RunningState::new(t([0.5, -1.0]));
+        bn.running_var = RunningState::new(t([2.0, 1.0]));
+        // Batch of two 1x2 maps: channel 0 holds [1, 3, 2, 2], channel 1 [0, 0, 4, 4].
+        let a = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0, 3.0, 0.0, 0.0, 2.0, 2.0, 4.0, 4.0], [2, 2, 1, 2]),
+            &device,
+        );
+        let (m, v) = map_stats(a);
+        assert_eq!(to_vec(m.clone()), [2.0, 2.0]);
+        assert_eq!(to_vec(v.clone()), [0.5, 4.0]);
+        let want = ((2.0f64 - 0.5).powi(2) + 3.0f64.powi(2)).sqrt()
+            + ((0.5f64 - 2.0).powi(2) + 3.0f64.powi(2)).sqrt();
+        let got = to_vec(bn_term(&bn, m, v))[0] as f64;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn synthesis_is_reproducible_and_counts_every_image() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        // 5 with batches of 2: 2 + 3 (no batch of one).
+        let cfg = SynthesisConfig {
+            count: 5,
+            steps: 2,
+            batch_size: 2,
+            ..SynthesisConfig::default()
+        };
+        let a = synthesise(&model, &cfg, 8, &device).unwrap();
+        let b = synthesise(&model, &cfg, 8, &device).unwrap();
+        assert_eq!(a.len(), 5);
+        assert_eq!(a.targets.len(), 5);
+        assert!(a.targets.iter().all(|t| *t < 10));
+        assert_eq!(a.images, b.images);
+        let c = synthesise(&model, &cfg, 9, &device).unwrap();
+        assert_ne!(a.images, c.images);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        assert!(SynthesisConfig::default().problems().is_empty());
+        let bad = SynthesisConfig {
+            count: 1,
+            batch_size: 1,
+            steps: 0,
+            lr: 0.0,
+            bn_weight: -1.0,
+            class_weight: -1.0,
+            tv_weight: -1.0,
+            ..SynthesisConfig::default()
+        };
+        let fields: Vec<String> = bad.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            [
+                "count",
+                "batch_size",
+                "steps",
+                "lr",
+                "bn_weight",
+                "class_weight",
+                "tv_weight"
+            ]
+        );
+        let noise = SynthesisConfig {
+            mode: SynthesisMode::Noise,
+            steps: 0,
+            ..SynthesisConfig::default()
+        };
+        assert!(noise.problems().is_empty(), "noise needs no steps");
+    }
+}
