@@ -7,9 +7,11 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FeatureSet;
+use super::dci::{DciAttacker, DciConfig};
 use super::decoder::{DecoderConfig, decoder_attack};
+use super::optimisation::{InversionError, OptimisationConfig, optimisation_attack};
 use crate::data::Dataset;
-use crate::metrics::reconstruction_metrics;
+use crate::metrics::{ReconstructionMetrics, reconstruction_metrics, spearman};
 use crate::model::SplitModel;
 use crate::report::grid::save_image_grid;
 use crate::train::Evaluator;
@@ -54,6 +56,10 @@ impl SplitSelection {
 pub enum AttackKind {
     /// Learning-based inversion with auxiliary data (DESIGN 9.1).
     Decoder(DecoderConfig),
+    /// Optimisation-based white-box inversion with a TV prior (DESIGN 9.2).
+    Optimisation(OptimisationConfig),
+    /// Data-free divide-and-conquer inversion, DCI (seed 000, DESIGN 9.3).
+    Dci(DciConfig),
 }
 
 impl AttackKind {
@@ -61,6 +67,8 @@ impl AttackKind {
     pub fn name(&self) -> &'static str {
         match self {
             AttackKind::Decoder(_) => "decoder",
+            AttackKind::Optimisation(_) => "optimisation",
+            AttackKind::Dci(_) => "dci",
         }
     }
 }
@@ -177,6 +185,9 @@ pub fn run_audit(
     let mut records = Vec::new();
     let shape = test.shape;
     let n_grid = cfg.grid_images.min(test.len());
+    // DCI attackers synthesise their inputs and train each block inverse
+    // once, then serve every split.
+    let mut dci_attackers: Vec<Option<DciAttacker>> = cfg.attacks.iter().map(|_| None).collect();
     for k in cfg.splits.resolve(model.len()) {
         if !model.split_points().contains(&k) {
             return Err(crate::model::ModelError::Split {
@@ -196,7 +207,7 @@ pub fn run_audit(
         }
         let aux_set = feature_set(&eval, aux, k);
         let (test_features, _) = eval.features(test, k);
-        for attack in &cfg.attacks {
+        for (ai, attack) in cfg.attacks.iter().enumerate() {
             if let Some(r) = previous(attack) {
                 records.push(r);
                 continue;
@@ -244,10 +255,160 @@ pub fn run_audit(
                         }),
                     }
                 }
+                AttackKind::Optimisation(oc) => {
+                    let q = oc.query_count(test.len());
+                    let dim = test_features.len() / test.len().max(1);
+                    let out = optimisation_attack(
+                        model,
+                        k,
+                        &test_features[..q * dim],
+                        oc,
+                        seed ^ k as u64,
+                        device,
+                    )
+                    .map_err(|e| inversion_error("optimisation", k, e))?;
+                    let originals = &test.images[..q * test.image_len()];
+                    let (mut record, _) = reconstruction_record(
+                        "optimisation",
+                        k,
+                        originals,
+                        &out.reconstructions,
+                        shape,
+                        out_dir,
+                        n_grid,
+                    )?;
+                    let fe = &out.feature_error;
+                    record.details = serde_json::json!({
+                        "queries": q,
+                        "feature_relative_error": fe.iter().sum::<f64>() / fe.len().max(1) as f64,
+                        "steps": oc.steps,
+                        "tv_weight": oc.tv_weight,
+                        "test_images": test.len(),
+                    });
+                    record
+                }
+                AttackKind::Dci(dc) => {
+                    let mut synthesis = serde_json::Value::Null;
+                    if dci_attackers[ai].is_none() {
+                        let t0 = Instant::now();
+                        let a = DciAttacker::new(model, dc, seed, device)
+                            .map_err(|e| inversion_error("dci", k, e))?;
+                        let s = a.synthesised();
+                        let file = "dci_synthesised.png".to_string();
+                        let shown = (2 * cfg.grid_images).min(s.len());
+                        let il = s.shape.iter().product::<usize>();
+                        save_image_grid(
+                            &out_dir.join(&file),
+                            &[&s.images[..shown * il]],
+                            shown,
+                            s.shape,
+                            3,
+                        )?;
+                        synthesis = serde_json::json!({
+                            "mode": dc.synthesis.mode,
+                            "count": s.len(),
+                            "bn_mismatch_start": s.bn_mismatch_start,
+                            "bn_mismatch_end": s.bn_mismatch_end,
+                            "seconds": t0.elapsed().as_secs_f64(),
+                            "image": file,
+                        });
+                        dci_attackers[ai] = Some(a);
+                    }
+                    let attacker = dci_attackers[ai]
+                        .as_mut()
+                        .expect("expected the DCI attacker created above");
+                    let out = attacker
+                        .attack(k, &test_features)
+                        .map_err(|e| inversion_error("dci", k, e))?;
+                    let (mut record, m) = reconstruction_record(
+                        "dci",
+                        k,
+                        &test.images,
+                        &out.reconstructions,
+                        shape,
+                        out_dir,
+                        n_grid,
+                    )?;
+                    let true_mse: Vec<f64> = m.per_image.iter().map(|p| p.mse).collect();
+                    let rho = spearman(&out.cycle, &true_mse);
+                    let cycle_file = format!("dci_split{k}_cycle.npy");
+                    let pairs: Vec<f32> = out
+                        .cycle
+                        .iter()
+                        .zip(&true_mse)
+                        .flat_map(|(c, e)| [*c as f32, *e as f32])
+                        .collect();
+                    crate::report::npy::write_npy_f32(
+                        &out_dir.join(&cycle_file),
+                        &pairs,
+                        &[true_mse.len(), 2],
+                    )?;
+                    let cyc = &out.cycle;
+                    record.details = serde_json::json!({
+                        "cycle_consistency_mean": cyc.iter().sum::<f64>() / cyc.len().max(1) as f64,
+                        "cycle_error_spearman": rho,
+                        "cycle_file": cycle_file,
+                        "block_l1": out.block_l1,
+                        "synthetic_image_l1": out.image_l1,
+                        "synthesis": synthesis,
+                        "test_images": test.len(),
+                    });
+                    record
+                }
             };
+            let mut record = record;
+            if let Some(d) = record.details.as_object_mut() {
+                d.insert(
+                    "wall_seconds".into(),
+                    started.elapsed().as_secs_f64().into(),
+                );
+            }
             observer.attack_end(&record, started.elapsed().as_secs_f64());
             records.push(record);
         }
     }
     Ok(records)
+}
+
+fn inversion_error(attack: &str, k: usize, e: InversionError) -> crate::Error {
+    crate::Error::Run(format!("{attack} attack at split {k}: {e}"))
+}
+
+/// Scores reconstructions against `originals` (`[n, C, H, W]`), saves the
+/// grid of the first `n_grid` as `<attack>_split<k>.png` and returns the
+/// record (details empty) with the metrics.
+fn reconstruction_record(
+    attack: &str,
+    k: usize,
+    originals: &[f32],
+    recons: &[f32],
+    shape: [usize; 3],
+    out_dir: &Path,
+    n_grid: usize,
+) -> Result<(AttackRecord, ReconstructionMetrics), crate::Error> {
+    let il: usize = shape.iter().product();
+    let n = originals.len() / il.max(1);
+    let m = reconstruction_metrics(originals, recons, n, shape)?;
+    let shown = n_grid.min(n);
+    let file = format!("{attack}_split{k}.png");
+    save_image_grid(
+        &out_dir.join(&file),
+        &[&originals[..shown * il], &recons[..shown * il]],
+        shown,
+        shape,
+        3,
+    )?;
+    let record = AttackRecord {
+        attack: attack.into(),
+        split: k,
+        mse: Some(m.mse),
+        psnr: Some(m.psnr),
+        ssim: Some(m.ssim),
+        image: Some(file),
+        attribute: None,
+        accuracy: None,
+        chance: None,
+        details: serde_json::Value::Null,
+    };
+    Ok((record, m))
 }

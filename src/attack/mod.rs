@@ -5,7 +5,10 @@
 //! predictions; the audit turns them into metrics and pictures.
 
 mod audit;
+pub mod dci;
 pub mod decoder;
+pub mod optimisation;
+pub mod synthesis;
 
 pub use audit::{AttackKind, AttackRecord, AuditConfig, AuditObserver, SplitSelection, run_audit};
 pub use decoder::{DecoderConfig, decoder_attack};

@@ -239,6 +239,16 @@ pub fn problems(r: &Recipe) -> Vec<String> {
                     );
                 }
             }
+            AttackKind::Optimisation(o) => {
+                for (field, msg) in o.problems() {
+                    bad(&at(&field), msg);
+                }
+            }
+            AttackKind::Dci(d) => {
+                for (field, msg) in d.problems() {
+                    bad(&at(&field), msg);
+                }
+            }
         }
     }
     p
@@ -450,6 +460,140 @@ mod tests {
     }
 
     #[test]
+    fn optimisation_steps_must_be_positive() {
+        rejects(
+            &["audit.attacks=[{kind: optimisation, steps: 0}]"],
+            "audit.attacks[0].steps: must be >= 1",
+        );
+    }
+
+    #[test]
+    fn optimisation_lr_must_be_positive() {
+        rejects(
+            &["audit.attacks=[{kind: optimisation, lr: 0}]"],
+            "audit.attacks[0].lr: must be > 0",
+        );
+    }
+
+    #[test]
+    fn optimisation_tv_weight_cannot_be_negative() {
+        rejects(
+            &["audit.attacks=[{kind: optimisation, tv_weight: -1}]"],
+            "audit.attacks[0].tv_weight: must be >= 0",
+        );
+    }
+
+    #[test]
+    fn optimisation_batch_size_must_be_positive() {
+        rejects(
+            &["audit.attacks=[{kind: optimisation, batch_size: 0}]"],
+            "audit.attacks[0].batch_size: must be >= 1",
+        );
+    }
+
+    #[test]
+    fn dci_width_must_be_at_least_four() {
+        rejects(
+            &["audit.attacks=[{kind: dci, width: 2}]"],
+            "audit.attacks[0].width: must be >= 4",
+        );
+    }
+
+    #[test]
+    fn dci_block_epochs_must_be_positive() {
+        rejects(
+            &["audit.attacks=[{kind: dci, block_epochs: 0}]"],
+            "audit.attacks[0].block_epochs: must be >= 1",
+        );
+    }
+
+    #[test]
+    fn dci_batch_size_must_be_positive() {
+        rejects(
+            &["audit.attacks=[{kind: dci, batch_size: 0}]"],
+            "audit.attacks[0].batch_size: must be >= 1",
+        );
+    }
+
+    #[test]
+    fn dci_lr_must_be_positive() {
+        rejects(
+            &["audit.attacks=[{kind: dci, lr: -0.1}]"],
+            "audit.attacks[0].lr: must be > 0",
+        );
+    }
+
+    #[test]
+    fn dci_cycle_weight_cannot_be_negative() {
+        rejects(
+            &["audit.attacks=[{kind: dci, cycle_weight: -1}]"],
+            "audit.attacks[0].cycle_weight: must be >= 0",
+        );
+    }
+
+    #[test]
+    fn synthesis_count_must_be_at_least_two() {
+        rejects(
+            &["audit.attacks=[{kind: dci, synthesis: {count: 1}}]"],
+            "audit.attacks[0].synthesis.count: must be >= 2",
+        );
+    }
+
+    #[test]
+    fn synthesis_batch_size_must_be_at_least_two() {
+        rejects(
+            &["audit.attacks=[{kind: dci, synthesis: {batch_size: 1}}]"],
+            "audit.attacks[0].synthesis.batch_size: must be >= 2",
+        );
+    }
+
+    #[test]
+    fn synthesis_steps_must_be_positive_for_deep_inversion() {
+        rejects(
+            &["audit.attacks=[{kind: dci, synthesis: {steps: 0}}]"],
+            "audit.attacks[0].synthesis.steps: must be >= 1",
+        );
+    }
+
+    #[test]
+    fn synthesis_lr_must_be_positive() {
+        rejects(
+            &["audit.attacks=[{kind: dci, synthesis: {lr: 0}}]"],
+            "audit.attacks[0].synthesis.lr: must be > 0",
+        );
+    }
+
+    #[test]
+    fn synthesis_bn_weight_cannot_be_negative() {
+        rejects(
+            &["audit.attacks=[{kind: dci, synthesis: {bn_weight: -1}}]"],
+            "audit.attacks[0].synthesis.bn_weight: must be >= 0",
+        );
+    }
+
+    #[test]
+    fn synthesis_class_weight_cannot_be_negative() {
+        rejects(
+            &["audit.attacks=[{kind: dci, synthesis: {class_weight: -1}}]"],
+            "audit.attacks[0].synthesis.class_weight: must be >= 0",
+        );
+    }
+
+    #[test]
+    fn synthesis_tv_weight_cannot_be_negative() {
+        rejects(
+            &["audit.attacks=[{kind: dci, synthesis: {tv_weight: -1}}]"],
+            "audit.attacks[0].synthesis.tv_weight: must be >= 0",
+        );
+    }
+
+    #[test]
+    fn optimisation_and_dci_defaults_are_valid() {
+        check(&["audit.attacks=[{kind: optimisation}, {kind: dci}]"]).unwrap();
+        check(&["audit.attacks=[{kind: dci, synthesis: {mode: noise, steps: 0}}]"]).unwrap();
+    }
+
+    #[test]
     fn unknown_field_is_rejected_with_its_path() {
         rejects(&["training.epochz=3"], "epochz");
         let err = from_str("name: t\nmodel: {arch: cnn6}\nbogus: 1\n", "t.yaml", &[])
@@ -497,7 +641,9 @@ mod tests {
         let r = from_str(&text, "t.yaml", &o).unwrap().recipe;
         assert_eq!(r.training.optimizer.lr(), 0.01);
         assert_eq!(r.seed, 7);
-        let crate::attack::AttackKind::Decoder(d) = &r.audit.attacks[0];
+        let crate::attack::AttackKind::Decoder(d) = &r.audit.attacks[0] else {
+            panic!("expected a decoder attack");
+        };
         assert_eq!(d.epochs, 3);
     }
 

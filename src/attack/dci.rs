@@ -1,0 +1,661 @@
+//! Data-free Divide-and-Conquer Inversion, DCI (seed 000: Dong et al.,
+//! "Auditing Privacy Protection in Split Computing via Data-Free Model
+//! Inversion Attack", section "Method"; DESIGN section 9.3).
+//!
+//! The attacker has the edge blocks `F_1 .. F_k` (white box) and no real
+//! data. It synthesises inputs from the model ([`synthesise`]), then:
+//!
+//! 1. **Divide**: for every block `j <= k` trains a small inverse network
+//!    `G_j` on the synthetic activations `u_j = F_{1:j-1}(x)` with
+//!    `L_layer = ||u_j - G_j(F_j(u_j))||_1`. Block inverses do not depend on
+//!    the split, so one attacker trains each block once and reuses it at
+//!    every deeper split.
+//! 2. **Conquer**: composes `G = G_1 o ... o G_k` and refines it end to end
+//!    on the synthetic inputs with
+//!    `L_img = ||x - G(F_{1:k}(x))||_1 + cycle_weight * ||F_{1:k}(G(z)) - z||_1 / ||z||_1`
+//!    (means over elements; the cycle term back-propagates through the
+//!    frozen edge).
+//! 3. **Attack**: one forward pass `x' = clamp(G(z), 0, 1)` per query, with
+//!    the attacker's own quality estimate, the cycle consistency
+//!    `||F_{1:k}(x') - z||_2 / ||z||_2`, which needs no ground truth.
+//!
+//! Each `G_j` is a residual pair: a linear path (1x1 convolution, or a dense
+//! map) that can represent a linear block's exact inverse, plus a small
+//! non-linear branch (3x3 convolutions or one hidden layer, leaky ReLU)
+//! whose last layer starts at zero. Maps shrunk by pooling are first resized
+//! back (bilinear). No batch-norm, so copies of an inverse never share state.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::leaky_relu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::optimisation::{InversionError, edge_flat, first_problem, white_box};
+use super::synthesis::{SynthesisConfig, Synthesised, synthesise};
+use crate::model::{Features, SplitModel};
+use crate::train::to_vec;
+
+fn d_width() -> usize {
+    16
+}
+fn d_block_epochs() -> usize {
+    20
+}
+fn d_refine_epochs() -> usize {
+    10
+}
+fn d_batch() -> usize {
+    32
+}
+fn d_lr() -> f64 {
+    2e-3
+}
+fn d_cycle() -> f64 {
+    0.1
+}
+
+/// Settings of the DCI attack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DciConfig {
+    /// How the training inputs are synthesised (the attacker has no data).
+    #[serde(default)]
+    pub synthesis: SynthesisConfig,
+    /// Channels of the convolutional inverses; dense inverses use 8x as many
+    /// hidden units (default 16).
+    #[serde(default = "d_width")]
+    pub width: usize,
+    /// Epochs over the synthetic set for each block inverse (default 20).
+    #[serde(default = "d_block_epochs")]
+    pub block_epochs: usize,
+    /// Epochs of end-to-end refinement of the composition (default 10; 0 skips it).
+    #[serde(default = "d_refine_epochs")]
+    pub refine_epochs: usize,
+    /// Batch size of both trainings (default 32).
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Adam learning rate (default 0.002).
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Weight of the cycle loss in the refinement (default 0.1; 0 turns it off).
+    #[serde(default = "d_cycle")]
+    pub cycle_weight: f64,
+}
+
+impl Default for DciConfig {
+    fn default() -> Self {
+        Self {
+            synthesis: SynthesisConfig::default(),
+            width: d_width(),
+            block_epochs: d_block_epochs(),
+            refine_epochs: d_refine_epochs(),
+            batch_size: d_batch(),
+            lr: d_lr(),
+            cycle_weight: d_cycle(),
+        }
+    }
+}
+
+impl DciConfig {
+    /// Every out-of-range setting as `(field, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = self
+            .synthesis
+            .problems()
+            .into_iter()
+            .map(|(f, m)| (format!("synthesis.{f}"), m))
+            .collect();
+        if self.width < 4 {
+            p.push(("width".into(), format!("must be >= 4, got {}", self.width)));
+        }
+        if self.block_epochs == 0 {
+            p.push(("block_epochs".into(), "must be >= 1, got 0".into()));
+        }
+        if self.batch_size == 0 {
+            p.push(("batch_size".into(), "must be >= 1, got 0".into()));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            p.push(("lr".into(), format!("must be > 0, got {}", self.lr)));
+        }
+        if !(self.cycle_weight.is_finite() && self.cycle_weight >= 0.0) {
+            p.push((
+                "cycle_weight".into(),
+                format!("must be >= 0, got {}", self.cycle_weight),
+            ));
+        }
+        p
+    }
+}
+
+fn conv(cin: usize, cout: usize, kernel: usize, zero: bool, device: &Device) -> Conv2d {
+    let p = kernel / 2;
+    let mut c = Conv2dConfig::new([cin, cout], [kernel, kernel])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p));
+    if zero {
+        c = c.with_initializer(Initializer::Zeros);
+    }
+    c.init(device)
+}
+
+/// Inverse of a convolution or residual block: features `[N, C_out, h, w]`
+/// back to the block's input `[N, C_in, H, W]`.
+#[derive(Module, Debug)]
+pub struct ConvInverse {
+    skip: Conv2d,
+    c1: Conv2d,
+    c2: Conv2d,
+    c3: Conv2d,
+    #[module(skip)]
+    size: [usize; 2],
+}
+
+impl ConvInverse {
+    /// `[N, C_out, h, w] -> [N, C_in, H, W]`.
+    pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = z.dims();
+        let z = if [h, w] != self.size {
+            interpolate(
+                z,
+                InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size(self.size),
+            )
+        } else {
+            z
+        };
+        let y = leaky_relu(self.c1.forward(z.clone()), 0.2);
+        let y = leaky_relu(self.c2.forward(y), 0.2);
+        self.skip.forward(z) + self.c3.forward(y)
+    }
+}
+
+/// Inverse of a fully connected block: `[N, D_out]` back to the block's
+/// input (`[N, D_in]`, or the map it flattened).
+#[derive(Module, Debug)]
+pub struct LinearInverse {
+    skip: Linear,
+    l1: Linear,
+    l2: Linear,
+    #[module(skip)]
+    input: Vec<usize>,
+}
+
+impl LinearInverse {
+    /// `[N, D_out] -> ` the block's input features.
+    pub fn forward(&self, z: Tensor<2>) -> Features {
+        let y = leaky_relu(self.l1.forward(z.clone()), 0.2);
+        Features::from_flat(self.skip.forward(z) + self.l2.forward(y), &self.input)
+    }
+}
+
+/// The learned inverse `G_j` of one block.
+#[derive(Module, Debug)]
+pub enum BlockInverse {
+    /// Inverse of a block whose output is a map.
+    Conv(ConvInverse),
+    /// Inverse of a block whose output is a vector.
+    Linear(LinearInverse),
+}
+
+impl BlockInverse {
+    /// A fresh inverse for a block mapping `input` to `output` features
+    /// (`[C, H, W]` or `[D]` each).
+    pub fn new(input: &[usize], output: &[usize], width: usize, device: &Device) -> Self {
+        match (input, output) {
+            (&[cin, h, w], &[cout, _, _]) => BlockInverse::Conv(ConvInverse {
+                skip: conv(cout, cin, 1, false, device),
+                c1: conv(cout, width, 3, false, device),
+                c2: conv(width, width, 3, false, device),
+                c3: conv(width, cin, 3, true, device),
+                size: [h, w],
+            }),
+            _ => {
+                let din: usize = input.iter().product();
+                let dout: usize = output.iter().product();
+                let hidden = width * 8;
+                BlockInverse::Linear(LinearInverse {
+                    skip: LinearConfig::new(dout, din).init(device),
+                    l1: LinearConfig::new(dout, hidden).init(device),
+                    l2: LinearConfig::new(hidden, din)
+                        .with_initializer(Initializer::Zeros)
+                        .init(device),
+                    input: input.to_vec(),
+                })
+            }
+        }
+    }
+
+    /// The block's output features back to its input features.
+    pub fn forward(&self, z: Features) -> Features {
+        match (self, z) {
+            (BlockInverse::Conv(g), Features::Map(t)) => Features::Map(g.forward(t)),
+            (BlockInverse::Linear(g), z) => g.forward(z.flatten()),
+            (BlockInverse::Conv(_), Features::Flat(_)) => {
+                panic!("expected map features for the inverse of a convolution block")
+            }
+        }
+    }
+}
+
+/// `G = G_1 o ... o G_k`: split-`k` features back to images.
+#[derive(Module, Debug)]
+pub struct ComposedInverse {
+    /// `G_1 .. G_k`, applied last to first.
+    pub stages: Vec<BlockInverse>,
+}
+
+impl ComposedInverse {
+    /// Split features -> input features (images, unclamped).
+    pub fn forward(&self, mut z: Features) -> Features {
+        for g in self.stages.iter().rev() {
+            z = g.forward(z);
+        }
+        z
+    }
+}
+
+/// Host activations: flat rows and one example's shape.
+#[derive(Clone, Debug)]
+struct Acts {
+    data: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+impl Acts {
+    fn dim(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    fn batch(&self, idx: &[usize], device: &Device) -> Features {
+        let d = self.dim();
+        let mut buf = Vec::with_capacity(idx.len() * d);
+        for &i in idx {
+            buf.extend_from_slice(&self.data[i * d..(i + 1) * d]);
+        }
+        let flat = Tensor::<2>::from_data(TensorData::new(buf, [idx.len(), d]), device);
+        Features::from_flat(flat, &self.shape)
+    }
+}
+
+fn mean_l1(a: Features, b: Features) -> Tensor<1> {
+    (a.flatten() - b.flatten()).abs().mean()
+}
+
+/// Trains `g` to map `z` rows back to `u` rows with the L1 loss; returns it
+/// with the mean L1 of its last epoch.
+fn fit_inverse<M: Module>(
+    mut g: M,
+    forward: impl Fn(&M, Features) -> Features,
+    z: &Acts,
+    u: &Acts,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> (M, f64) {
+    let n = u.data.len() / u.dim().max(1);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut optim = AdamConfig::new().init();
+    let mut last = f64::NAN;
+    for _ in 0..epochs {
+        order.shuffle(rng);
+        let (mut sum, mut count) = (0.0, 0usize);
+        for b in order.chunks(batch.max(1)) {
+            let loss = mean_l1(forward(&g, z.batch(b, device)), u.batch(b, device));
+            sum += to_vec(loss.clone())[0] as f64 * b.len() as f64;
+            count += b.len();
+            let grads = GradientsParams::from_grads(loss.backward(), &g);
+            g = optim.step(lr, g, grads);
+        }
+        last = sum / count.max(1) as f64;
+    }
+    (g, last)
+}
+
+/// Trains the inverse of one block on pairs `(u_j, F_j(u_j))` (given as
+/// host rows) with `L_layer`; returns it with its last-epoch mean L1.
+/// `device` must support autodiff.
+#[allow(clippy::too_many_arguments)]
+pub fn train_block_inverse(
+    u: &[f32],
+    u_shape: &[usize],
+    z: &[f32],
+    z_shape: &[usize],
+    cfg: &DciConfig,
+    seed: u64,
+    device: &Device,
+) -> (BlockInverse, f64) {
+    device.seed(seed);
+    let g = BlockInverse::new(u_shape, z_shape, cfg.width, device);
+    let u = Acts {
+        data: u.to_vec(),
+        shape: u_shape.to_vec(),
+    };
+    let z = Acts {
+        data: z.to_vec(),
+        shape: z_shape.to_vec(),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    fit_inverse(
+        g,
+        |g, z| g.forward(z),
+        &z,
+        &u,
+        cfg.block_epochs,
+        cfg.batch_size,
+        cfg.lr,
+        &mut rng,
+        device,
+    )
+}
+
+/// Result of DCI at one split.
+#[derive(Clone, Debug)]
+pub struct DciOutcome {
+    /// Reconstructions `[N, C, H, W]` of the queries, in [0, 1].
+    pub reconstructions: Vec<f32>,
+    /// Per query, the cycle consistency `||F(x') - z||_2 / ||z||_2`.
+    pub cycle: Vec<f64>,
+    /// Last-epoch `L_layer` (mean L1) of each block inverse `G_1 .. G_k`.
+    pub block_l1: Vec<f64>,
+    /// Last-epoch refinement `L_img` (mean L1 on the synthetic inputs), or
+    /// the composed inverse's `L_img` before refinement when it is skipped.
+    pub image_l1: f64,
+}
+
+/// A data-free attacker on one model: synthesises inputs once, trains each
+/// block inverse once, and inverts features at any split.
+pub struct DciAttacker {
+    cfg: DciConfig,
+    seed: u64,
+    device: Device,
+    frozen: SplitModel,
+    synth: Synthesised,
+    /// `acts[j]`: synthetic activations entering block `j + 1` (`acts[0]` = images).
+    acts: Vec<Acts>,
+    inverses: Vec<(BlockInverse, f64)>,
+}
+
+impl DciAttacker {
+    /// Synthesises the attacker's training inputs from `model` alone (no
+    /// dataset can be passed). `device` must support autodiff.
+    pub fn new(
+        model: &SplitModel,
+        cfg: &DciConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self, InversionError> {
+        first_problem(cfg.problems())?;
+        let synth = synthesise(model, &cfg.synthesis, seed, device)?;
+        let images = Acts {
+            data: synth.images.clone(),
+            shape: synth.shape.to_vec(),
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            seed,
+            device: device.clone(),
+            frozen: white_box(model, device),
+            synth,
+            acts: vec![images],
+            inverses: Vec::new(),
+        })
+    }
+
+    /// The synthetic inputs the attacker trains on.
+    pub fn synthesised(&self) -> &Synthesised {
+        &self.synth
+    }
+
+    /// Trains block inverses up to block `k` (those not trained yet).
+    fn ensure_blocks(&mut self, k: usize) {
+        let n = self.synth.len();
+        let all: Vec<usize> = (0..n).collect();
+        while self.inverses.len() < k {
+            let j = self.inverses.len();
+            if self.acts.len() <= j + 1 {
+                let mut data = Vec::new();
+                let mut shape = Vec::new();
+                for chunk in all.chunks(256) {
+                    let u = self.acts[j].batch(chunk, &self.device);
+                    let z = self.frozen.run(u, j, j + 1);
+                    shape = z.example_shape();
+                    data.extend(to_vec(z.flatten()));
+                }
+                self.acts.push(Acts { data, shape });
+            }
+            let (u, z) = (&self.acts[j], &self.acts[j + 1]);
+            let seed = self.seed.wrapping_add(1 + j as u64);
+            let trained = train_block_inverse(
+                &u.data,
+                &u.shape,
+                &z.data,
+                &z.shape,
+                &self.cfg,
+                seed,
+                &self.device,
+            );
+            self.inverses.push(trained);
+        }
+    }
+
+    /// Inverts `features` (`[N, D]` row-major) sent at split `k`: trains the
+    /// missing block inverses, composes and refines them, and decodes every
+    /// query in one forward pass.
+    pub fn attack(&mut self, k: usize, features: &[f32]) -> Result<DciOutcome, InversionError> {
+        if !self.frozen.split_points().contains(&k) {
+            return Err(InversionError::Shape(format!(
+                "split {k} is out of range: the model has {} blocks, so splits 1..={}",
+                self.frozen.len(),
+                self.frozen.len().saturating_sub(1)
+            )));
+        }
+        self.ensure_blocks(k);
+        let z_acts = &self.acts[k];
+        let dim = z_acts.dim();
+        if dim == 0 || features.len() % dim != 0 {
+            return Err(InversionError::Shape(format!(
+                "features hold {} values, not a whole number of split-{k} feature vectors of {dim}",
+                features.len()
+            )));
+        }
+        let device = self.device.clone();
+        let g = ComposedInverse {
+            stages: self.inverses[..k].iter().map(|(g, _)| g.clone()).collect(),
+        };
+        let block_l1 = self.inverses[..k].iter().map(|(_, l)| *l).collect();
+        let (g, image_l1) = self.refine(g, k);
+
+        let n = features.len() / dim;
+        let [c, h, w] = self.synth.shape;
+        let queries = Acts {
+            data: features.to_vec(),
+            shape: z_acts.shape.clone(),
+        };
+        let (mut reconstructions, mut cycle) = (Vec::with_capacity(n * c * h * w), Vec::new());
+        let idx: Vec<usize> = (0..n).collect();
+        for chunk in idx.chunks(256) {
+            let z = queries.batch(chunk, &device).flatten();
+            let x = g
+                .forward(Features::from_flat(z.clone(), &queries.shape))
+                .flatten()
+                .reshape([chunk.len(), c, h, w])
+                .clamp(0.0, 1.0);
+            let zc = edge_flat(&self.frozen, x.clone(), k);
+            let num = to_vec((zc - z.clone()).powi_scalar(2).sum_dim(1));
+            let den = to_vec(z.powi_scalar(2).sum_dim(1));
+            cycle.extend(
+                num.iter()
+                    .zip(&den)
+                    .map(|(a, b)| (*a as f64 / (*b as f64).max(1e-12)).sqrt()),
+            );
+            reconstructions.extend(to_vec(x));
+        }
+        Ok(DciOutcome {
+            reconstructions,
+            cycle,
+            block_l1,
+            image_l1,
+        })
+    }
+
+    /// End-to-end refinement of the composition on the synthetic inputs.
+    fn refine(&self, mut g: ComposedInverse, k: usize) -> (ComposedInverse, f64) {
+        let images = &self.acts[0];
+        let z_all = &self.acts[k];
+        let n = self.synth.len();
+        let [c, h, w] = self.synth.shape;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ (0xC0C0 + k as u64));
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut optim = AdamConfig::new().init();
+        let mut last = f64::NAN;
+        for _ in 0..self.cfg.refine_epochs {
+            order.shuffle(&mut rng);
+            let (mut sum, mut count) = (0.0, 0usize);
+            for b in order.chunks(self.cfg.batch_size.max(1)) {
+                let x = images.batch(b, &self.device).flatten();
+                let z = z_all.batch(b, &self.device).flatten();
+                let xr = g
+                    .forward(Features::from_flat(z.clone(), &z_all.shape))
+                    .flatten();
+                let l_img = (x - xr.clone()).abs().mean();
+                sum += to_vec(l_img.clone())[0] as f64 * b.len() as f64;
+                count += b.len();
+                let mut loss = l_img;
+                if self.cfg.cycle_weight > 0.0 {
+                    let zc = edge_flat(&self.frozen, xr.reshape([b.len(), c, h, w]), k);
+                    let scale = z.clone().abs().mean().detach() + 1e-8;
+                    let l_cyc = (zc - z).abs().mean() / scale;
+                    loss = loss + l_cyc * self.cfg.cycle_weight;
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &g);
+                g = optim.step(self.cfg.lr, g, grads);
+            }
+            last = sum / count.max(1) as f64;
+        }
+        if self.cfg.refine_epochs == 0 {
+            let all: Vec<usize> = (0..n).collect();
+            let (mut sum, mut count) = (0.0, 0usize);
+            for b in all.chunks(256) {
+                let xr = g.forward(z_all.batch(b, &self.device));
+                let l = mean_l1(images.batch(b, &self.device), xr);
+                sum += to_vec(l)[0] as f64 * b.len() as f64;
+                count += b.len();
+            }
+            last = sum / count.max(1) as f64;
+        }
+        (g, last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelSpec, zoo};
+
+    #[test]
+    fn dci_api_takes_no_dataset_and_attacks_features_only() {
+        // Built from the model and settings alone; queries are features.
+        let _new: fn(&SplitModel, &DciConfig, u64, &Device) -> Result<DciAttacker, InversionError> =
+            DciAttacker::new;
+        let _attack: fn(&mut DciAttacker, usize, &[f32]) -> Result<DciOutcome, InversionError> =
+            DciAttacker::attack;
+    }
+
+    #[test]
+    fn block_inverses_map_outputs_back_to_input_shapes() {
+        let device = Device::flex();
+        let spec: ModelSpec = zoo::spec("cnn6").unwrap();
+        let infos = spec.infos().unwrap();
+        // Block 1: 1x28x28 -> 16x14x14 (pooled); block 4: 64x3x3 -> 128.
+        for j in [0, 3] {
+            let (i, o) = (&infos[j].input, &infos[j].output);
+            let g = BlockInverse::new(i, o, 4, &device);
+            let z = Tensor::<2>::zeros([2, o.iter().product::<usize>()], &device);
+            let back = g.forward(Features::from_flat(z, o));
+            assert_eq!(&back.example_shape(), i, "block {}", j + 1);
+        }
+    }
+
+    #[test]
+    fn composed_inverse_applies_the_deepest_inverse_first() {
+        let device = Device::flex();
+        let infos = zoo::spec("cnn6").unwrap().infos().unwrap();
+        let stages = (0..4)
+            .map(|j| BlockInverse::new(&infos[j].input, &infos[j].output, 4, &device))
+            .collect();
+        let g = ComposedInverse { stages };
+        let z = Tensor::<2>::zeros([3, 128], &device);
+        let x = g.forward(Features::Flat(z));
+        assert_eq!(x.example_shape(), vec![1, 28, 28]);
+        assert_eq!(x.batch(), 3);
+    }
+
+    #[test]
+    fn a_fresh_dense_inverse_is_its_linear_path() {
+        // The non-linear branch starts at zero, so a fresh inverse is affine.
+        let device = Device::flex();
+        let g = BlockInverse::new(&[3], &[2], 4, &device);
+        let BlockInverse::Linear(l) = &g else {
+            panic!("expected a dense inverse")
+        };
+        let z = Tensor::<2>::from_data(TensorData::new(vec![0.3, -1.2], [1, 2]), &device);
+        let want = to_vec(l.skip.forward(z.clone()));
+        let got = to_vec(g.forward(Features::Flat(z)).flatten());
+        assert_eq!(want, got);
+    }
+
+    #[test]
+    fn bad_settings_are_named_with_their_section() {
+        assert!(DciConfig::default().problems().is_empty());
+        let mut bad = DciConfig {
+            width: 2,
+            block_epochs: 0,
+            batch_size: 0,
+            lr: 0.0,
+            cycle_weight: -1.0,
+            ..DciConfig::default()
+        };
+        bad.synthesis.count = 0;
+        let fields: Vec<String> = bad.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            [
+                "synthesis.count",
+                "width",
+                "block_epochs",
+                "batch_size",
+                "lr",
+                "cycle_weight"
+            ]
+        );
+    }
+
+    #[test]
+    fn features_of_the_wrong_size_are_an_error() {
+        let device = Device::flex().autodiff();
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        let cfg = DciConfig {
+            synthesis: SynthesisConfig {
+                mode: super::super::synthesis::SynthesisMode::Noise,
+                count: 4,
+                batch_size: 2,
+                ..SynthesisConfig::default()
+            },
+            block_epochs: 1,
+            refine_epochs: 0,
+            ..DciConfig::default()
+        };
+        let mut a = DciAttacker::new(&model, &cfg, 1, &device).unwrap();
+        let err = a.attack(4, &[0.0; 100]).err().expect("a shape error");
+        assert!(err.to_string().contains("128"), "{err}");
+        assert!(a.attack(6, &[0.0; 128]).is_err(), "split 6 of 6 blocks");
+    }
+}
