@@ -25,10 +25,10 @@ pub struct DefensesConfig {
     #[serde(default)]
     pub label_smoothing: Option<LabelSmoothingConfig>,
     /// Lipschitz regularisation of the edge blocks (seed 001, PATROL).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lipschitz: Option<LipschitzConfig>,
     /// Adversarial reconstruction training (seed 001, PATROL).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversarial: Option<AdversarialConfig>,
 }
 
