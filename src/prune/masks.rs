@@ -38,10 +38,10 @@ use rand_chacha::ChaCha8Rng;
 use super::PruneError;
 use crate::data::Dataset;
 use crate::defense::{Defense, DefensesConfig, Lipschitz, StepContext};
+use crate::metrics::argmax_rows;
 use crate::model::{Features, SplitModel};
 use crate::train::{
-    EpochMetrics, TrainConfig, TrainObserver, argmax_rows, images_tensor, one_hot,
-    soft_cross_entropy, to_vec,
+    EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy, to_vec,
 };
 
 /// The raw mask values, one `[channels]` vector per masked block.
@@ -235,7 +235,8 @@ pub fn train_masks(
                     value: loss_value,
                 });
             }
-            let pred = argmax_rows(&to_vec(logits.detach()), classes);
+            let pred = argmax_rows(&to_vec(logits.detach()), classes)
+                .expect("expected logits with one row per example");
             let batch_hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
             let mut grads = loss.backward();
             let gw = GradientsParams::from_module(&mut grads, &masked.model);
