@@ -259,3 +259,132 @@ pub fn select_channels(
         "{budget} FLOPs cannot be met at split {split} with at least {min_keep} of each block's channels kept"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, zoo};
+
+    // cnn6 edge FLOPs (hand count, 2 x MACs): conv1 2*9*16*784 = 225,792;
+    // conv2 2*16*9*32*196 = 1,806,336.
+    const SPLIT1: u64 = 225_792;
+    const SPLIT2: u64 = 225_792 + 1_806_336;
+
+    #[test]
+    fn deepest_unpruned_split_is_the_last_that_fits() {
+        let spec = zoo::spec("cnn6").unwrap();
+        assert_eq!(deepest_split(&spec, SPLIT2, None, None).unwrap(), 2);
+        assert_eq!(deepest_split(&spec, SPLIT2 - 1, None, None).unwrap(), 1);
+        let err = deepest_split(&spec, SPLIT1 - 1, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("225792") && err.contains("unpruned"), "{err}");
+    }
+
+    #[test]
+    fn pruning_to_min_keep_reaches_deeper_splits() {
+        let spec = zoo::spec("cnn6").unwrap();
+        // min_keep 0.25: 4, 8, 16, 32, 16 channels; split 2 costs
+        // 2*9*4*784 + 2*4*9*8*196 = 169,344, split 3 adds 2*8*9*16*49 = 112,896.
+        assert_eq!(deepest_split(&spec, SPLIT1, None, Some(0.25)).unwrap(), 2);
+        assert_eq!(deepest_split(&spec, SPLIT2, None, Some(0.25)).unwrap(), 5);
+        assert_eq!(
+            deepest_split(&spec, SPLIT2, Some(3), Some(0.25)).unwrap(),
+            3
+        );
+    }
+
+    #[test]
+    fn uniform_ratio_keeps_the_largest_fraction_that_fits() {
+        let spec = zoo::spec("cnn6").unwrap();
+        let s1: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        let s2: Vec<f32> = (0..32).map(|i| -(i as f32)).collect();
+        let scores = vec![Some(s1), Some(s2), None, None, None, None];
+        // r = 9/32 keeps 5 and 9 channels: 14112*5 + 3528*5*9 = 229,320 > budget;
+        // r = 1/4 keeps 4 and 8: 56,448 + 112,896 = 169,344.
+        let sel =
+            select_channels(&spec, 2, SPLIT1, &scores, SelectionRule::UniformRatio, 0.1).unwrap();
+        assert_eq!(sel.keep[0], vec![12, 13, 14, 15]);
+        assert_eq!(sel.keep[1], (0..8).collect::<Vec<_>>());
+        assert_eq!(
+            sel.keep[2].len(),
+            64,
+            "blocks past the split keep everything"
+        );
+        assert_eq!(sel.edge_flops, 169_344);
+    }
+
+    fn small() -> ModelSpec {
+        let conv = |out| {
+            BlockSpec::Conv(ConvSpec {
+                out_channels: out,
+                kernel: 1,
+                stride: 1,
+                padding: None,
+                pool: 0,
+                batch_norm: false,
+                activation: ActivationKind::Relu,
+            })
+        };
+        let head = BlockSpec::Linear(LinearSpec {
+            out_features: 3,
+            activation: ActivationKind::None,
+            batch_norm: false,
+        });
+        ModelSpec {
+            arch: "small".into(),
+            input: [1, 4, 4],
+            blocks: vec![conv(4), conv(2), head],
+        }
+    }
+
+    #[test]
+    fn global_threshold_drops_the_lowest_scores_until_the_edge_fits() {
+        // Edge FLOPs at split 2: 32 c1 + 32 c1 c2.
+        let spec = small();
+        let scores = vec![Some(vec![0.9, 0.1, 0.5, 0.0]), Some(vec![0.2, 0.8]), None];
+        let rule = SelectionRule::GlobalThreshold;
+        let sel = select_channels(&spec, 2, 384, &scores, rule, 0.25).unwrap();
+        assert_eq!(
+            (sel.keep[0].len(), sel.keep[1].len(), sel.edge_flops),
+            (4, 2, 384)
+        );
+        // t = 0.1 keeps {0.9, 0.5} and both: 64 + 128 = 192.
+        let sel = select_channels(&spec, 2, 200, &scores, rule, 0.25).unwrap();
+        assert_eq!(
+            (sel.keep[0].clone(), sel.keep[1].clone(), sel.edge_flops),
+            (vec![0, 2], vec![0, 1], 192)
+        );
+        // t = 0.2 also drops 0.2: 64 + 64 = 128.
+        let sel = select_channels(&spec, 2, 150, &scores, rule, 0.25).unwrap();
+        assert_eq!(
+            (sel.keep[0].clone(), sel.keep[1].clone(), sel.edge_flops),
+            (vec![0, 2], vec![1], 128)
+        );
+        assert_eq!(sel.keep[2], vec![0, 1, 2]);
+        let err = select_channels(&spec, 2, 10, &scores, rule, 0.25)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be met at split 2"), "{err}");
+    }
+
+    #[test]
+    fn budget_resolves_flops_or_a_fraction_of_a_reference_split() {
+        let spec = zoo::spec("cnn6").unwrap();
+        let flops = BudgetConfig {
+            flops: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(flops.resolve(&spec).unwrap(), 1000);
+        let frac = BudgetConfig {
+            fraction: Some(0.5),
+            reference_split: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(frac.resolve(&spec).unwrap(), SPLIT2 / 2);
+        assert!(frac.problems().is_empty() && flops.problems().is_empty());
+        assert!(!BudgetConfig::default().problems().is_empty());
+        assert_eq!(min_count(16, 0.25), 4);
+        assert_eq!(min_count(3, 0.01), 1);
+    }
+}

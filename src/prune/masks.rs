@@ -293,3 +293,45 @@ pub fn train_masks(
     }
     Ok((masked, history))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec};
+
+    #[test]
+    fn masks_clamp_to_unit_interval_and_scale_channels() {
+        let device = Device::flex();
+        let blocks = [
+            BlockSpec::Conv(ConvSpec {
+                out_channels: 3,
+                kernel: 1,
+                stride: 1,
+                padding: None,
+                pool: 0,
+                batch_norm: false,
+                activation: ActivationKind::None,
+            }),
+            BlockSpec::Linear(LinearSpec {
+                out_features: 2,
+                activation: ActivationKind::None,
+                batch_norm: false,
+            }),
+        ];
+        let model = SplitModel::from_blocks("t", &[1, 2, 2], &blocks, &device).unwrap();
+        let mut masked = MaskedModel::new(model, &[0], &device).unwrap();
+        masked.masks.values[0] = Param::from_data([1.5f32, -0.2, 0.5], &device);
+        assert_eq!(masked.values()[0].as_deref(), Some(&[1.0f32, 0.0, 0.5][..]));
+        assert!(masked.values()[1].is_none());
+        let s = to_vec(masked.sparsity().unwrap())[0];
+        assert!((s - 0.5).abs() < 1e-6);
+        let x = Tensor::<4>::ones([1, 1, 2, 2], &device);
+        let plain = to_vec(masked.model.edge_forward(x.clone(), 1).flatten());
+        let out = to_vec(masked.edge_forward(x, 1).flatten());
+        for (p, (o, m)) in plain.chunks(4).zip(out.chunks(4).zip([1.0f32, 0.0, 0.5])) {
+            for (a, b) in p.iter().zip(o) {
+                assert!((a * m - b).abs() < 1e-6);
+            }
+        }
+    }
+}

@@ -267,3 +267,54 @@ pub fn prune_model(
         arch: model.arch.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::zoo;
+
+    #[test]
+    fn only_blocks_feeding_conv_or_linear_blocks_are_prunable() {
+        let spec = zoo::spec("cnn6").unwrap();
+        assert_eq!(
+            prunable(&spec.blocks),
+            vec![true, true, true, true, true, false]
+        );
+    }
+
+    #[test]
+    fn resized_spec_changes_widths_and_rejects_a_wrong_count() {
+        let spec = zoo::spec("cnn6").unwrap();
+        let small = resized_spec(&spec, &[4, 8, 16, 32, 16, 10]).unwrap();
+        let widths: Vec<_> = small.blocks.iter().filter_map(output_width).collect();
+        assert_eq!(widths, vec![4, 8, 16, 32, 16, 10]);
+        assert!(resized_spec(&spec, &[4]).is_err());
+    }
+
+    #[test]
+    fn a_plan_that_cuts_the_head_is_refused() {
+        let device = Device::flex();
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        let mut keep: Vec<Vec<usize>> = model
+            .infos()
+            .unwrap()
+            .iter()
+            .map(|b| (0..b.output[0]).collect())
+            .collect();
+        keep[5] = vec![0, 1];
+        let err = prune_model(&model, &keep, &vec![None; 6])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("block 6") && err.contains("cannot be pruned"),
+            "{err}"
+        );
+        keep[5] = (0..10).collect();
+        keep[0] = vec![3, 1];
+        assert!(
+            prune_model(&model, &keep, &vec![None; 6]).is_err(),
+            "unsorted keep list"
+        );
+    }
+}
