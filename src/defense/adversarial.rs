@@ -18,7 +18,7 @@
 //! network, built lazily for the split's feature shape at the first step.
 //! The audit never reuses it: the final model is attacked from scratch.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,16 @@ impl AdversarialConfig {
     }
 }
 
+/// Forces burn's lazy parameter initialisation. Clones of a lazy parameter
+/// share its pending initialisation, so freezing a clone before the first
+/// forward pass would also freeze the original attacker.
+struct Materialize;
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 /// Mean squared error between reconstructions and images, `[1]`.
 fn mse(reconstruction: Tensor<4>, images: Tensor<4>) -> Tensor<1> {
     (reconstruction - images).square().mean()
@@ -117,12 +127,14 @@ impl AdversarialReconstruction {
     fn decoder_for(&mut self, features: &Features, images: &Tensor<4>) -> &Decoder {
         self.decoder.get_or_insert_with(|| {
             let [_, c, h, w] = images.dims();
-            Decoder::new(
+            let decoder = Decoder::new(
                 &features.example_shape(),
                 [c, h, w],
                 self.cfg.width,
                 &images.device(),
-            )
+            );
+            decoder.visit(&mut Materialize);
+            decoder
         })
     }
 
@@ -250,18 +262,15 @@ mod tests {
             lr: 1e-2,
             width: 8,
         });
-        // Build the attacker with one of its own steps.
-        let z = model.edge_forward(x.clone(), 1);
-        adv.attacker_step(&z, &x);
-
-        // The model's step: no gradient reaches the attacker, nothing of it changes.
+        // The model's step comes first (it builds the attacker): no gradient
+        // reaches the attacker, and nothing of it changes.
         let z = model.edge_forward(x.clone(), 1);
         let task = soft_cross_entropy(
             model.server_forward(z.clone(), 1),
             one_hot(&[0, 1, 0, 1, 0, 1], 2, &device),
         );
-        let attacker_before = values(adv.decoder().unwrap());
         let loss = task + adv.model_term(&z, &x).expect("beta > 0 adds a term");
+        let attacker_before = values(adv.decoder().unwrap());
         let mut grads = loss.backward();
         assert!(GradientsParams::from_module(&mut grads, adv.decoder().unwrap()).is_empty());
         let model_grads = GradientsParams::from_module(&mut grads, &model);

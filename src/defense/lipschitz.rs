@@ -177,7 +177,7 @@ pub fn perturbation_estimates(
 /// rows scaled by a following batch-norm's `|gamma| / sqrt(running_var + eps)`.
 pub fn block_operators(block: &Block) -> Vec<Tensor<2>> {
     let bn_scale = |bn: &burn::nn::BatchNorm| -> Tensor<2> {
-        let var = bn.running_var.value().detach().add_scalar(bn.epsilon);
+        let var = bn.running_var.value_sync().detach().add_scalar(bn.epsilon);
         (bn.gamma.val().abs() / var.sqrt()).unsqueeze_dim(1)
     };
     let conv = |c: &burn::nn::conv::Conv2d| -> Tensor<2> {

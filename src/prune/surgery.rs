@@ -90,8 +90,8 @@ fn pruned_bn(bn: &BatchNorm, keep: &[usize], device: &Device) -> BatchNorm {
         gamma: param(pick(&to_vec(bn.gamma.val()), keep), [n], device),
         beta: param(pick(&to_vec(bn.beta.val()), keep), [n], device),
         training: bn.training.clone(),
-        running_mean: state(bn.running_mean.value()),
-        running_var: state(bn.running_var.value()),
+        running_mean: state(bn.running_mean.value_sync()),
+        running_var: state(bn.running_var.value_sync()),
         momentum: bn.momentum,
         epsilon: bn.epsilon,
     }
