@@ -205,7 +205,14 @@ pub fn run(
     obs.stage("data", "loading and splitting");
     let splits = prepare_data(recipe)?;
     let spec = model_spec(recipe, splits.train.shape, splits.train.num_classes)?;
-    let split = training_split(recipe, spec.blocks.len());
+    // With `prune:`, the edge FLOPs budget chooses the split (seed 001, PATROL).
+    let prune_plan = match &recipe.prune {
+        Some(p) => Some(crate::prune::plan(p, &spec)?),
+        None => None,
+    };
+    let split = prune_plan
+        .as_ref()
+        .map_or_else(|| training_split(recipe, spec.blocks.len()), |p| p.split);
     if !(1..=spec.blocks.len()).contains(&split) {
         return Err(Error::Run(format!(
             "split: must be in 1..={} for this model, got {split}",
@@ -237,7 +244,36 @@ pub fn run(
         obs,
     )?;
     timings.insert("train_seconds".into(), t0.elapsed().as_secs_f64().into());
-    let model = trained.model;
+    let (model, spec, prune_report) = match (&recipe.prune, &prune_plan) {
+        (Some(cfg), Some(plan)) => {
+            obs.stage(
+                "prune",
+                &format!(
+                    "{:?} to {} edge FLOPs at split {}",
+                    cfg.method, plan.budget, plan.split
+                ),
+            );
+            let t0 = Instant::now();
+            let pruned = crate::prune::run_prune(
+                trained.model,
+                &splits,
+                &crate::prune::PruneRun {
+                    config: cfg,
+                    training: &recipe.training,
+                    plan,
+                    seed: recipe.seed,
+                    out_dir: out,
+                    resume: opts.resume,
+                },
+                device,
+                obs,
+            )?;
+            timings.insert("prune_seconds".into(), t0.elapsed().as_secs_f64().into());
+            let spec = pruned.model.spec()?;
+            (pruned.model, spec, Some(pruned.report))
+        }
+        _ => (trained.model, spec, None),
+    };
     let inner = device.clone().inner();
     let target_accuracy = Evaluator::new(&model, &inner, 256).accuracy(&splits.test);
 
@@ -312,6 +348,7 @@ pub fn run(
         attacks,
     )?;
     report.partition = partition;
+    report.prune = prune_report;
     report::write_all(&report, out)?;
     timings.insert(
         "total_seconds".into(),
@@ -358,6 +395,24 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
         )));
     }
     let ck = crate::model::Checkpoint::load(&mpath, device)?;
+    if loaded.recipe.prune.is_some() {
+        // The deployed model is the pruned one.
+        let pruned = crate::prune::load_pruned(dir, device)?.ok_or_else(|| {
+            Error::Run(format!(
+                "{}: the run has not finished pruning ({} missing); finish it with `splitguard run {} --out {} --resume`",
+                dir.display(),
+                crate::prune::stage::PRUNE_REPORT,
+                rpath.display(),
+                dir.display()
+            ))
+        })?;
+        let splits = prepare_data(&loaded.recipe)?;
+        return Ok(OpenedRun {
+            recipe: loaded.recipe,
+            model: pruned.model,
+            splits,
+        });
+    }
     if ck.meta.epoch < loaded.recipe.training.epochs {
         return Err(Error::Run(format!(
             "{}: training stopped after epoch {} of {}; finish it with `splitguard run {} --out {} --resume`",

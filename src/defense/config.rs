@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Defense, LabelSmoothing};
+use super::{
+    AdversarialConfig, AdversarialReconstruction, Defense, LabelSmoothing, Lipschitz,
+    LipschitzConfig,
+};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +24,12 @@ pub struct DefensesConfig {
     /// Label smoothing (seed 002).
     #[serde(default)]
     pub label_smoothing: Option<LabelSmoothingConfig>,
+    /// Lipschitz regularisation of the edge blocks (seed 001, PATROL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lipschitz: Option<LipschitzConfig>,
+    /// Adversarial reconstruction training (seed 001, PATROL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<AdversarialConfig>,
 }
 
 impl DefensesConfig {
@@ -31,6 +40,12 @@ impl DefensesConfig {
             out.push(Box::new(LabelSmoothing {
                 strength: ls.strength,
             }));
+        }
+        if let Some(l) = &self.lipschitz {
+            out.push(Box::new(Lipschitz::new(l.clone())));
+        }
+        if let Some(a) = &self.adversarial {
+            out.push(Box::new(AdversarialReconstruction::new(a.clone())));
         }
         out
     }
@@ -45,6 +60,20 @@ impl DefensesConfig {
                 "label_smoothing.strength".into(),
                 format!("must be in (-1, 1), got {}", ls.strength),
             ));
+        }
+        if let Some(l) = &self.lipschitz {
+            p.extend(
+                l.problems()
+                    .into_iter()
+                    .map(|(f, m)| (format!("lipschitz.{f}"), m)),
+            );
+        }
+        if let Some(a) = &self.adversarial {
+            p.extend(
+                a.problems()
+                    .into_iter()
+                    .map(|(f, m)| (format!("adversarial.{f}"), m)),
+            );
         }
         p
     }

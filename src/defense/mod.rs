@@ -2,10 +2,14 @@
 //! transforms the split features, is configured by its own recipe section,
 //! and combines with any other.
 
+pub mod adversarial;
 mod base;
 mod config;
 pub mod label_smoothing;
+pub mod lipschitz;
 
+pub use adversarial::{AdversarialConfig, AdversarialReconstruction};
 pub use base::{Defense, StepContext};
 pub use config::{DefensesConfig, LabelSmoothingConfig};
 pub use label_smoothing::LabelSmoothing;
+pub use lipschitz::{Lipschitz, LipschitzConfig, LipschitzMethod};

@@ -1,1 +1,78 @@
-//! Stage: prune (in progress).
+//! Stage: prune (seed 001, PATROL; DESIGN section 7).
+//!
+//! The edge device has a compute budget. Pruning lets more blocks fit in it,
+//! and deeper features carry less that the task does not need. The stage
+//! scores channels ([`l1`] filter norms, or [`masks`] trained with the
+//! sparsity, Lipschitz and adversarial losses), picks per-block channel
+//! counts so the edge fits the budget at the deepest split it allows
+//! ([`budget`]), cuts the network down to a genuinely smaller one
+//! ([`surgery`]) and fine-tunes it ([`stage`]).
+
+pub mod budget;
+pub mod l1;
+pub mod masks;
+pub mod stage;
+pub mod surgery;
+
+pub use budget::{BudgetConfig, SelectionRule, deepest_split, select_channels};
+pub use l1::{filter_l1_norms, l1_scores};
+pub use masks::{ChannelMasks, MaskRun, MaskedModel, train_masks};
+pub use stage::{
+    PruneConfig, PruneMethod, PrunePlan, PruneReport, PruneRun, Pruned, PrunedBlock, load_pruned,
+    plan, run_prune,
+};
+pub use surgery::{output_width, prunable, prune_model, resized_spec};
+
+use crate::model::ModelError;
+use crate::train::TrainError;
+
+/// Pruning failures.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// The budget cannot be met or resolved.
+    #[error("prune.budget: {0}")]
+    Budget(String),
+    /// A channel plan that does not fit the model (an internal or API misuse).
+    #[error("pruning: {0}")]
+    Plan(String),
+    /// The mask training's loss became NaN or infinite.
+    #[error(
+        "mask training diverged: loss is {value} at epoch {epoch}, step {step}; lower prune.mask_lr, prune.sparsity or a defense weight"
+    )]
+    NonFinite {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Global step.
+        step: usize,
+        /// The loss value.
+        value: f64,
+    },
+    /// Model or checkpoint trouble.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Fine-tuning failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// A file could not be written or read.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl From<PruneError> for crate::Error {
+    fn from(e: PruneError) -> Self {
+        match e {
+            PruneError::Model(m) => crate::Error::Model(m),
+            PruneError::Train(t) => crate::Error::Train(t),
+            PruneError::Io { path, reason } => crate::Error::Io { path, reason },
+            PruneError::NonFinite { epoch, step, value } => {
+                crate::Error::Train(TrainError::NonFinite { epoch, step, value })
+            }
+            other => crate::Error::Run(other.to_string()),
+        }
+    }
+}

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attack::AuditConfig;
 use crate::model::BlockSpec;
+use crate::prune::PruneConfig;
 use crate::train::TrainConfig;
 
 fn default_seed() -> u64 {
@@ -45,6 +46,10 @@ pub struct Recipe {
     /// The attacks that audit the result.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Budget-driven pruning after training (seed 001, PATROL); when given,
+    /// the edge FLOPs budget chooses the split (default: no pruning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneConfig>,
 }
 
 /// The deployment split: a number, or `auto`.

@@ -193,6 +193,35 @@ pub fn problems(r: &Recipe) -> Vec<String> {
         bad(&format!("training.defenses.{path}"), msg);
     }
 
+    // prune (seed 001, PATROL)
+    if let Some(pr) = &r.prune {
+        for (path, msg) in pr.problems() {
+            bad(&format!("prune.{path}"), msg);
+        }
+        if r.split.is_some() {
+            bad(
+                "split",
+                "must not be set with prune: the edge FLOPs budget chooses the split (cap it with prune.max_split)".into(),
+            );
+        }
+        if let Some(k) = pr.max_split
+            && !split_ok(k)
+        {
+            bad(
+                "prune.max_split",
+                format!("must be a split point in {split_range}, got {k}"),
+            );
+        }
+        if let Some(k) = pr.budget.reference_split
+            && !split_ok(k)
+        {
+            bad(
+                "prune.budget.reference_split",
+                format!("must be a split point in {split_range}, got {k}"),
+            );
+        }
+    }
+
     // audit
     if let SplitSelection::List(list) = &r.audit.splits {
         if list.is_empty() {
@@ -422,6 +451,177 @@ mod tests {
             "training.defenses.label_smoothing.strength",
         );
         check(&["training.defenses.label_smoothing.strength=-0.3"]).unwrap();
+    }
+
+    #[test]
+    fn lipschitz_weight_cannot_be_negative() {
+        rejects(
+            &["training.defenses.lipschitz={weight: -0.1}"],
+            "training.defenses.lipschitz.weight: must be >= 0, got -0.1",
+        );
+        check(&["training.defenses.lipschitz={weight: 0}"]).unwrap();
+    }
+
+    #[test]
+    fn lipschitz_block_weights_cannot_be_negative() {
+        rejects(
+            &["training.defenses.lipschitz={weight: 1, block_weights: [1, -2]}"],
+            "training.defenses.lipschitz.block_weights[1]",
+        );
+    }
+
+    #[test]
+    fn lipschitz_draws_must_be_positive() {
+        rejects(
+            &["training.defenses.lipschitz={weight: 1, draws: 0}"],
+            "training.defenses.lipschitz.draws",
+        );
+    }
+
+    #[test]
+    fn lipschitz_scale_must_be_positive() {
+        rejects(
+            &["training.defenses.lipschitz={weight: 1, scale: 0}"],
+            "training.defenses.lipschitz.scale",
+        );
+    }
+
+    #[test]
+    fn lipschitz_power_iterations_must_be_positive() {
+        rejects(
+            &["training.defenses.lipschitz={weight: 1, method: spectral, power_iterations: 0}"],
+            "training.defenses.lipschitz.power_iterations",
+        );
+    }
+
+    #[test]
+    fn adversarial_weight_cannot_be_negative() {
+        rejects(
+            &["training.defenses.adversarial={weight: -1}"],
+            "training.defenses.adversarial.weight: must be >= 0",
+        );
+    }
+
+    #[test]
+    fn adversarial_attacker_steps_must_be_positive() {
+        rejects(
+            &["training.defenses.adversarial={weight: 1, attacker_steps: 0}"],
+            "training.defenses.adversarial.attacker_steps",
+        );
+    }
+
+    #[test]
+    fn adversarial_lr_must_be_positive() {
+        rejects(
+            &["training.defenses.adversarial={weight: 1, lr: 0}"],
+            "training.defenses.adversarial.lr",
+        );
+    }
+
+    #[test]
+    fn adversarial_width_must_be_at_least_8() {
+        rejects(
+            &["training.defenses.adversarial={weight: 1, width: 4}"],
+            "training.defenses.adversarial.width",
+        );
+    }
+
+    const PRUNE: &str = "prune={method: patrol, budget: {flops: 1000000}}";
+
+    #[test]
+    fn prune_budget_needs_exactly_one_of_flops_or_fraction() {
+        check(&[PRUNE]).unwrap();
+        rejects(
+            &["prune={method: l1, budget: {}}"],
+            "prune.budget: give exactly one",
+        );
+        rejects(
+            &["prune={method: l1, budget: {flops: 5, fraction: 0.5, reference_split: 1}}"],
+            "prune.budget: give exactly one",
+        );
+    }
+
+    #[test]
+    fn prune_budget_flops_must_be_positive() {
+        rejects(
+            &["prune={method: l1, budget: {flops: 0}}"],
+            "prune.budget.flops",
+        );
+    }
+
+    #[test]
+    fn prune_budget_fraction_must_be_positive() {
+        rejects(
+            &["prune={method: l1, budget: {fraction: 0, reference_split: 1}}"],
+            "prune.budget.fraction: must be > 0",
+        );
+    }
+
+    #[test]
+    fn prune_budget_fraction_needs_reference_split() {
+        rejects(
+            &["prune={method: l1, budget: {fraction: 0.5}}"],
+            "prune.budget.reference_split: is needed",
+        );
+    }
+
+    #[test]
+    fn prune_budget_reference_split_only_goes_with_fraction() {
+        rejects(
+            &["prune={method: l1, budget: {flops: 10, reference_split: 1}}"],
+            "prune.budget.reference_split: only goes with fraction",
+        );
+    }
+
+    #[test]
+    fn prune_budget_reference_split_must_be_a_split_point() {
+        rejects(
+            &["prune={method: l1, budget: {fraction: 0.5, reference_split: 6}}"],
+            "prune.budget.reference_split: must be a split point in 1..=5, got 6",
+        );
+    }
+
+    #[test]
+    fn prune_max_split_must_be_a_split_point() {
+        rejects(
+            &[PRUNE, "prune.max_split=0"],
+            "prune.max_split: must be a split point",
+        );
+    }
+
+    #[test]
+    fn prune_min_keep_must_be_in_unit_interval() {
+        rejects(
+            &[PRUNE, "prune.min_keep=0"],
+            "prune.min_keep: must be in (0, 1]",
+        );
+        rejects(&[PRUNE, "prune.min_keep=1.5"], "prune.min_keep");
+    }
+
+    #[test]
+    fn prune_fine_tune_lr_must_be_positive() {
+        rejects(&[PRUNE, "prune.fine_tune_lr=0"], "prune.fine_tune_lr");
+    }
+
+    #[test]
+    fn prune_mask_epochs_must_be_positive_for_patrol() {
+        rejects(&[PRUNE, "prune.mask_epochs=0"], "prune.mask_epochs");
+        check(&[PRUNE, "prune.method=l1", "prune.mask_epochs=0"]).unwrap();
+    }
+
+    #[test]
+    fn prune_mask_lr_must_be_positive() {
+        rejects(&[PRUNE, "prune.mask_lr=-1"], "prune.mask_lr");
+    }
+
+    #[test]
+    fn prune_sparsity_cannot_be_negative() {
+        rejects(&[PRUNE, "prune.sparsity=-0.5"], "prune.sparsity");
+    }
+
+    #[test]
+    fn split_and_prune_are_exclusive() {
+        rejects(&[PRUNE, "split=2"], "split: must not be set with prune");
     }
 
     #[test]

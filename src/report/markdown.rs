@@ -65,6 +65,10 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
     }
     s.push('\n');
 
+    if let Some(p) = &r.prune {
+        prune_section(&mut s, p);
+    }
+
     let _ = writeln!(s, "## Training\n");
     let _ = writeln!(s, "| epoch | lr | loss | task loss | train accuracy |");
     let _ = writeln!(s, "|---|---|---|---|---|");
@@ -174,4 +178,43 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
         }
     }
     s
+}
+
+/// The `prune` section: budget, split reached, per-block channels and FLOPs.
+fn prune_section(s: &mut String, p: &crate::prune::PruneReport) {
+    let _ = writeln!(s, "## Pruning ({:?})\n", p.method);
+    let _ = writeln!(
+        s,
+        "Edge budget {} FLOPs: split {} reached (without pruning the budget allows split {}). Edge FLOPs at split {}: {} before, {} after. Test accuracy: {:.2}% before pruning, {:.2}% after the cut, {:.2}% after fine-tuning.\n",
+        p.budget_flops,
+        p.split,
+        p.unpruned_split
+            .map_or_else(|| "none".to_string(), |k| k.to_string()),
+        p.split,
+        p.edge_flops_before,
+        p.edge_flops_after,
+        100.0 * p.accuracy_before,
+        100.0 * p.accuracy_pruned,
+        100.0 * p.accuracy
+    );
+    let _ = writeln!(
+        s,
+        "| block | before | after | channels | FLOPs before | FLOPs after | on the edge |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for b in &p.blocks {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} -> {} | {} | {} | {} |",
+            b.index,
+            b.before,
+            b.after,
+            b.channels_before,
+            b.channels_after,
+            b.flops_before,
+            b.flops_after,
+            if b.edge { "yes" } else { "no" }
+        );
+    }
+    s.push('\n');
 }

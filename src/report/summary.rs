@@ -12,6 +12,7 @@ use crate::Error;
 use crate::attack::AttackRecord;
 use crate::data::Splits;
 use crate::model::{BlockInfo, ModelSpec};
+use crate::prune::PruneReport;
 use crate::recipe::Recipe;
 use crate::train::EpochMetrics;
 
@@ -85,6 +86,10 @@ pub struct Report {
     /// The golden-partition analysis, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<crate::partition::PartitionReport>,
+    /// Pruning: channels and FLOPs per block before and after, split
+    /// reached, accuracy (when the recipe prunes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneReport>,
     /// The resolved recipe.
     pub recipe: Recipe,
 }
@@ -146,6 +151,7 @@ impl Report {
                 .collect(),
             attacks,
             partition: None,
+            prune: None,
             recipe: recipe.clone(),
         })
     }

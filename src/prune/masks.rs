@@ -1,0 +1,337 @@
+//! Trainable soft channel masks: the privacy-oriented half of PATROL's
+//! pruning (seed 001; DESIGN section 7).
+//!
+//! Each prunable edge block `i` gets a mask `m_i` in [0, 1] per output
+//! channel (unit), multiplied into its output: `f_i'(u) = m_i * f_i(u)`
+//! (after the block's batch-norm, so a zero mask gives an exactly zero
+//! channel). The masks are trained together with the weights on
+//! `L_task + lambda * sum_i mean(m_i) + L_lip + L_adv`, where the sparsity
+//! term pushes masks down, the Lipschitz term (PATROL's `sum_i alpha_i k_i`,
+//! on the masked blocks) and the adversarial term (the min-max game on the
+//! masked split features) decide which channels the task can lose and which
+//! leak the input. Thresholding then keeps the channels with the highest
+//! masks ([`super::budget`]) and the kept masks are folded into the next
+//! block's weights ([`super::surgery`]), so no mask survives into the model.
+//!
+//! Design: the masks wrap the model ([`MaskedModel`]) rather than being a
+//! [`crate::defense::Defense`], because a defense only sees the split
+//! features, while a mask must act inside the edge. Hence this phase has its
+//! own loop, a copy of the trainer's step with the masked edge; it calls the
+//! recipe's defenses like the trainer does (`transform`, `targets`, `loss`,
+//! `after_step`), except the Lipschitz term, which it computes on the masked
+//! blocks. The masks are stored as raw values `s` and used as
+//! `clamp(s, 0, 1) = relu(s) - relu(s - 1)`, with their own Adam and
+//! learning rate (`prune.mask_lr`); the weights use Adam at the training
+//! learning rate.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use burn::module::{Module, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::PruneError;
+use crate::data::Dataset;
+use crate::defense::{Defense, DefensesConfig, Lipschitz, StepContext};
+use crate::metrics::argmax_rows;
+use crate::model::{Features, SplitModel};
+use crate::train::{
+    EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy, to_vec,
+};
+
+/// The raw mask values, one `[channels]` vector per masked block.
+#[derive(Module, Debug)]
+pub struct ChannelMasks {
+    /// Raw values `s` (the mask is `clamp(s, 0, 1)`).
+    pub values: Vec<Param<Tensor<1>>>,
+}
+
+/// A model with soft masks on some blocks' outputs.
+#[derive(Module, Debug)]
+pub struct MaskedModel {
+    /// The model.
+    pub model: SplitModel,
+    /// The masks, in the order of `blocks`.
+    pub masks: ChannelMasks,
+    /// 0-based indices of the masked blocks, increasing.
+    #[module(skip)]
+    pub blocks: Vec<usize>,
+}
+
+fn clamp01<const D: usize>(s: Tensor<D>) -> Tensor<D> {
+    relu(s.clone()) - relu(s.sub_scalar(1.0))
+}
+
+impl MaskedModel {
+    /// Masks of ones (the model's function unchanged) on `blocks` (0-based).
+    pub fn new(model: SplitModel, blocks: &[usize], device: &Device) -> Result<Self, PruneError> {
+        let infos = model.infos()?;
+        let mut sorted = blocks.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let values = sorted
+            .iter()
+            .map(|&i| {
+                let width = infos
+                    .get(i)
+                    .map(|b| b.output[0])
+                    .ok_or_else(|| PruneError::Plan(format!("no block {} to mask", i + 1)))?;
+                Ok(Param::from_tensor(Tensor::ones([width], device)))
+            })
+            .collect::<Result<_, PruneError>>()?;
+        Ok(Self {
+            model,
+            masks: ChannelMasks { values },
+            blocks: sorted,
+        })
+    }
+
+    /// The mask of 0-based block `i` in [0, 1], if it has one.
+    pub fn mask(&self, i: usize) -> Option<Tensor<1>> {
+        let j = self.blocks.iter().position(|&b| b == i)?;
+        Some(clamp01(self.masks.values[j].val()))
+    }
+
+    /// Runs 0-based block `i` and applies its mask.
+    pub fn block_forward(&self, i: usize, u: Features) -> Features {
+        let y = self.model.blocks[i].forward(u);
+        match (self.mask(i), y) {
+            (None, y) => y,
+            (Some(m), Features::Map(t)) => {
+                let c = m.dims()[0];
+                Features::Map(t * m.reshape([1, c, 1, 1]))
+            }
+            (Some(m), Features::Flat(t)) => {
+                let d = m.dims()[0];
+                Features::Flat(t * m.reshape([1, d]))
+            }
+        }
+    }
+
+    /// The masked edge's features at split `k`: `[N, C, H, W]` images in.
+    pub fn edge_forward(&self, x: Tensor<4>, k: usize) -> Features {
+        (0..k).fold(Features::Map(x), |u, i| self.block_forward(i, u))
+    }
+
+    /// `sum_i mean(m_i)` over the masked blocks, `[1]`.
+    pub fn sparsity(&self) -> Option<Tensor<1>> {
+        self.masks
+            .values
+            .iter()
+            .map(|s| clamp01(s.val()).mean())
+            .reduce(|a, b| a + b)
+    }
+
+    /// Mask values in [0, 1] for every block of the model (`None` where unmasked).
+    pub fn values(&self) -> Vec<Option<Vec<f32>>> {
+        (0..self.model.len())
+            .map(|i| self.mask(i).map(to_vec))
+            .collect()
+    }
+}
+
+/// Settings of one mask-training phase.
+pub struct MaskRun<'a> {
+    /// Batch size, learning rate of the weights, and the defenses to train with.
+    pub training: &'a TrainConfig,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Adam learning rate of the masks.
+    pub mask_lr: f64,
+    /// `lambda`, the weight of `sum_i mean(m_i)`.
+    pub sparsity: f32,
+    /// Seed of the batch order and random draws.
+    pub seed: u64,
+    /// The split whose features the defenses protect.
+    pub split: usize,
+}
+
+/// Trains weights and masks together (see the module docs). `device` must
+/// support autodiff.
+pub fn train_masks(
+    masked: MaskedModel,
+    data: &Dataset,
+    run: &MaskRun,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<(MaskedModel, Vec<EpochMetrics>), PruneError> {
+    let mut masked = masked.fork(device).train();
+    let (mut opt_w, mut opt_m) = (AdamConfig::new().init(), AdamConfig::new().init());
+    let mut lip = run.training.defenses.lipschitz.clone().map(Lipschitz::new);
+    let mut others = DefensesConfig {
+        lipschitz: None,
+        ..run.training.defenses.clone()
+    }
+    .build();
+    let (classes, split, lr) = (data.num_classes, run.split, run.training.optimizer.lr());
+    let batch = run.training.batch_size.max(2);
+    let mut history = Vec::new();
+    let mut step = 0;
+    for epoch in 1..=run.epochs {
+        let started = Instant::now();
+        let epoch_seed =
+            run.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (0x4D41_534B + epoch as u64);
+        device.seed(epoch_seed);
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
+        let batches: Vec<&[usize]> = order.chunks(batch).filter(|b| b.len() > 1).collect();
+        observer.epoch_start(epoch, run.epochs, batches.len());
+        let (mut loss_sum, mut task_sum, mut sparse_sum, mut hits, mut seen) =
+            (0f64, 0f64, 0f64, 0usize, 0usize);
+        for idx in batches {
+            let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
+            let x = images_tensor(data, idx, device);
+            let z = masked.edge_forward(x.clone(), split);
+            let (loss, task, logits) = {
+                let ctx = StepContext {
+                    model: &masked.model,
+                    images: &x,
+                    labels: &labels,
+                    split,
+                    features: &z,
+                    step,
+                };
+                let mut z_sent = z.clone();
+                for d in others.iter_mut() {
+                    z_sent = d.transform(z_sent, &ctx);
+                }
+                let logits = masked.model.server_forward(z_sent, split);
+                let targets = others
+                    .iter()
+                    .find_map(|d| d.targets(&labels, classes, device))
+                    .unwrap_or_else(|| one_hot(&labels, classes, device));
+                let task = soft_cross_entropy(logits.clone(), targets);
+                let mut loss = task.clone();
+                for d in others.iter_mut() {
+                    if let Some(t) = d.loss(&ctx) {
+                        loss = loss + t;
+                    }
+                }
+                if let Some(l) = lip.as_mut() {
+                    let m = &masked;
+                    if let Some(t) = l.loss_with(&m.model, &x, split, &|i, u| m.block_forward(i, u))
+                    {
+                        loss = loss + t;
+                    }
+                }
+                if let Some(s) = masked.sparsity() {
+                    sparse_sum += to_vec(s.clone().detach())[0] as f64 * labels.len() as f64;
+                    if run.sparsity != 0.0 {
+                        loss = loss + s.mul_scalar(run.sparsity);
+                    }
+                }
+                (loss, task, logits)
+            };
+            let loss_value = to_vec(loss.clone().detach())[0] as f64;
+            if !loss_value.is_finite() {
+                return Err(PruneError::NonFinite {
+                    epoch,
+                    step,
+                    value: loss_value,
+                });
+            }
+            let pred = argmax_rows(&to_vec(logits.detach()), classes)
+                .expect("expected logits with one row per example");
+            let batch_hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+            let mut grads = loss.backward();
+            let gw = GradientsParams::from_module(&mut grads, &masked.model);
+            let gm = GradientsParams::from_module(&mut grads, &masked.masks);
+            let MaskedModel {
+                model,
+                masks,
+                blocks,
+            } = masked;
+            masked = MaskedModel {
+                model: opt_w.step(lr, model, gw),
+                masks: opt_m.step(run.mask_lr, masks, gm),
+                blocks,
+            };
+            let ctx = StepContext {
+                model: &masked.model,
+                images: &x,
+                labels: &labels,
+                split,
+                features: &z,
+                step,
+            };
+            for d in others.iter_mut() {
+                d.after_step(&masked.model, &ctx);
+            }
+            loss_sum += loss_value * labels.len() as f64;
+            task_sum += to_vec(task.detach())[0] as f64 * labels.len() as f64;
+            hits += batch_hits;
+            seen += labels.len();
+            step += 1;
+            observer.step(loss_value, batch_hits as f64 / labels.len() as f64);
+        }
+        let seen_f = seen.max(1) as f64;
+        let mut defenses: BTreeMap<String, f64> =
+            others.iter_mut().flat_map(|d| d.epoch_log()).collect();
+        if let Some(l) = lip.as_mut() {
+            defenses.extend(l.epoch_log());
+        }
+        defenses.insert(
+            "mask_mean".into(),
+            sparse_sum / seen_f / masked.blocks.len().max(1) as f64,
+        );
+        let metrics = EpochMetrics {
+            epoch,
+            lr,
+            loss: loss_sum / seen_f,
+            task_loss: task_sum / seen_f,
+            train_accuracy: hits as f64 / seen_f,
+            seconds: started.elapsed().as_secs_f64(),
+            defenses,
+        };
+        observer.epoch_end(&metrics);
+        history.push(metrics);
+    }
+    Ok((masked, history))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec};
+
+    #[test]
+    fn masks_clamp_to_unit_interval_and_scale_channels() {
+        let device = Device::flex();
+        let blocks = [
+            BlockSpec::Conv(ConvSpec {
+                out_channels: 3,
+                kernel: 1,
+                stride: 1,
+                padding: None,
+                pool: 0,
+                batch_norm: false,
+                activation: ActivationKind::None,
+            }),
+            BlockSpec::Linear(LinearSpec {
+                out_features: 2,
+                activation: ActivationKind::None,
+                batch_norm: false,
+            }),
+        ];
+        let model = SplitModel::from_blocks("t", &[1, 2, 2], &blocks, &device).unwrap();
+        let mut masked = MaskedModel::new(model, &[0], &device).unwrap();
+        masked.masks.values[0] = Param::from_data([1.5f32, -0.2, 0.5], &device);
+        assert_eq!(masked.values()[0].as_deref(), Some(&[1.0f32, 0.0, 0.5][..]));
+        assert!(masked.values()[1].is_none());
+        let s = to_vec(masked.sparsity().unwrap())[0];
+        assert!((s - 0.5).abs() < 1e-6);
+        let x = Tensor::<4>::ones([1, 1, 2, 2], &device);
+        let plain = to_vec(masked.model.edge_forward(x.clone(), 1).flatten());
+        let out = to_vec(masked.edge_forward(x, 1).flatten());
+        for (p, (o, m)) in plain.chunks(4).zip(out.chunks(4).zip([1.0f32, 0.0, 0.5])) {
+            for (a, b) in p.iter().zip(o) {
+                assert!((a * m - b).abs() < 1e-6);
+            }
+        }
+    }
+}

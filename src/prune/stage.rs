@@ -1,0 +1,435 @@
+//! The `prune:` recipe section and the stage the pipeline runs after
+//! training (seed 001, PATROL; DESIGN sections 2 and 7).
+//!
+//! Before training, [`plan`] turns the budget into the deployment split: the
+//! deepest split whose edge fits the budget with every prunable edge block
+//! cut to `min_keep` of its channels (`method: none`: unpruned). Training and
+//! its defenses then protect that split. After training, [`run_prune`]:
+//! - `none`: keeps the model (the budget only chose the split);
+//! - `l1`: scores channels by filter L1 norm and keeps the same fraction in
+//!   every edge block (Li et al. 2016);
+//! - `patrol`: trains soft channel masks with the sparsity penalty, together
+//!   with the recipe's defenses (the Lipschitz and adversarial terms), keeps
+//!   the channels above one mask threshold and folds the kept masks in;
+//!
+//! then cuts the model down so the edge fits the budget at that split,
+//! fine-tunes it with the recipe's defenses, and writes `pruned.sgck` (the
+//! smaller model, reloadable at its size) and `prune.json` (the report
+//! section; written last, it marks the stage as done for `--resume`).
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::PruneError;
+use super::budget::{BudgetConfig, SelectionRule, deepest_split, select_channels};
+use super::l1::l1_scores;
+use super::masks::{MaskRun, MaskedModel, train_masks};
+use super::surgery::{prunable, prune_model};
+use crate::data::Splits;
+use crate::fsutil::write_atomic;
+use crate::model::{Checkpoint, ModelSpec, SplitModel};
+use crate::report::EpochSummary;
+use crate::train::{
+    EpochMetrics, Evaluator, OptimizerConfig, TrainConfig, TrainObserver, TrainRun, train,
+};
+
+/// The pruned model's checkpoint in the run folder.
+pub const PRUNED_MODEL: &str = "pruned.sgck";
+/// The stage's report section in the run folder (written last).
+pub const PRUNE_REPORT: &str = "prune.json";
+/// Fine-tuning metrics, one JSON object a line.
+pub const PRUNE_METRICS: &str = "prune_metrics.jsonl";
+
+/// How channels are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneMethod {
+    /// No pruning: the budget only chooses the split.
+    None,
+    /// Filter L1 norms, the same kept fraction per block (Li et al. 2016).
+    L1,
+    /// Soft masks trained with sparsity, Lipschitz and adversarial losses.
+    Patrol,
+}
+
+fn d_min_keep() -> f64 {
+    0.25
+}
+fn d_fine_tune() -> usize {
+    2
+}
+fn d_mask_epochs() -> usize {
+    2
+}
+fn d_mask_lr() -> f64 {
+    0.01
+}
+fn d_sparsity() -> f32 {
+    0.5
+}
+
+/// The `prune:` recipe section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneConfig {
+    /// `none`, `l1` or `patrol`.
+    pub method: PruneMethod,
+    /// The edge FLOPs budget.
+    pub budget: BudgetConfig,
+    /// The deepest split allowed (default: the model's last split point).
+    #[serde(default)]
+    pub max_split: Option<usize>,
+    /// Fraction of each prunable edge block's channels always kept (default 0.25).
+    #[serde(default = "d_min_keep")]
+    pub min_keep: f64,
+    /// Fine-tuning epochs after the cut (default 2).
+    #[serde(default = "d_fine_tune")]
+    pub fine_tune_epochs: usize,
+    /// Fine-tuning learning rate (default: the training optimiser's).
+    #[serde(default)]
+    pub fine_tune_lr: Option<f64>,
+    /// `patrol`: epochs of mask training (default 2).
+    #[serde(default = "d_mask_epochs")]
+    pub mask_epochs: usize,
+    /// `patrol`: Adam learning rate of the masks (default 0.01).
+    #[serde(default = "d_mask_lr")]
+    pub mask_lr: f64,
+    /// `patrol`: `lambda`, weight of the sparsity penalty `sum_i mean(m_i)` (default 0.5).
+    #[serde(default = "d_sparsity")]
+    pub sparsity: f32,
+}
+
+impl PruneConfig {
+    /// Validation problems as `(field, message)`; split ranges are checked by
+    /// the recipe validation, which knows the model.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = self
+            .budget
+            .problems()
+            .into_iter()
+            .map(|(f, m)| match f.is_empty() {
+                true => ("budget".to_string(), m),
+                false => (format!("budget.{f}"), m),
+            })
+            .collect();
+        if !(self.min_keep > 0.0 && self.min_keep <= 1.0) {
+            p.push((
+                "min_keep".into(),
+                format!("must be in (0, 1], got {}", self.min_keep),
+            ));
+        }
+        if let Some(lr) = self.fine_tune_lr
+            && !(lr.is_finite() && lr > 0.0)
+        {
+            p.push(("fine_tune_lr".into(), format!("must be > 0, got {lr}")));
+        }
+        if self.method == PruneMethod::Patrol && self.mask_epochs == 0 {
+            p.push((
+                "mask_epochs".into(),
+                "must be >= 1 for method patrol, got 0".into(),
+            ));
+        }
+        if !(self.mask_lr.is_finite() && self.mask_lr > 0.0) {
+            p.push((
+                "mask_lr".into(),
+                format!("must be > 0, got {}", self.mask_lr),
+            ));
+        }
+        if !(self.sparsity.is_finite() && self.sparsity >= 0.0) {
+            p.push((
+                "sparsity".into(),
+                format!("must be >= 0, got {}", self.sparsity),
+            ));
+        }
+        p
+    }
+}
+
+/// What the budget decides before training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrunePlan {
+    /// The budget in FLOPs.
+    pub budget: u64,
+    /// The deployment split.
+    pub split: usize,
+    /// The deepest split the budget allows without pruning, if any.
+    pub unpruned_split: Option<usize>,
+}
+
+/// Resolves the budget and the split for the unpruned `spec`.
+pub fn plan(cfg: &PruneConfig, spec: &ModelSpec) -> Result<PrunePlan, PruneError> {
+    let budget = cfg.budget.resolve(spec)?;
+    let unpruned_split = deepest_split(spec, budget, cfg.max_split, None).ok();
+    let split = match cfg.method {
+        PruneMethod::None => deepest_split(spec, budget, cfg.max_split, None)?,
+        _ => deepest_split(spec, budget, cfg.max_split, Some(cfg.min_keep))?,
+    };
+    Ok(PrunePlan {
+        budget,
+        split,
+        unpruned_split,
+    })
+}
+
+/// One block before and after pruning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrunedBlock {
+    /// 1-based block index.
+    pub index: usize,
+    /// Description before pruning.
+    pub before: String,
+    /// Description after pruning.
+    pub after: String,
+    /// Output channels (units) before.
+    pub channels_before: usize,
+    /// Output channels (units) after.
+    pub channels_after: usize,
+    /// FLOPs per query before.
+    pub flops_before: u64,
+    /// FLOPs per query after.
+    pub flops_after: u64,
+    /// True for the blocks on the edge.
+    pub edge: bool,
+}
+
+/// The report's `prune` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// The method used.
+    pub method: PruneMethod,
+    /// The budget in FLOPs.
+    pub budget_flops: u64,
+    /// The split reached.
+    pub split: usize,
+    /// The deepest split the budget allows without pruning, if any.
+    pub unpruned_split: Option<usize>,
+    /// Edge FLOPs of the unpruned model at `split`.
+    pub edge_flops_before: u64,
+    /// Edge FLOPs of the pruned model at `split`.
+    pub edge_flops_after: u64,
+    /// Test accuracy of the trained model before pruning (0..1).
+    pub accuracy_before: f64,
+    /// Test accuracy right after the cut, before fine-tuning.
+    pub accuracy_pruned: f64,
+    /// Test accuracy after fine-tuning (the deployed model).
+    pub accuracy: f64,
+    /// Per-block channels and FLOPs.
+    pub blocks: Vec<PrunedBlock>,
+    /// Mask training epochs (`patrol`).
+    pub mask_training: Vec<EpochSummary>,
+    /// Fine-tuning epochs.
+    pub fine_tuning: Vec<EpochSummary>,
+}
+
+/// Inputs of the stage.
+pub struct PruneRun<'a> {
+    /// The `prune:` section.
+    pub config: &'a PruneConfig,
+    /// The recipe's training settings (batch, optimiser, defenses).
+    pub training: &'a TrainConfig,
+    /// The plan made before training.
+    pub plan: &'a PrunePlan,
+    /// The recipe's seed.
+    pub seed: u64,
+    /// The run folder.
+    pub out_dir: &'a Path,
+    /// Continue a stage that was interrupted.
+    pub resume: bool,
+}
+
+/// The stage's result.
+pub struct Pruned {
+    /// The pruned, fine-tuned model (on the training device).
+    pub model: SplitModel,
+    /// The report section.
+    pub report: PruneReport,
+}
+
+fn summaries(history: &[EpochMetrics]) -> Vec<EpochSummary> {
+    history
+        .iter()
+        .map(|m| EpochSummary {
+            epoch: m.epoch,
+            lr: m.lr,
+            loss: m.loss,
+            task_loss: m.task_loss,
+            train_accuracy: m.train_accuracy,
+            defenses: m.defenses.clone(),
+        })
+        .collect()
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> PruneError {
+    PruneError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The finished stage of a run folder (`pruned.sgck` and `prune.json`), if
+/// it finished.
+pub fn load_pruned(dir: &Path, device: &Device) -> Result<Option<Pruned>, PruneError> {
+    let (mpath, rpath) = (dir.join(PRUNED_MODEL), dir.join(PRUNE_REPORT));
+    if !(mpath.exists() && rpath.exists()) {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&rpath).map_err(|e| io(&rpath, e))?;
+    let report = serde_json::from_str(&text).map_err(|e| io(&rpath, e))?;
+    let model = Checkpoint::load(&mpath, device)?.model;
+    Ok(Some(Pruned { model, report }))
+}
+
+fn block_rows(
+    before: &ModelSpec,
+    after: &ModelSpec,
+    split: usize,
+) -> Result<Vec<PrunedBlock>, PruneError> {
+    let (b, a) = (before.infos()?, after.infos()?);
+    Ok(b.iter()
+        .zip(&a)
+        .map(|(b, a)| PrunedBlock {
+            index: b.index,
+            before: b.description.clone(),
+            after: a.description.clone(),
+            channels_before: b.output[0],
+            channels_after: a.output[0],
+            flops_before: b.flops,
+            flops_after: a.flops,
+            edge: b.index <= split,
+        })
+        .collect())
+}
+
+/// Prunes the trained `model` to the plan's budget and split, fine-tunes it,
+/// and writes `pruned.sgck` and `prune.json` into the run folder. `device`
+/// must support autodiff.
+pub fn run_prune(
+    model: SplitModel,
+    splits: &Splits,
+    run: &PruneRun,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<Pruned, PruneError> {
+    if run.resume
+        && let Some(done) = load_pruned(run.out_dir, device)?
+    {
+        return Ok(done);
+    }
+    let cfg = run.config;
+    let (split, budget) = (run.plan.split, run.plan.budget);
+    let inner = device.clone().inner();
+    let accuracy = |m: &SplitModel| Evaluator::new(m, &inner, 256).accuracy(&splits.test);
+    let before = model.spec()?;
+    let accuracy_before = accuracy(&model);
+    let n = model.len();
+    let (cut, mask_history) = match cfg.method {
+        PruneMethod::None => (model, Vec::new()),
+        PruneMethod::L1 => {
+            let scores = l1_scores(&model, split);
+            let sel = select_channels(
+                &before,
+                split,
+                budget,
+                &scores,
+                SelectionRule::UniformRatio,
+                cfg.min_keep,
+            )?;
+            (prune_model(&model, &sel.keep, &vec![None; n])?, Vec::new())
+        }
+        PruneMethod::Patrol => {
+            let can = prunable(&before.blocks);
+            let blocks: Vec<usize> = (0..split).filter(|&i| can[i]).collect();
+            let masked = MaskedModel::new(model, &blocks, device)?;
+            let mask_run = MaskRun {
+                training: run.training,
+                epochs: cfg.mask_epochs,
+                mask_lr: cfg.mask_lr,
+                sparsity: cfg.sparsity,
+                seed: run.seed,
+                split,
+            };
+            let (masked, history) =
+                train_masks(masked, &splits.train, &mask_run, device, observer)?;
+            let values = masked.values();
+            let sel = select_channels(
+                &before,
+                split,
+                budget,
+                &values,
+                SelectionRule::GlobalThreshold,
+                cfg.min_keep,
+            )?;
+            (prune_model(&masked.model, &sel.keep, &values)?, history)
+        }
+    };
+    let accuracy_pruned = accuracy(&cut);
+    let mpath = run.out_dir.join(PRUNED_MODEL);
+    let (model, fine_history) = if cfg.method != PruneMethod::None && cfg.fine_tune_epochs > 0 {
+        let optimizer = match (&run.training.optimizer, cfg.fine_tune_lr) {
+            (OptimizerConfig::Adam { weight_decay, .. }, Some(lr)) => OptimizerConfig::Adam {
+                lr,
+                weight_decay: *weight_decay,
+            },
+            (
+                OptimizerConfig::Sgd {
+                    momentum,
+                    weight_decay,
+                    ..
+                },
+                Some(lr),
+            ) => OptimizerConfig::Sgd {
+                lr,
+                momentum: *momentum,
+                weight_decay: *weight_decay,
+            },
+            (o, None) => o.clone(),
+        };
+        let config = TrainConfig {
+            epochs: cfg.fine_tune_epochs,
+            optimizer,
+            lr_drops: Default::default(),
+            ..run.training.clone()
+        };
+        let mut defenses = run.training.defenses.build();
+        let tuned = train(
+            cut,
+            &splits.train,
+            &mut defenses,
+            &TrainRun {
+                config: &config,
+                seed: run.seed ^ 0x5052_554E,
+                split,
+                checkpoint: Some(mpath.clone()),
+                metrics_log: Some(run.out_dir.join(PRUNE_METRICS)),
+                resume: run.resume,
+            },
+            device,
+            observer,
+        )?;
+        (tuned.model, tuned.history)
+    } else {
+        Checkpoint::save(&mpath, &cut, 0, serde_json::Value::Null, None)?;
+        (cut, Vec::new())
+    };
+    let after = model.spec()?;
+    let report = PruneReport {
+        method: cfg.method,
+        budget_flops: budget,
+        split,
+        unpruned_split: run.plan.unpruned_split,
+        edge_flops_before: before.edge_flops(split)?,
+        edge_flops_after: after.edge_flops(split)?,
+        accuracy_before,
+        accuracy_pruned,
+        accuracy: accuracy(&model),
+        blocks: block_rows(&before, &after, split)?,
+        mask_training: summaries(&mask_history),
+        fine_tuning: summaries(&fine_history),
+    };
+    let rpath = run.out_dir.join(PRUNE_REPORT);
+    let json = serde_json::to_string_pretty(&report).expect("prune report serializes");
+    write_atomic(&rpath, json.as_bytes()).map_err(|e| io(&rpath, e))?;
+    Ok(Pruned { model, report })
+}

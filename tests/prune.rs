@@ -1,0 +1,273 @@
+//! Pruning and the PATROL defenses (seed 001): surgery exactness, pruned
+//! checkpoints, FLOPs of pruned blocks, bit-identical training at zero
+//! weights, and the whole stage on a small slice of the real MNIST data.
+
+mod common;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+
+use common::{max_abs_diff, synthetic, values};
+use splitguard::defense::{AdversarialConfig, DefensesConfig, LipschitzConfig, LipschitzMethod};
+use splitguard::model::{
+    ActivationKind, BlockSpec, Checkpoint, ConvSpec, Features, LinearSpec, ModelSpec, SplitModel,
+    zoo,
+};
+use splitguard::prune::{MaskedModel, l1_scores, prune_model, resized_spec};
+use splitguard::train::{Silent, TrainConfig, TrainRun, train};
+
+fn conv(out: usize, pool: usize) -> BlockSpec {
+    BlockSpec::Conv(ConvSpec {
+        out_channels: out,
+        kernel: 3,
+        stride: 1,
+        padding: None,
+        pool,
+        batch_norm: true,
+        activation: ActivationKind::Relu,
+    })
+}
+
+fn fc(out: usize, bn: bool, activation: ActivationKind) -> BlockSpec {
+    BlockSpec::Linear(LinearSpec {
+        out_features: out,
+        activation,
+        batch_norm: bn,
+    })
+}
+
+/// conv 4 (pool) -> conv 6 -> linear 8 -> linear 3 on 1x8x8, batch-norm
+/// everywhere but the head: covers conv->conv, conv->linear (flatten) and
+/// linear->linear cuts.
+fn spec() -> ModelSpec {
+    ModelSpec {
+        arch: "small".into(),
+        input: [1, 8, 8],
+        blocks: vec![
+            conv(4, 2),
+            conv(6, 0),
+            fc(8, true, ActivationKind::Relu),
+            fc(3, false, ActivationKind::None),
+        ],
+    }
+}
+
+fn config(epochs: usize, defenses: DefensesConfig) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        defenses,
+        ..Default::default()
+    }
+}
+
+/// A model trained for one epoch on synthetic data, so weights and
+/// batch-norm statistics are not at their initial values.
+fn trained(device: &Device) -> SplitModel {
+    device.seed(11);
+    let model = SplitModel::new(&spec(), device).unwrap();
+    let run = TrainRun {
+        config: &config(1, DefensesConfig::default()),
+        seed: 3,
+        split: 2,
+        checkpoint: None,
+        metrics_log: None,
+        resume: false,
+    };
+    train(model, &synthetic(64, 1), &mut [], &run, device, &mut Silent)
+        .unwrap()
+        .model
+}
+
+struct All(Vec<f32>);
+impl ModuleVisitor for All {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        self.0.extend(values(p.val()));
+    }
+}
+fn all_values<M: Module>(m: &M) -> Vec<f32> {
+    let mut v = All(Vec::new());
+    m.visit(&mut v);
+    v.0
+}
+
+#[test]
+fn pruning_zero_masked_channels_leaves_outputs_unchanged() {
+    let device = Device::flex().autodiff();
+    let model = trained(&device);
+    let mut masked = MaskedModel::new(model, &[0, 1, 2], &device).unwrap();
+    let raw: [&[f32]; 3] = [
+        &[1.0, 0.0, 0.7, 0.0],
+        &[0.3, 1.0, 0.0, 1.0, 0.5, 0.0],
+        &[1.0, 0.0, 1.0, 1.0, 0.0, 0.2, 1.0, 1.0],
+    ];
+    for (j, r) in raw.iter().enumerate() {
+        masked.masks.values[j] = Param::from_data(TensorData::new(r.to_vec(), [r.len()]), &device);
+    }
+    let mask_values = masked.values();
+    let keep: Vec<Vec<usize>> = (0..4)
+        .map(|i| match &mask_values[i] {
+            Some(m) => (0..m.len()).filter(|&c| m[c] != 0.0).collect(),
+            None => (0..3).collect(),
+        })
+        .collect();
+    let pruned = prune_model(&masked.model, &keep, &mask_values).unwrap();
+    let widths: Vec<usize> = pruned
+        .infos()
+        .unwrap()
+        .iter()
+        .map(|b| b.output[0])
+        .collect();
+    assert_eq!(widths, vec![2, 4, 6, 3]);
+
+    let x = common::random_input(10, [1, 8, 8], &device.clone().inner());
+    let masked = masked.valid();
+    let expected = (0..4)
+        .fold(Features::Map(x.clone()), |u, i| masked.block_forward(i, u))
+        .flatten();
+    let got = pruned.valid().forward(x);
+    let diff = max_abs_diff(&values(expected), &values(got));
+    assert!(diff < 1e-5, "outputs changed by {diff}");
+    let before = spec().infos().unwrap();
+    let after = pruned.infos().unwrap();
+    assert!(after.iter().zip(&before).all(|(a, b)| a.flops <= b.flops));
+    assert!(after[1].flops < before[1].flops);
+}
+
+#[test]
+fn pruned_checkpoint_saves_loads_and_runs_at_the_smaller_size() {
+    let device = Device::flex().autodiff();
+    let model = trained(&device);
+    let scores = l1_scores(&model, 3);
+    let top = |s: &[f32], n: usize| {
+        let mut idx: Vec<usize> = (0..s.len()).collect();
+        idx.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+        idx.truncate(n);
+        idx.sort_unstable();
+        idx
+    };
+    let keep = vec![
+        top(scores[0].as_ref().unwrap(), 2),
+        top(scores[1].as_ref().unwrap(), 3),
+        top(scores[2].as_ref().unwrap(), 5),
+        vec![0, 1, 2],
+    ];
+    let pruned = prune_model(&model, &keep, &[None, None, None, None]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pruned.sgck");
+    Checkpoint::save(&path, &pruned, 1, serde_json::Value::Null, None).unwrap();
+
+    let inner = device.clone().inner();
+    let ck = Checkpoint::load(&path, &inner).unwrap();
+    assert_eq!(ck.meta.spec, pruned.spec().unwrap());
+    assert_eq!(
+        ck.meta.spec,
+        resized_spec(&spec(), &[2, 3, 5, 3]).unwrap(),
+        "the checkpoint holds the smaller architecture"
+    );
+    let x = common::random_input(4, [1, 8, 8], &inner);
+    let a = values(ck.model.valid().forward(x.clone()));
+    let b = values(pruned.valid().forward(x));
+    assert_eq!(a.len(), 4 * 3);
+    assert!(max_abs_diff(&a, &b) < 1e-6);
+    assert!(ck.model.num_params() < model.num_params());
+    let err = Checkpoint::load_expecting(&path, &spec(), &inner)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("architecture mismatch"), "{err}");
+}
+
+#[test]
+fn flops_of_a_pruned_block_match_a_hand_count() {
+    let device = Device::flex();
+    let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+    let keep = vec![
+        vec![0, 3, 5, 9],             // conv1: 4 of 16
+        (0..32).step_by(2).collect(), // conv2: 16 of 32
+        (0..64).collect(),
+        (0..128).collect(),
+        (0..64).collect(),
+        (0..10).collect(),
+    ];
+    let pruned = prune_model(&model, &keep, &vec![None; 6]).unwrap();
+    let infos = pruned.infos().unwrap();
+    // 2 x MACs: conv1 1*3*3*4 per pixel on 28x28 (pooled after); conv2
+    // 4*3*3*16 on 14x14; conv3 16*3*3*64 on 7x7; fc128 on 64*3*3 inputs.
+    assert_eq!(infos[0].flops, 2 * 9 * 4 * 28 * 28);
+    assert_eq!(infos[1].flops, 2 * 4 * 9 * 16 * 14 * 14);
+    assert_eq!(infos[2].flops, 2 * 16 * 9 * 64 * 7 * 7);
+    assert_eq!(infos[3].flops, 2 * 576 * 128);
+    assert_eq!(infos[1].params, (16 * 4 * 9 + 16 + 2 * 16) as u64);
+    let x = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+    assert_eq!(pruned.forward(x).dims(), [2, 10]);
+}
+
+fn train_with(defenses: DefensesConfig) -> Vec<f32> {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let model = SplitModel::new(&spec(), &device).unwrap();
+    let cfg = config(2, defenses);
+    let mut built = cfg.defenses.build();
+    let run = TrainRun {
+        config: &cfg,
+        seed: 9,
+        split: 2,
+        checkpoint: None,
+        metrics_log: None,
+        resume: false,
+    };
+    let out = train(
+        model,
+        &synthetic(48, 2),
+        &mut built,
+        &run,
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
+    all_values(&out.model)
+}
+
+fn patrol_defenses(lipschitz: f32, adversarial: f32, method: LipschitzMethod) -> DefensesConfig {
+    DefensesConfig {
+        lipschitz: Some(LipschitzConfig {
+            weight: lipschitz,
+            block_weights: vec![],
+            method,
+            draws: 2,
+            scale: 0.05,
+            power_iterations: 2,
+        }),
+        adversarial: Some(AdversarialConfig {
+            weight: adversarial,
+            attacker_steps: 2,
+            lr: 1e-3,
+            width: 8,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn zero_weights_on_every_term_give_plain_training_bit_identical() {
+    let plain = train_with(DefensesConfig::default());
+    assert_eq!(
+        plain,
+        train_with(DefensesConfig::default()),
+        "same seed, same result"
+    );
+    for method in [LipschitzMethod::Perturbation, LipschitzMethod::Spectral] {
+        assert_eq!(train_with(patrol_defenses(0.0, 0.0, method)), plain);
+        assert_ne!(
+            train_with(patrol_defenses(0.5, 0.0, method)),
+            plain,
+            "the Lipschitz term moves the weights ({method:?})"
+        );
+    }
+    assert_ne!(
+        train_with(patrol_defenses(0.0, 1.0, LipschitzMethod::Perturbation)),
+        plain,
+        "the adversarial term moves the weights"
+    );
+}
