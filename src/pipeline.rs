@@ -146,6 +146,7 @@ struct Recording<'a> {
     inner: &'a mut dyn RunObserver,
     path: PathBuf,
     records: Vec<AttackRecord>,
+    seconds: Vec<serde_json::Value>,
     error: Option<Error>,
 }
 
@@ -154,6 +155,11 @@ impl AuditObserver for Recording<'_> {
         self.inner.attack_start(attack, split);
     }
     fn attack_end(&mut self, record: &AttackRecord, seconds: f64) {
+        self.seconds.push(serde_json::json!({
+            "attack": record.attack,
+            "split": record.split,
+            "seconds": seconds,
+        }));
         self.records.push(record.clone());
         let text: String = self
             .records
@@ -318,6 +324,7 @@ pub fn run(
         inner: obs,
         path: audit_path,
         records: done.clone(),
+        seconds: Vec::new(),
         error: None,
     };
     let attacks = run_audit(
@@ -334,6 +341,7 @@ pub fn run(
     if let Some(e) = rec.error {
         return Err(e);
     }
+    timings.insert("attacks".into(), rec.seconds.into());
     let obs = rec.inner;
     timings.insert("audit_seconds".into(), t0.elapsed().as_secs_f64().into());
 

@@ -356,13 +356,8 @@ pub fn run_audit(
                     record
                 }
             };
-            let mut record = record;
-            if let Some(d) = record.details.as_object_mut() {
-                d.insert(
-                    "wall_seconds".into(),
-                    started.elapsed().as_secs_f64().into(),
-                );
-            }
+            // Wall times go to the observer (and the run's timings.json),
+            // never into the record: report.json stays reproducible.
             observer.attack_end(&record, started.elapsed().as_secs_f64());
             records.push(record);
         }
