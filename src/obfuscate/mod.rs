@@ -18,6 +18,7 @@
 pub mod bounded;
 pub mod conv_dense;
 pub mod mode;
+pub mod operator;
 pub mod svd;
 #[cfg(test)]
 mod test_util;
