@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Defense, LabelSmoothing};
+use super::{DeCov, Defense, LabelSmoothing, SignalDropout};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,35 @@ pub struct LabelSmoothingConfig {
     pub strength: f32,
 }
 
+/// deCov settings (seed 004).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeCovConfig {
+    /// Weight of the deCov loss, >= 0 (0: no effect).
+    pub weight: f32,
+}
+
+fn d_min_keep() -> f32 {
+    0.1
+}
+fn d_refresh() -> usize {
+    100
+}
+
+/// Signal-content dropout settings (seed 004).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalDropoutConfig {
+    /// Probability a step drops, in [0, 1] (0: no effect).
+    pub rate: f32,
+    /// Smallest kept fraction of signal components, in (0, 1] (default 0.1).
+    #[serde(default = "d_min_keep")]
+    pub min_keep: f32,
+    /// Steps between basis recomputations, >= 1 (default 100).
+    #[serde(default = "d_refresh")]
+    pub refresh_steps: usize,
+}
+
 /// All training defenses; absent ones are off.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +50,12 @@ pub struct DefensesConfig {
     /// Label smoothing (seed 002).
     #[serde(default)]
     pub label_smoothing: Option<LabelSmoothingConfig>,
+    /// deCov feature decorrelation (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decov: Option<DeCovConfig>,
+    /// Signal-content dropout (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_dropout: Option<SignalDropoutConfig>,
 }
 
 impl DefensesConfig {
@@ -31,6 +66,18 @@ impl DefensesConfig {
             out.push(Box::new(LabelSmoothing {
                 strength: ls.strength,
             }));
+        }
+        if let Some(d) = &self.decov {
+            out.push(Box::new(DeCov::new(d.weight)));
+        }
+        if let Some(d) = &self.signal_dropout {
+            // Fixed seed: the draws are part of the recipe's determinism.
+            out.push(Box::new(SignalDropout::new(
+                d.rate,
+                d.min_keep,
+                d.refresh_steps,
+                0x51_6D_A1,
+            )));
         }
         out
     }
@@ -45,6 +92,28 @@ impl DefensesConfig {
                 "label_smoothing.strength".into(),
                 format!("must be in (-1, 1), got {}", ls.strength),
             ));
+        }
+        if let Some(d) = &self.decov
+            && !(d.weight.is_finite() && d.weight >= 0.0)
+        {
+            p.push((
+                "decov.weight".into(),
+                format!("must be finite and >= 0, got {}", d.weight),
+            ));
+        }
+        if let Some(d) = &self.signal_dropout {
+            if !(0.0..=1.0).contains(&d.rate) {
+                p.push(("signal_dropout.rate".into(), format!("must be in [0, 1], got {}", d.rate)));
+            }
+            if !(d.min_keep > 0.0 && d.min_keep <= 1.0) {
+                p.push((
+                    "signal_dropout.min_keep".into(),
+                    format!("must be in (0, 1], got {}", d.min_keep),
+                ));
+            }
+            if d.refresh_steps == 0 {
+                p.push(("signal_dropout.refresh_steps".into(), "must be >= 1, got 0".into()));
+            }
         }
         p
     }

@@ -4,8 +4,12 @@
 
 mod base;
 mod config;
+pub mod decov;
 pub mod label_smoothing;
+pub mod signal_dropout;
 
 pub use base::{Defense, StepContext};
-pub use config::{DefensesConfig, LabelSmoothingConfig};
+pub use config::{DeCovConfig, DefensesConfig, LabelSmoothingConfig, SignalDropoutConfig};
+pub use decov::DeCov;
+pub use signal_dropout::SignalDropout;
 pub use label_smoothing::LabelSmoothing;

@@ -25,7 +25,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use burn::prelude::*;
 
 use super::conv_dense::{DenseMatrix, conv2d_as_dense};
 use super::{ObfuscateError, SignalBasis};
@@ -202,6 +201,7 @@ impl BasisCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::prelude::*;
     use crate::model::Features;
     use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, ModelSpec, ResidualSpec};
     use crate::obfuscate::test_util::random_vec;

@@ -45,6 +45,9 @@ pub struct Recipe {
     /// The attacks that audit the result.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Obfuscation at the deployment split (seed 004; default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obfuscation: Option<crate::obfuscate::stage::ObfuscationConfig>,
 }
 
 /// The deployment split: a number, or `auto`.
