@@ -286,7 +286,12 @@ pub fn run(
     };
     let obf = match &recipe.obfuscation {
         Some(cfg) => Some(crate::obfuscate::study::deploy(
-            cfg, &model, &attacker, &splits.test, split, &inner,
+            cfg,
+            &model,
+            &attacker,
+            &splits.test,
+            split,
+            &inner,
         )?),
         None => None,
     };
@@ -307,8 +312,19 @@ pub fn run(
         },
     )?;
     if let (Some(cfg), Some(o)) = (&recipe.obfuscation, obf) {
-        rec.inner.stage("obfuscation", "signal content and attribute-attack study");
-        crate::obfuscate::study::finish(cfg, o, &model, &attacker, &splits.test, &recipe.audit, recipe.seed, out, device)?;
+        rec.inner
+            .stage("obfuscation", "signal content and attribute-attack study");
+        crate::obfuscate::study::finish(
+            cfg,
+            o,
+            &model,
+            &attacker,
+            &splits.test,
+            &recipe.audit,
+            recipe.seed,
+            out,
+            device,
+        )?;
     }
     if let Some(e) = rec.error {
         return Err(e);

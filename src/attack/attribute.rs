@@ -91,7 +91,13 @@ fn rows(data: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-fn predict(model: &SplitModel, z: &[f32], shape: &[usize], classes: usize, device: &Device) -> Vec<u32> {
+fn predict(
+    model: &SplitModel,
+    z: &[f32],
+    shape: &[usize],
+    classes: usize,
+    device: &Device,
+) -> Vec<u32> {
     let dim: usize = shape.iter().product();
     let n = z.len() / dim.max(1);
     let mut out = Vec::with_capacity(n);
@@ -99,7 +105,9 @@ fn predict(model: &SplitModel, z: &[f32], shape: &[usize], classes: usize, devic
     for b in idx.chunks(256) {
         let t = Tensor::<2>::from_data(TensorData::new(rows(z, dim, b), [b.len(), dim]), device);
         let logits = model.forward_features(crate::model::Features::from_flat(t, shape));
-        out.extend(argmax_rows(&to_vec(logits), classes).expect("expected logits of `classes` columns"));
+        out.extend(
+            argmax_rows(&to_vec(logits), classes).expect("expected logits of `classes` columns"),
+        );
     }
     out
 }
@@ -132,7 +140,8 @@ pub fn attribute_attack(
     for _ in 0..cfg.epochs {
         idx.shuffle(&mut rng);
         for b in idx.chunks(cfg.batch_size.max(2)).filter(|b| b.len() > 1) {
-            let t = Tensor::<2>::from_data(TensorData::new(rows(&za, dim, b), [b.len(), dim]), device);
+            let t =
+                Tensor::<2>::from_data(TensorData::new(rows(&za, dim, b), [b.len(), dim]), device);
             let labels: Vec<u32> = b.iter().map(|&i| aux_labels[i]).collect();
             let logits = model.forward_features(crate::model::Features::from_flat(t, shape));
             let loss = soft_cross_entropy(logits, one_hot(&labels, classes, device));
@@ -185,8 +194,19 @@ mod tests {
             ..Default::default()
         };
         let dev = Device::flex().autodiff();
-        let out = attribute_attack(&z, &labels, &z, &labels, &[dim], 2, &[fc(16), fc(10)], &cfg, 1, &dev)
-            .unwrap();
+        let out = attribute_attack(
+            &z,
+            &labels,
+            &z,
+            &labels,
+            &[dim],
+            2,
+            &[fc(16), fc(10)],
+            &cfg,
+            1,
+            &dev,
+        )
+        .unwrap();
         assert!(out.accuracy > 0.9, "{out:?}");
         assert_eq!(out.chance, majority_rate(&labels).unwrap());
     }

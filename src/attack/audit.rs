@@ -245,7 +245,11 @@ pub fn run_audit_with(
             }
             if let AttackKind::Attribute(ac) = attack {
                 for attr in &test.hidden {
-                    if ac.attributes.as_ref().is_some_and(|a| !a.contains(&attr.name)) {
+                    if ac
+                        .attributes
+                        .as_ref()
+                        .is_some_and(|a| !a.contains(&attr.name))
+                    {
                         continue;
                     }
                     let Some(aux_attr) = aux.hidden.iter().find(|a| a.name == attr.name) else {

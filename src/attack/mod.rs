@@ -10,8 +10,8 @@ pub mod decoder;
 
 pub use attribute::{AttributeConfig, attribute_attack};
 pub use audit::{
-    AttackKind, AttackRecord, AuditConfig, AuditObserver, FeatureTransform, SplitSelection, run_audit,
-    run_audit_with,
+    AttackKind, AttackRecord, AuditConfig, AuditObserver, FeatureTransform, SplitSelection,
+    run_audit, run_audit_with,
 };
 pub use decoder::{DecoderConfig, decoder_attack};
 

@@ -103,7 +103,10 @@ impl DefensesConfig {
         }
         if let Some(d) = &self.signal_dropout {
             if !(0.0..=1.0).contains(&d.rate) {
-                p.push(("signal_dropout.rate".into(), format!("must be in [0, 1], got {}", d.rate)));
+                p.push((
+                    "signal_dropout.rate".into(),
+                    format!("must be in [0, 1], got {}", d.rate),
+                ));
             }
             if !(d.min_keep > 0.0 && d.min_keep <= 1.0) {
                 p.push((
@@ -112,7 +115,10 @@ impl DefensesConfig {
                 ));
             }
             if d.refresh_steps == 0 {
-                p.push(("signal_dropout.refresh_steps".into(), "must be >= 1, got 0".into()));
+                p.push((
+                    "signal_dropout.refresh_steps".into(),
+                    "must be >= 1, got 0".into(),
+                ));
             }
         }
         p

@@ -94,7 +94,9 @@ pub(crate) mod tests {
     #[test]
     fn loss_equals_the_naive_definition() {
         let (n, d) = (5, 4);
-        let h: Vec<f32> = (0..n * d).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
+        let h: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+            .collect();
         let t = Tensor::<2>::from_data(TensorData::new(h.clone(), [n, d]), &Device::flex());
         let got = f64::from(to_vec(decov_loss(t))[0]);
         let want = naive(&h, n, d);
@@ -107,7 +109,9 @@ pub(crate) mod tests {
         let n = 32;
         Dataset {
             name: "synthetic".into(),
-            images: (0..n * 64).map(|i| ((i * 7919) % 101) as f32 / 100.0).collect(),
+            images: (0..n * 64)
+                .map(|i| ((i * 7919) % 101) as f32 / 100.0)
+                .collect(),
             shape: [1, 8, 8],
             targets: (0..n as u32).map(|i| i % 2).collect(),
             num_classes: 2,

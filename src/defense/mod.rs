@@ -11,5 +11,5 @@ pub mod signal_dropout;
 pub use base::{Defense, StepContext};
 pub use config::{DeCovConfig, DefensesConfig, LabelSmoothingConfig, SignalDropoutConfig};
 pub use decov::DeCov;
-pub use signal_dropout::SignalDropout;
 pub use label_smoothing::LabelSmoothing;
+pub use signal_dropout::SignalDropout;

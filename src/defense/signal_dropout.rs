@@ -110,7 +110,9 @@ mod tests {
     #[test]
     fn drop_tail_equals_keeping_the_top_components() {
         let (rows, cols) = (3, 6);
-        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 13 % 7) as f32 - 3.0) / 2.0).collect();
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 13 % 7) as f32 - 3.0) / 2.0)
+            .collect();
         let b = SignalBasis::new(&w, rows, cols).unwrap();
         let z: Vec<f32> = (0..cols).map(|i| i as f32 / 3.0 - 0.7).collect();
         let t = Tensor::<2>::from_data(TensorData::new(z.clone(), [1, cols]), &Device::flex());

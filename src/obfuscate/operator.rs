@@ -25,7 +25,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-
 use super::conv_dense::{DenseMatrix, conv2d_as_dense};
 use super::{ObfuscateError, SignalBasis};
 use crate::model::{Block, SplitModel};
@@ -201,11 +200,11 @@ impl BasisCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::prelude::*;
     use crate::model::Features;
     use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, ModelSpec, ResidualSpec};
     use crate::obfuscate::test_util::random_vec;
     use crate::obfuscate::{ObfuscationMode, obfuscate_batch};
+    use burn::prelude::*;
 
     fn conv(out: usize, pool: usize) -> BlockSpec {
         BlockSpec::Conv(ConvSpec {

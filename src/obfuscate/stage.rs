@@ -95,11 +95,15 @@ impl ObfuscationConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
         match self.mode {
-            ModeSetting::DistortionBounded { eps } if !(eps.is_finite() && eps >= 0.0) => {
-                p.push(("mode.eps".into(), format!("must be finite and >= 0, got {eps}")))
-            }
+            ModeSetting::DistortionBounded { eps } if !(eps.is_finite() && eps >= 0.0) => p.push((
+                "mode.eps".into(),
+                format!("must be finite and >= 0, got {eps}"),
+            )),
             ModeSetting::MaxAccuracyDrop { points } if !(0.0..=100.0).contains(&points) => {
-                p.push(("mode.points".into(), format!("must be in [0, 100], got {points}")))
+                p.push((
+                    "mode.points".into(),
+                    format!("must be in [0, 100], got {points}"),
+                ))
             }
             _ => {}
         }
@@ -250,9 +254,15 @@ mod tests {
         for (text, want) in [
             ("{kind: none}", ModeSetting::None),
             ("{kind: distortion_free}", ModeSetting::DistortionFree),
-            ("{kind: distortion_bounded, eps: 0.5}", ModeSetting::DistortionBounded { eps: 0.5 }),
+            (
+                "{kind: distortion_bounded, eps: 0.5}",
+                ModeSetting::DistortionBounded { eps: 0.5 },
+            ),
             ("{kind: keep, m: 3}", ModeSetting::Keep { m: 3 }),
-            ("{kind: max_accuracy_drop, points: 1}", ModeSetting::MaxAccuracyDrop { points: 1.0 }),
+            (
+                "{kind: max_accuracy_drop, points: 1}",
+                ModeSetting::MaxAccuracyDrop { points: 1.0 },
+            ),
         ] {
             let m: ModeSetting = serde_norway::from_str(text).unwrap();
             assert_eq!(m, want);

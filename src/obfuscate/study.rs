@@ -40,7 +40,15 @@ fn row(
     let (zt, _) = eval.features(test, k);
     let (za, _) = apply(basis, &za, mode)?;
     let (zt, bytes) = apply(basis, &zt, mode)?;
-    let acc = server_accuracy(model, &zt, &shape, k, &test.targets, test.num_classes, &inner);
+    let acc = server_accuracy(
+        model,
+        &zt,
+        &shape,
+        k,
+        &test.targets,
+        test.num_classes,
+        &inner,
+    );
     let server = model.block_specs()[k..].to_vec();
     let mut attacks = Vec::new();
     for attr in &test.hidden {
@@ -48,10 +56,19 @@ fn row(
             continue;
         };
         let out = attribute_attack(
-            &za, &a.values, &zt, &attr.values, &shape, attr.num_classes, &server, attack,
-            seed ^ k as u64, device,
+            &za,
+            &a.values,
+            &zt,
+            &attr.values,
+            &shape,
+            attr.num_classes,
+            &server,
+            attack,
+            seed ^ k as u64,
+            device,
         )?;
-        attacks.push(json!({"attribute": attr.name, "accuracy": out.accuracy, "chance": out.chance}));
+        attacks
+            .push(json!({"attribute": attr.name, "accuracy": out.accuracy, "chance": out.chance}));
     }
     Ok(json!({
         "split": k,
@@ -117,14 +134,23 @@ pub fn run_study(
         }
         fig3.push(entry);
     }
-    let tk = cfg.tradeoff_split.or_else(|| {
-        (1..model.len()).find(|&k| matches!(model.blocks[k], Block::Linear(_)))
-    });
+    let tk = cfg
+        .tradeoff_split
+        .or_else(|| (1..model.len()).find(|&k| matches!(model.blocks[k], Block::Linear(_))));
     let mut fig4 = Vec::new();
     if let Some(k) = tk.filter(|_| !cfg.keep.is_empty()) {
         let basis = cache.basis(model, k)?;
         for &m in &cfg.keep {
-            let r = row(model, (aux, test), k, &basis, ObfuscationMode::KeepComponents { m }, attack, seed, device)?;
+            let r = row(
+                model,
+                (aux, test),
+                k,
+                &basis,
+                ObfuscationMode::KeepComponents { m },
+                attack,
+                seed,
+                device,
+            )?;
             fig4.push(json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "bytes_per_query": r["bytes_per_query"]}));
         }
     }
@@ -133,7 +159,11 @@ pub fn run_study(
     Ok(summary)
 }
 
-fn pts(rows: &[serde_json::Value], x: &str, y: impl Fn(&serde_json::Value) -> f64) -> Vec<(f64, f64)> {
+fn pts(
+    rows: &[serde_json::Value],
+    x: &str,
+    y: impl Fn(&serde_json::Value) -> f64,
+) -> Vec<(f64, f64)> {
     rows.iter()
         .map(|r| (r[x].as_f64().unwrap_or(f64::NAN), y(r)))
         .collect()
@@ -143,9 +173,18 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
     let empty = Vec::new();
     let arr = |k: &str| s[k].as_array().unwrap_or(&empty).clone();
     let (curve, fig3, fig4) = (arr("signal_content"), arr("figure3"), arr("tradeoff"));
-    let mut md = String::from("# Obfuscation study (seed 004)\n\n## Signal content per split (Figure 2)\n\n| split | dim | rank | mean log(‖z_S‖²/‖z‖²) | cumulative |\n|---|---|---|---|---|\n");
+    let mut md = String::from(
+        "# Obfuscation study (seed 004)\n\n## Signal content per split (Figure 2)\n\n| split | dim | rank | mean log(‖z_S‖²/‖z‖²) | cumulative |\n|---|---|---|---|---|\n",
+    );
     for r in &curve {
-        md += &format!("| {} | {} | {} | {:.4} | {:.4} |\n", r["split"], r["dim"], r["rank"], r["mean_log_ratio"].as_f64().unwrap_or(0.0), r["cumulative"].as_f64().unwrap_or(0.0));
+        md += &format!(
+            "| {} | {} | {} | {:.4} | {:.4} |\n",
+            r["split"],
+            r["dim"],
+            r["rank"],
+            r["mean_log_ratio"].as_f64().unwrap_or(0.0),
+            r["cumulative"].as_f64().unwrap_or(0.0)
+        );
     }
     md += "\n## Attribute attack per split (Figure 3)\n\n| split | setting | kept | bytes/query | target acc | attack acc | chance |\n|---|---|---|---|---|---|---|\n";
     for e in &fig3 {
@@ -153,18 +192,34 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
             let r = &e[name];
             md += &format!(
                 "| {} | {name} | {} | {:.0} | {:.4} | {:.4} | {:.4} |\n",
-                e["split"], r["kept"], r["bytes_per_query"].as_f64().unwrap_or(0.0),
-                r["target_accuracy"].as_f64().unwrap_or(0.0), first_attack(r),
+                e["split"],
+                r["kept"],
+                r["bytes_per_query"].as_f64().unwrap_or(0.0),
+                r["target_accuracy"].as_f64().unwrap_or(0.0),
+                first_attack(r),
                 r["attacks"][0]["chance"].as_f64().unwrap_or(f64::NAN)
             );
         }
     }
-    md += &format!("\n## Trade-off at split {} (Figure 4)\n\n| m' | bytes/query | target error | attack error |\n|---|---|---|---|\n", s["tradeoff_split"]);
+    md += &format!(
+        "\n## Trade-off at split {} (Figure 4)\n\n| m' | bytes/query | target error | attack error |\n|---|---|---|---|\n",
+        s["tradeoff_split"]
+    );
     for r in &fig4 {
-        md += &format!("| {} | {} | {:.4} | {:.4} |\n", r["m"], r["bytes_per_query"], r["target_error"].as_f64().unwrap_or(0.0), r["attack_error"].as_f64().unwrap_or(0.0));
+        md += &format!(
+            "| {} | {} | {:.4} | {:.4} |\n",
+            r["m"],
+            r["bytes_per_query"],
+            r["target_error"].as_f64().unwrap_or(0.0),
+            r["attack_error"].as_f64().unwrap_or(0.0)
+        );
     }
     for r in s["skipped"].as_array().unwrap_or(&empty) {
-        md += &format!("\nSkipped split {}: {}\n", r["split"], r["reason"].as_str().unwrap_or(""));
+        md += &format!(
+            "\nSkipped split {}: {}\n",
+            r["split"],
+            r["reason"].as_str().unwrap_or("")
+        );
     }
     let io = |p: &Path, e: &dyn std::fmt::Display| crate::Error::io(p, e);
     let p = out.join("obfuscation.md");
@@ -176,22 +231,63 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
     for name in ["none", "distortion_free", "bounded"] {
         fig3_series.push(Series {
             name: name.into(),
-            points: fig3.iter().map(|e| (e["split"].as_f64().unwrap_or(0.0), first_attack(&e[name]))).collect(),
+            points: fig3
+                .iter()
+                .map(|e| (e["split"].as_f64().unwrap_or(0.0), first_attack(&e[name])))
+                .collect(),
         });
     }
     let plots = [
-        ("signal_content.svg", "Signal content per split (seed 004 Fig. 2)", "split", "log ratio", vec![
-            Series { name: "mean log ratio".into(), points: pts(&curve, "split", |r| r["mean_log_ratio"].as_f64().unwrap_or(0.0)) },
-            Series { name: "cumulative".into(), points: pts(&curve, "split", |r| r["cumulative"].as_f64().unwrap_or(0.0)) },
-        ]),
-        ("attribute_attack.svg", "Attribute attack accuracy (seed 004 Fig. 3)", "split", "attack accuracy", fig3_series),
-        ("tradeoff.svg", "Target vs attack error (seed 004 Fig. 4)", "m'", "error", vec![
-            Series { name: "target error".into(), points: pts(&fig4, "m", |r| r["target_error"].as_f64().unwrap_or(0.0)) },
-            Series { name: "attack error".into(), points: pts(&fig4, "m", |r| r["attack_error"].as_f64().unwrap_or(0.0)) },
-        ]),
+        (
+            "signal_content.svg",
+            "Signal content per split (seed 004 Fig. 2)",
+            "split",
+            "log ratio",
+            vec![
+                Series {
+                    name: "mean log ratio".into(),
+                    points: pts(&curve, "split", |r| {
+                        r["mean_log_ratio"].as_f64().unwrap_or(0.0)
+                    }),
+                },
+                Series {
+                    name: "cumulative".into(),
+                    points: pts(&curve, "split", |r| r["cumulative"].as_f64().unwrap_or(0.0)),
+                },
+            ],
+        ),
+        (
+            "attribute_attack.svg",
+            "Attribute attack accuracy (seed 004 Fig. 3)",
+            "split",
+            "attack accuracy",
+            fig3_series,
+        ),
+        (
+            "tradeoff.svg",
+            "Target vs attack error (seed 004 Fig. 4)",
+            "m'",
+            "error",
+            vec![
+                Series {
+                    name: "target error".into(),
+                    points: pts(&fig4, "m", |r| r["target_error"].as_f64().unwrap_or(0.0)),
+                },
+                Series {
+                    name: "attack error".into(),
+                    points: pts(&fig4, "m", |r| r["attack_error"].as_f64().unwrap_or(0.0)),
+                },
+            ],
+        ),
     ];
     for (file, title, x, y, series) in plots {
-        let svg = line_plot(&LinePlot { title: title.into(), x_label: x.into(), y_label: y.into(), series, markers: vec![] });
+        let svg = line_plot(&LinePlot {
+            title: title.into(),
+            x_label: x.into(),
+            y_label: y.into(),
+            series,
+            markers: vec![],
+        });
         let p = out.join(file);
         save_svg(&p, &svg).map_err(|e| io(&p, &e))?;
     }
@@ -259,7 +355,15 @@ pub fn deploy(
     let basis = cache.basis(model, split)?;
     let mode = super::stage::resolve_mode(&cfg.mode, model, aux, split, &basis, device)?;
     let (zp, bytes) = apply(&basis, &z, mode)?;
-    let acc = server_accuracy(model, &zp, &shape, split, &test.targets, test.num_classes, device);
+    let acc = server_accuracy(
+        model,
+        &zp,
+        &shape,
+        split,
+        &test.targets,
+        test.num_classes,
+        device,
+    );
     Ok(Deployment {
         split,
         basis: Some(basis),
@@ -306,7 +410,17 @@ pub fn finish(
                 _ => None,
             })
             .unwrap_or_default();
-        run_study(model, aux, test, study, &mut dep.cache, &attack, seed, out, device)?;
+        run_study(
+            model,
+            aux,
+            test,
+            study,
+            &mut dep.cache,
+            &attack,
+            seed,
+            out,
+            device,
+        )?;
     }
     Ok(())
 }
