@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use crate::Error;
-use crate::attack::{AttackRecord, AuditObserver, run_audit};
+use crate::attack::{AttackRecord, AuditObserver, run_audit_with};
 use crate::data::{self, Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{ModelSpec, SplitModel, zoo};
@@ -327,7 +327,19 @@ pub fn run(
         seconds: Vec::new(),
         error: None,
     };
-    let attacks = run_audit(
+    let obf = match &recipe.obfuscation {
+        Some(cfg) => Some(crate::obfuscate::study::deploy(
+            cfg,
+            &model,
+            &attacker,
+            &splits.test,
+            split,
+            &inner,
+        )?),
+        None => None,
+    };
+    let target_accuracy = obf.as_ref().map_or(target_accuracy, |o| o.target_accuracy);
+    let attacks = run_audit_with(
         &model,
         &attacker,
         &splits.test,
@@ -337,7 +349,26 @@ pub fn run(
         device,
         &done,
         &mut rec,
+        &|k, z| match &obf {
+            Some(o) if k == split => o.apply(z),
+            _ => Ok(z),
+        },
     )?;
+    if let (Some(cfg), Some(o)) = (&recipe.obfuscation, obf) {
+        rec.inner
+            .stage("obfuscation", "signal content and attribute-attack study");
+        crate::obfuscate::study::finish(
+            cfg,
+            o,
+            &model,
+            &attacker,
+            &splits.test,
+            &recipe.audit,
+            recipe.seed,
+            out,
+            device,
+        )?;
+    }
     if let Some(e) = rec.error {
         return Err(e);
     }

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FeatureSet;
+use super::attribute::{AttributeConfig, attribute_attack};
 use super::dci::{DciAttacker, DciConfig};
 use super::decoder::{DecoderConfig, decoder_attack};
 use super::optimisation::{InversionError, OptimisationConfig, optimisation_attack};
@@ -60,6 +61,8 @@ pub enum AttackKind {
     Optimisation(OptimisationConfig),
     /// Data-free divide-and-conquer inversion, DCI (seed 000, DESIGN 9.3).
     Dci(DciConfig),
+    /// Attribute inference with the server's architecture (seed 004, 5.1).
+    Attribute(AttributeConfig),
 }
 
 impl AttackKind {
@@ -69,6 +72,7 @@ impl AttackKind {
             AttackKind::Decoder(_) => "decoder",
             AttackKind::Optimisation(_) => "optimisation",
             AttackKind::Dci(_) => "dci",
+            AttackKind::Attribute(_) => "attribute",
         }
     }
 }
@@ -180,6 +184,39 @@ pub fn run_audit(
     done: &[AttackRecord],
     observer: &mut dyn AuditObserver,
 ) -> Result<Vec<AttackRecord>, crate::Error> {
+    run_audit_with(
+        model,
+        aux,
+        test,
+        cfg,
+        seed,
+        out_dir,
+        device,
+        done,
+        observer,
+        &|_, z| Ok(z),
+    )
+}
+
+/// What the edge applies to its flattened features at split `k` before
+/// sending them (e.g. obfuscation): `(k, [N * D]) -> [N * D]`.
+pub type FeatureTransform<'a> = &'a dyn Fn(usize, Vec<f32>) -> Result<Vec<f32>, crate::Error>;
+
+/// [`run_audit`] where the server receives `transform(k, z)` instead of `z`
+/// (the attackers attack exactly that).
+#[allow(clippy::too_many_arguments)]
+pub fn run_audit_with(
+    model: &SplitModel,
+    aux: &Dataset,
+    test: &Dataset,
+    cfg: &AuditConfig,
+    seed: u64,
+    out_dir: &Path,
+    device: &Device,
+    done: &[AttackRecord],
+    observer: &mut dyn AuditObserver,
+    transform: FeatureTransform,
+) -> Result<Vec<AttackRecord>, crate::Error> {
     let inner = device.clone().inner();
     let eval = Evaluator::new(model, &inner, 256);
     let mut records = Vec::new();
@@ -205,16 +242,71 @@ pub fn run_audit(
             records.extend(cfg.attacks.iter().filter_map(previous));
             continue;
         }
-        let aux_set = feature_set(&eval, aux, k);
-        let (test_features, _) = eval.features(test, k);
+        let mut aux_set = feature_set(&eval, aux, k);
+        aux_set.features = transform(k, std::mem::take(&mut aux_set.features))?;
+        let test_features = transform(k, eval.features(test, k).0)?;
         for (ai, attack) in cfg.attacks.iter().enumerate() {
             if let Some(r) = previous(attack) {
-                records.push(r);
+                records.extend(
+                    done.iter()
+                        .filter(|d| d.attack == r.attack && d.split == k)
+                        .cloned(),
+                );
+                continue;
+            }
+            if let AttackKind::Attribute(ac) = attack {
+                for attr in &test.hidden {
+                    if ac
+                        .attributes
+                        .as_ref()
+                        .is_some_and(|a| !a.contains(&attr.name))
+                    {
+                        continue;
+                    }
+                    let Some(aux_attr) = aux.hidden.iter().find(|a| a.name == attr.name) else {
+                        continue;
+                    };
+                    observer.attack_start("attribute", k);
+                    let started = Instant::now();
+                    let server = model.block_specs()[k..].to_vec();
+                    let out = attribute_attack(
+                        &aux_set.features,
+                        &aux_attr.values,
+                        &test_features,
+                        &attr.values,
+                        &aux_set.feature_shape,
+                        attr.num_classes,
+                        &server,
+                        ac,
+                        seed ^ (k as u64).wrapping_mul(0xA77),
+                        device,
+                    )?;
+                    let record = AttackRecord {
+                        attack: "attribute".into(),
+                        split: k,
+                        mse: None,
+                        psnr: None,
+                        ssim: None,
+                        image: None,
+                        attribute: Some(attr.name.clone()),
+                        accuracy: Some(out.accuracy),
+                        chance: Some(out.chance),
+                        details: serde_json::json!({
+                            "train_accuracy": out.train_accuracy,
+                            "feature_shape": aux_set.feature_shape,
+                            "aux_images": aux.len(),
+                            "test_images": test.len(),
+                        }),
+                    };
+                    observer.attack_end(&record, started.elapsed().as_secs_f64());
+                    records.push(record);
+                }
                 continue;
             }
             observer.attack_start(attack.name(), k);
             let started = Instant::now();
             let record = match attack {
+                AttackKind::Attribute(_) => unreachable!("handled above"),
                 AttackKind::Decoder(dc) => {
                     let out = decoder_attack(&aux_set, &test_features, dc, seed ^ k as u64, device);
                     let m = reconstruction_metrics(

@@ -4,13 +4,18 @@
 //! (after the run's defenses and obfuscation) and returns reconstructions or
 //! predictions; the audit turns them into metrics and pictures.
 
+pub mod attribute;
 mod audit;
 pub mod dci;
 pub mod decoder;
 pub mod optimisation;
 pub mod synthesis;
 
-pub use audit::{AttackKind, AttackRecord, AuditConfig, AuditObserver, SplitSelection, run_audit};
+pub use attribute::{AttributeConfig, attribute_attack};
+pub use audit::{
+    AttackKind, AttackRecord, AuditConfig, AuditObserver, FeatureTransform, SplitSelection,
+    run_audit, run_audit_with,
+};
 pub use decoder::{DecoderConfig, decoder_attack};
 
 /// Features the server receives for a set of images, with the images (the

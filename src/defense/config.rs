@@ -8,6 +8,7 @@ use super::{
     AdversarialConfig, AdversarialReconstruction, Defense, LabelSmoothing, Lipschitz,
     LipschitzConfig,
 };
+use super::{DeCov, SignalDropout};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,35 @@ use super::{
 pub struct LabelSmoothingConfig {
     /// Signed strength `s` in (-1, 1): `1 - s` on the true class (seed 002 uses 0.3).
     pub strength: f32,
+}
+
+/// deCov settings (seed 004).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeCovConfig {
+    /// Weight of the deCov loss, >= 0 (0: no effect).
+    pub weight: f32,
+}
+
+fn d_min_keep() -> f32 {
+    0.1
+}
+fn d_refresh() -> usize {
+    100
+}
+
+/// Signal-content dropout settings (seed 004).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalDropoutConfig {
+    /// Probability a step drops, in [0, 1] (0: no effect).
+    pub rate: f32,
+    /// Smallest kept fraction of signal components, in (0, 1] (default 0.1).
+    #[serde(default = "d_min_keep")]
+    pub min_keep: f32,
+    /// Steps between basis recomputations, >= 1 (default 100).
+    #[serde(default = "d_refresh")]
+    pub refresh_steps: usize,
 }
 
 /// All training defenses; absent ones are off.
@@ -30,6 +60,12 @@ pub struct DefensesConfig {
     /// Adversarial reconstruction training (seed 001, PATROL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversarial: Option<AdversarialConfig>,
+    /// deCov feature decorrelation (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decov: Option<DeCovConfig>,
+    /// Signal-content dropout (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_dropout: Option<SignalDropoutConfig>,
 }
 
 impl DefensesConfig {
@@ -46,6 +82,18 @@ impl DefensesConfig {
         }
         if let Some(a) = &self.adversarial {
             out.push(Box::new(AdversarialReconstruction::new(a.clone())));
+        }
+        if let Some(d) = &self.decov {
+            out.push(Box::new(DeCov::new(d.weight)));
+        }
+        if let Some(d) = &self.signal_dropout {
+            // Fixed seed: the draws are part of the recipe's determinism.
+            out.push(Box::new(SignalDropout::new(
+                d.rate,
+                d.min_keep,
+                d.refresh_steps,
+                0x51_6D_A1,
+            )));
         }
         out
     }
@@ -74,6 +122,34 @@ impl DefensesConfig {
                     .into_iter()
                     .map(|(f, m)| (format!("adversarial.{f}"), m)),
             );
+        }
+        if let Some(d) = &self.decov
+            && !(d.weight.is_finite() && d.weight >= 0.0)
+        {
+            p.push((
+                "decov.weight".into(),
+                format!("must be finite and >= 0, got {}", d.weight),
+            ));
+        }
+        if let Some(d) = &self.signal_dropout {
+            if !(0.0..=1.0).contains(&d.rate) {
+                p.push((
+                    "signal_dropout.rate".into(),
+                    format!("must be in [0, 1], got {}", d.rate),
+                ));
+            }
+            if !(d.min_keep > 0.0 && d.min_keep <= 1.0) {
+                p.push((
+                    "signal_dropout.min_keep".into(),
+                    format!("must be in (0, 1], got {}", d.min_keep),
+                ));
+            }
+            if d.refresh_steps == 0 {
+                p.push((
+                    "signal_dropout.refresh_steps".into(),
+                    "must be >= 1, got 0".into(),
+                ));
+            }
         }
         p
     }

@@ -5,11 +5,15 @@
 pub mod adversarial;
 mod base;
 mod config;
+pub mod decov;
 pub mod label_smoothing;
 pub mod lipschitz;
+pub mod signal_dropout;
 
 pub use adversarial::{AdversarialConfig, AdversarialReconstruction};
 pub use base::{Defense, StepContext};
-pub use config::{DefensesConfig, LabelSmoothingConfig};
+pub use config::{DeCovConfig, DefensesConfig, LabelSmoothingConfig, SignalDropoutConfig};
+pub use decov::DeCov;
 pub use label_smoothing::LabelSmoothing;
 pub use lipschitz::{Lipschitz, LipschitzConfig, LipschitzMethod};
+pub use signal_dropout::SignalDropout;

@@ -18,6 +18,9 @@
 pub mod bounded;
 pub mod conv_dense;
 pub mod mode;
+pub mod operator;
+pub mod stage;
+pub mod study;
 pub mod svd;
 #[cfg(test)]
 mod test_util;

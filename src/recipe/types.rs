@@ -50,6 +50,9 @@ pub struct Recipe {
     /// the edge FLOPs budget chooses the split (default: no pruning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneConfig>,
+    /// Obfuscation at the deployment split (seed 004; default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obfuscation: Option<crate::obfuscate::stage::ObfuscationConfig>,
 }
 
 /// The deployment split: a number, or `auto`.

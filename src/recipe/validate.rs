@@ -239,6 +239,11 @@ pub fn problems(r: &Recipe) -> Vec<String> {
             }
         }
     }
+    if let Some(o) = &r.obfuscation {
+        for (path, msg) in o.problems() {
+            bad(&format!("obfuscation.{path}"), msg);
+        }
+    }
     if r.audit.grid_images == 0 {
         bad("audit.grid_images", "must be >= 1, got 0".into());
     }
@@ -278,6 +283,20 @@ pub fn problems(r: &Recipe) -> Vec<String> {
                     bad(&at(&field), msg);
                 }
             }
+            AttackKind::Attribute(d) => {
+                if d.epochs == 0 {
+                    bad(&at("epochs"), "must be >= 1, got 0".into());
+                }
+                if d.batch_size < 2 {
+                    bad(
+                        &at("batch_size"),
+                        format!("must be >= 2, got {}", d.batch_size),
+                    );
+                }
+                if !(d.lr.is_finite() && d.lr > 0.0) {
+                    bad(&at("lr"), format!("must be > 0, got {}", d.lr));
+                }
+            }
         }
     }
     p
@@ -307,6 +326,50 @@ mod tests {
         assert_eq!(r.seed, 42);
         assert_eq!(r.training.batch_size, 64);
         assert_eq!(r.data.fractions, [0.6, 0.2, 0.2]);
+    }
+
+    #[test]
+    fn obfuscation_values_are_checked() {
+        rejects(
+            &["obfuscation.mode={kind: max_accuracy_drop, points: 150}"],
+            "obfuscation.mode.points: must be in [0, 100]",
+        );
+        rejects(
+            &["obfuscation.mode={kind: distortion_bounded, eps: -1}"],
+            "obfuscation.mode.eps: must be finite",
+        );
+    }
+
+    #[test]
+    fn decov_weight_must_be_non_negative() {
+        rejects(
+            &["training.defenses.decov={weight: -1}"],
+            "training.defenses.decov.weight: must be finite and >= 0",
+        );
+    }
+
+    #[test]
+    fn signal_dropout_values_are_checked() {
+        rejects(
+            &["training.defenses.signal_dropout={rate: 2}"],
+            "training.defenses.signal_dropout.rate: must be in [0, 1]",
+        );
+        rejects(
+            &["training.defenses.signal_dropout={rate: 0.5, min_keep: 0}"],
+            "training.defenses.signal_dropout.min_keep: must be in (0, 1]",
+        );
+        rejects(
+            &["training.defenses.signal_dropout={rate: 0.5, refresh_steps: 0}"],
+            "training.defenses.signal_dropout.refresh_steps: must be >= 1",
+        );
+    }
+
+    #[test]
+    fn attribute_attack_values_are_checked() {
+        rejects(
+            &["audit.attacks=[{kind: attribute, epochs: 0}]"],
+            "audit.attacks[0].epochs: must be >= 1",
+        );
     }
 
     #[test]

@@ -1,0 +1,426 @@
+//! The obfuscation study of a run (seed 004, Figures 2, 3 and 4), written to
+//! `obfuscation.json`, `obfuscation.md` and two SVG plots in the run folder.
+//!
+//! - Figure 2: per split with a linear server operator, the mean of
+//!   `log(||z_S||^2 / ||z||^2)` over `aux` and its cumulative sum.
+//! - Figure 3: per split, the attribute attack's accuracy when the edge sends
+//!   `z` (none), `z_S` (distortion-free) and the distortion-bounded `z'` that
+//!   loses at most `accuracy_drop_points` on `aux`, with target accuracy and
+//!   bytes per query for each.
+//! - Figure 4: target error and attack error as `m'` varies at one split.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde_json::json;
+
+use super::ObfuscationMode;
+use super::operator::BasisCache;
+use super::stage::{StudyConfig, apply, calibrate_keep, server_accuracy};
+use crate::attack::{AttributeConfig, attribute_attack};
+use crate::data::Dataset;
+use crate::model::{Block, SplitModel};
+use crate::report::plot::{LinePlot, Series, line_plot, save_svg};
+use crate::train::Evaluator;
+
+/// One (split, setting) row of Figure 3 / Figure 4.
+fn row(
+    model: &SplitModel,
+    (aux, test): (&Dataset, &Dataset),
+    k: usize,
+    basis: &super::SignalBasis,
+    mode: ObfuscationMode,
+    attack: &AttributeConfig,
+    seed: u64,
+    device: &Device,
+) -> Result<serde_json::Value, crate::Error> {
+    let inner = device.clone().inner();
+    let eval = Evaluator::new(model, &inner, 256);
+    let (za, shape) = eval.features(aux, k);
+    let (zt, _) = eval.features(test, k);
+    let (za, _) = apply(basis, &za, mode)?;
+    let (zt, bytes) = apply(basis, &zt, mode)?;
+    let acc = server_accuracy(
+        model,
+        &zt,
+        &shape,
+        k,
+        &test.targets,
+        test.num_classes,
+        &inner,
+    );
+    let server = model.block_specs()[k..].to_vec();
+    let mut attacks = Vec::new();
+    for attr in &test.hidden {
+        let Some(a) = aux.hidden.iter().find(|a| a.name == attr.name) else {
+            continue;
+        };
+        let out = attribute_attack(
+            &za,
+            &a.values,
+            &zt,
+            &attr.values,
+            &shape,
+            attr.num_classes,
+            &server,
+            attack,
+            seed ^ k as u64,
+            device,
+        )?;
+        attacks
+            .push(json!({"attribute": attr.name, "accuracy": out.accuracy, "chance": out.chance}));
+    }
+    Ok(json!({
+        "split": k,
+        "target_accuracy": acc,
+        "bytes_per_query": bytes,
+        "raw_bytes_per_query": 4 * basis.dim(),
+        "kept": match mode { ObfuscationMode::KeepComponents { m } => m.min(basis.rank()), ObfuscationMode::None => basis.dim(), _ => basis.rank() },
+        "attacks": attacks,
+    }))
+}
+
+fn first_attack(r: &serde_json::Value) -> f64 {
+    r["attacks"][0]["accuracy"].as_f64().unwrap_or(f64::NAN)
+}
+
+/// Runs the study and writes its files into `out`; returns the JSON summary.
+#[allow(clippy::too_many_arguments)]
+pub fn run_study(
+    model: &SplitModel,
+    aux: &Dataset,
+    test: &Dataset,
+    cfg: &StudyConfig,
+    cache: &mut BasisCache,
+    attack: &AttributeConfig,
+    seed: u64,
+    out: &Path,
+    device: &Device,
+) -> Result<serde_json::Value, crate::Error> {
+    let inner = device.clone().inner();
+    let splits: Vec<usize> = cfg
+        .splits
+        .clone()
+        .unwrap_or_else(|| model.split_points().collect());
+    let mut curve = Vec::new();
+    let mut fig3 = Vec::new();
+    let mut skipped = Vec::new();
+    let mut cum = 0.0;
+    for &k in &splits {
+        let basis = match cache.basis(model, k) {
+            Ok(b) => b,
+            Err(e) => {
+                skipped.push(json!({"split": k, "reason": e.to_string()}));
+                continue;
+            }
+        };
+        let (z, _) = Evaluator::new(model, &inner, 256).features(aux, k);
+        let n = z.len() / basis.dim();
+        let ratios = basis
+            .log_signal_ratio_batch(&z, n)
+            .map_err(|e| crate::Error::Run(format!("obfuscation: {e}")))?;
+        let finite: Vec<f64> = ratios.into_iter().filter(|r| r.is_finite()).collect();
+        let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+        cum += mean;
+        curve.push(json!({"split": k, "dim": basis.dim(), "rank": basis.rank(), "mean_log_ratio": mean, "cumulative": cum}));
+        let m = calibrate_keep(model, aux, k, &basis, cfg.accuracy_drop_points, &inner)?;
+        let mut entry = json!({"split": k});
+        for (name, mode) in [
+            ("none", ObfuscationMode::None),
+            ("distortion_free", ObfuscationMode::DistortionFree),
+            ("bounded", ObfuscationMode::KeepComponents { m }),
+        ] {
+            entry[name] = row(model, (aux, test), k, &basis, mode, attack, seed, device)?;
+        }
+        fig3.push(entry);
+    }
+    let tk = cfg
+        .tradeoff_split
+        .or_else(|| (1..model.len()).find(|&k| matches!(model.blocks[k], Block::Linear(_))));
+    let mut fig4 = Vec::new();
+    if let Some(k) = tk.filter(|_| !cfg.keep.is_empty()) {
+        let basis = cache.basis(model, k)?;
+        for &m in &cfg.keep {
+            let r = row(
+                model,
+                (aux, test),
+                k,
+                &basis,
+                ObfuscationMode::KeepComponents { m },
+                attack,
+                seed,
+                device,
+            )?;
+            fig4.push(json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "bytes_per_query": r["bytes_per_query"]}));
+        }
+    }
+    let summary = json!({"signal_content": curve, "figure3": fig3, "tradeoff_split": tk, "tradeoff": fig4, "skipped": skipped});
+    write_outputs(&summary, out)?;
+    Ok(summary)
+}
+
+fn pts(
+    rows: &[serde_json::Value],
+    x: &str,
+    y: impl Fn(&serde_json::Value) -> f64,
+) -> Vec<(f64, f64)> {
+    rows.iter()
+        .map(|r| (r[x].as_f64().unwrap_or(f64::NAN), y(r)))
+        .collect()
+}
+
+fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> {
+    let empty = Vec::new();
+    let arr = |k: &str| s[k].as_array().unwrap_or(&empty).clone();
+    let (curve, fig3, fig4) = (arr("signal_content"), arr("figure3"), arr("tradeoff"));
+    let mut md = String::from(
+        "# Obfuscation study (seed 004)\n\n## Signal content per split (Figure 2)\n\n| split | dim | rank | mean log(‖z_S‖²/‖z‖²) | cumulative |\n|---|---|---|---|---|\n",
+    );
+    for r in &curve {
+        md += &format!(
+            "| {} | {} | {} | {:.4} | {:.4} |\n",
+            r["split"],
+            r["dim"],
+            r["rank"],
+            r["mean_log_ratio"].as_f64().unwrap_or(0.0),
+            r["cumulative"].as_f64().unwrap_or(0.0)
+        );
+    }
+    md += "\n## Attribute attack per split (Figure 3)\n\n| split | setting | kept | bytes/query | target acc | attack acc | chance |\n|---|---|---|---|---|---|---|\n";
+    for e in &fig3 {
+        for name in ["none", "distortion_free", "bounded"] {
+            let r = &e[name];
+            md += &format!(
+                "| {} | {name} | {} | {:.0} | {:.4} | {:.4} | {:.4} |\n",
+                e["split"],
+                r["kept"],
+                r["bytes_per_query"].as_f64().unwrap_or(0.0),
+                r["target_accuracy"].as_f64().unwrap_or(0.0),
+                first_attack(r),
+                r["attacks"][0]["chance"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    md += &format!(
+        "\n## Trade-off at split {} (Figure 4)\n\n| m' | bytes/query | target error | attack error |\n|---|---|---|---|\n",
+        s["tradeoff_split"]
+    );
+    for r in &fig4 {
+        md += &format!(
+            "| {} | {} | {:.4} | {:.4} |\n",
+            r["m"],
+            r["bytes_per_query"],
+            r["target_error"].as_f64().unwrap_or(0.0),
+            r["attack_error"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for r in s["skipped"].as_array().unwrap_or(&empty) {
+        md += &format!(
+            "\nSkipped split {}: {}\n",
+            r["split"],
+            r["reason"].as_str().unwrap_or("")
+        );
+    }
+    let io = |p: &Path, e: &dyn std::fmt::Display| crate::Error::io(p, e);
+    let p = out.join("obfuscation.md");
+    crate::fsutil::write_atomic(&p, md.as_bytes()).map_err(|e| io(&p, &e))?;
+    let p = out.join("obfuscation.json");
+    let text = serde_json::to_string_pretty(s).expect("json");
+    crate::fsutil::write_atomic(&p, text.as_bytes()).map_err(|e| io(&p, &e))?;
+    let mut fig3_series = Vec::new();
+    for name in ["none", "distortion_free", "bounded"] {
+        fig3_series.push(Series {
+            name: name.into(),
+            points: fig3
+                .iter()
+                .map(|e| (e["split"].as_f64().unwrap_or(0.0), first_attack(&e[name])))
+                .collect(),
+        });
+    }
+    let plots = [
+        (
+            "signal_content.svg",
+            "Signal content per split (seed 004 Fig. 2)",
+            "split",
+            "log ratio",
+            vec![
+                Series {
+                    name: "mean log ratio".into(),
+                    points: pts(&curve, "split", |r| {
+                        r["mean_log_ratio"].as_f64().unwrap_or(0.0)
+                    }),
+                },
+                Series {
+                    name: "cumulative".into(),
+                    points: pts(&curve, "split", |r| r["cumulative"].as_f64().unwrap_or(0.0)),
+                },
+            ],
+        ),
+        (
+            "attribute_attack.svg",
+            "Attribute attack accuracy (seed 004 Fig. 3)",
+            "split",
+            "attack accuracy",
+            fig3_series,
+        ),
+        (
+            "tradeoff.svg",
+            "Target vs attack error (seed 004 Fig. 4)",
+            "m'",
+            "error",
+            vec![
+                Series {
+                    name: "target error".into(),
+                    points: pts(&fig4, "m", |r| r["target_error"].as_f64().unwrap_or(0.0)),
+                },
+                Series {
+                    name: "attack error".into(),
+                    points: pts(&fig4, "m", |r| r["attack_error"].as_f64().unwrap_or(0.0)),
+                },
+            ],
+        ),
+    ];
+    for (file, title, x, y, series) in plots {
+        let svg = line_plot(&LinePlot {
+            title: title.into(),
+            x_label: x.into(),
+            y_label: y.into(),
+            series,
+            markers: vec![],
+        });
+        let p = out.join(file);
+        save_svg(&p, &svg).map_err(|e| io(&p, &e))?;
+    }
+    Ok(())
+}
+
+/// Obfuscation at the deployment split, ready for the audit.
+pub struct Deployment {
+    /// The split.
+    pub split: usize,
+    /// The basis (absent for mode `none`).
+    pub basis: Option<std::sync::Arc<super::SignalBasis>>,
+    /// The resolved mode.
+    pub mode: ObfuscationMode,
+    /// Target accuracy on `test` without obfuscation.
+    pub plain_accuracy: f64,
+    /// Target accuracy on `test` when the server computes on `z'`.
+    pub target_accuracy: f64,
+    /// Mean bytes per query sent.
+    pub bytes_per_query: f64,
+    /// Bytes per query of the raw features.
+    pub raw_bytes_per_query: usize,
+    /// Bases computed so far (reused by the study).
+    pub cache: BasisCache,
+}
+
+impl Deployment {
+    /// What the server receives for flat features `z` at the split.
+    pub fn apply(&self, z: Vec<f32>) -> Result<Vec<f32>, crate::Error> {
+        match &self.basis {
+            Some(b) if self.mode != ObfuscationMode::None => Ok(apply(b, &z, self.mode)?.0),
+            _ => Ok(z),
+        }
+    }
+}
+
+/// Resolves the recipe's mode at `split` (calibrating on `aux`) and measures
+/// target accuracy and bytes per query on `test`. `device` is an inference
+/// device.
+pub fn deploy(
+    cfg: &super::stage::ObfuscationConfig,
+    model: &SplitModel,
+    aux: &Dataset,
+    test: &Dataset,
+    split: usize,
+    device: &Device,
+) -> Result<Deployment, crate::Error> {
+    let mut cache = cfg.cache();
+    let eval = Evaluator::new(model, device, 256);
+    let plain_accuracy = eval.accuracy(test);
+    let (z, shape) = eval.features(test, split);
+    let raw = super::raw_bytes(z.len() / test.len().max(1));
+    if cfg.mode == super::stage::ModeSetting::None {
+        return Ok(Deployment {
+            split,
+            basis: None,
+            mode: ObfuscationMode::None,
+            plain_accuracy,
+            target_accuracy: plain_accuracy,
+            bytes_per_query: raw as f64,
+            raw_bytes_per_query: raw,
+            cache,
+        });
+    }
+    let basis = cache.basis(model, split)?;
+    let mode = super::stage::resolve_mode(&cfg.mode, model, aux, split, &basis, device)?;
+    let (zp, bytes) = apply(&basis, &z, mode)?;
+    let acc = server_accuracy(
+        model,
+        &zp,
+        &shape,
+        split,
+        &test.targets,
+        test.num_classes,
+        device,
+    );
+    Ok(Deployment {
+        split,
+        basis: Some(basis),
+        mode,
+        plain_accuracy,
+        target_accuracy: acc,
+        bytes_per_query: bytes,
+        raw_bytes_per_query: raw,
+        cache,
+    })
+}
+
+/// Writes `obfuscation_deployment.json` and runs the study when configured.
+/// `device` must support autodiff (the attribute attackers are trained).
+#[allow(clippy::too_many_arguments)]
+pub fn finish(
+    cfg: &super::stage::ObfuscationConfig,
+    mut dep: Deployment,
+    model: &SplitModel,
+    aux: &Dataset,
+    test: &Dataset,
+    audit: &crate::attack::AuditConfig,
+    seed: u64,
+    out: &Path,
+    device: &Device,
+) -> Result<(), crate::Error> {
+    let summary = json!({
+        "split": dep.split,
+        "mode": format!("{:?}", dep.mode),
+        "target_accuracy_plain": dep.plain_accuracy,
+        "target_accuracy": dep.target_accuracy,
+        "bytes_per_query_before": dep.raw_bytes_per_query,
+        "bytes_per_query_after": dep.bytes_per_query,
+    });
+    let p = out.join("obfuscation_deployment.json");
+    let text = serde_json::to_string_pretty(&summary).expect("json");
+    crate::fsutil::write_atomic(&p, text.as_bytes()).map_err(|e| crate::Error::io(&p, e))?;
+    if let Some(study) = &cfg.study {
+        let attack = audit
+            .attacks
+            .iter()
+            .find_map(|a| match a {
+                crate::attack::AttackKind::Attribute(c) => Some(c.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        run_study(
+            model,
+            aux,
+            test,
+            study,
+            &mut dep.cache,
+            &attack,
+            seed,
+            out,
+            device,
+        )?;
+    }
+    Ok(())
+}
