@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 2 bad input (recipe, data, checkpoint, run
 //! folder, arguments), 1 any other failure.
 
+mod leakage;
 mod progress;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     Model(ModelCmd),
     /// Write the features the server receives as NPY files.
     ExportFeatures(ExportArgs),
+    /// Gradient leakage and I2F from a recipe's `leakage:` section.
+    Leakage(leakage::LeakageArgs),
 }
 
 #[derive(Args)]
@@ -230,6 +233,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Leakage(args) => leakage::run(args, device(cli.device)?),
         Command::ExportFeatures(args) => {
             let dev = device(cli.device)?;
             let run = pipeline::open_run(&args.run, &dev)?;

@@ -41,6 +41,9 @@ pub struct Recipe {
     /// The attacks that audit the result.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Gradient leakage and I2F (`splitguard leakage`; seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leakage: Option<crate::leakage::LeakageConfig>,
 }
 
 /// Dataset source, chosen by `kind`.
