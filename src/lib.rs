@@ -29,6 +29,7 @@ pub mod data;
 pub mod defense;
 mod error;
 pub mod fsutil;
+pub mod leakage;
 pub mod metrics;
 pub mod model;
 pub mod obfuscate;

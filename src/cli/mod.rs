@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 2 bad input (recipe, data, checkpoint, run
 //! folder, arguments), 1 any other failure.
 
+mod leakage;
 mod progress;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Command {
     /// Run the audit's attacks again on a finished run (e.g. other attacks
     /// or splits via --set audit...), into a folder of its own.
     Attack(AttackArgs),
+    /// Gradient leakage and I2F from a recipe's `leakage:` section.
+    Leakage(leakage::LeakageArgs),
 }
 
 #[derive(Args)]
@@ -356,6 +359,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Leakage(args) => leakage::run(args, device(cli.device)?),
         Command::ExportFeatures(args) => {
             let dev = device(cli.device)?;
             let run = pipeline::open_run(&args.run, &dev)?;

@@ -53,6 +53,9 @@ pub struct Recipe {
     /// Obfuscation at the deployment split (seed 004; default: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub obfuscation: Option<crate::obfuscate::stage::ObfuscationConfig>,
+    /// Gradient leakage and I2F (`splitguard leakage`; seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leakage: Option<crate::leakage::LeakageConfig>,
 }
 
 /// The deployment split: a number, or `auto`.

@@ -299,6 +299,11 @@ pub fn problems(r: &Recipe) -> Vec<String> {
             }
         }
     }
+    if let Some(l) = &r.leakage {
+        for (path, msg) in l.problems() {
+            bad(&format!("leakage.{path}"), msg);
+        }
+    }
     p
 }
 
@@ -933,5 +938,10 @@ mod tests {
         .to_string();
         assert!(err.contains("out of range"), "{err}");
         assert!("novalue".parse::<Override>().is_err());
+    }
+
+    #[test]
+    fn leakage_problems_are_reported_under_leakage() {
+        rejects(&["leakage={examples: 0}"], "leakage.examples");
     }
 }
