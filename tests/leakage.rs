@@ -4,8 +4,8 @@
 //! a tiny example the attack must recover; a small end-to-end run.
 
 use burn::prelude::*;
+use splitguard::leakage::init::uniform_init;
 use splitguard::leakage::jacobian::{dot, norm};
-use splitguard::leakage::oracle::uniform_init;
 use splitguard::leakage::*;
 use splitguard::model::{ActivationKind, BlockSpec, LinearSpec, SplitModel};
 
@@ -64,8 +64,9 @@ fn solve(mut m: Vec<Vec<f64>>, b: &[f64]) -> Vec<f64> {
         m.swap(c, p);
         for r in c + 1..n {
             let f = m[r][c] / m[c][c];
-            for k in c..=n {
-                m[r][k] -= f * m[c][k];
+            let pivot = m[c].clone();
+            for (a, b) in m[r].iter_mut().zip(&pivot).skip(c) {
+                *a -= f * b;
             }
         }
     }

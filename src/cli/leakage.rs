@@ -75,7 +75,7 @@ impl LeakageObserver for Progress {
 
 /// Runs the command on `device` (a plain device; autodiff is added here).
 pub fn run(args: LeakageArgs, device: Device) -> anyhow::Result<()> {
-    let loaded = recipe::from_path(&args.recipe, &args.overrides)?;
+    let loaded = recipe::from_path(&args.recipe, &args.overrides).map_err(Error::from)?;
     let r = &loaded.recipe;
     let cfg = r.leakage.as_ref().ok_or_else(|| {
         Error::from(LeakageError::MissingSection {

@@ -12,15 +12,16 @@
 //! minus the cosine similarity. Its gradient `dM/dx = J (dM/dg)` is a
 //! product with the Jacobian of the gradient, taken by central finite
 //! differences of first-order gradients (three gradient evaluations per
-//! step, see [`super::jacobian`]). Optimisation: Adam with a cosine-decayed
-//! step, projected onto the box [0, 1]; the iterate with the lowest
-//! objective is returned.
+//! gradient, see [`super::jacobian`]). Optimisation by L-BFGS as in DLG
+//! (unconstrained, the result clipped to [0, 1]) or by projected Adam
+//! ([`super::optimize`]).
 
 use serde::{Deserialize, Serialize};
 
 use super::LeakageError;
 use super::config::AttackConfig;
 use super::jacobian::{Jacobian, dot, norm};
+use super::optimize::{Objective, Optimizer, adam, lbfgs};
 use super::oracle::{GradientOracle, ParamSlot};
 
 /// How the dummy gradient is compared with the shared one.
@@ -148,9 +149,50 @@ pub struct Inversion {
     pub iterations: usize,
 }
 
+/// `M(x) + tv_weight * TV(x)`, remembering `dM/dg` at the last point whose
+/// value was asked for, so a line search's accepted point costs two more
+/// gradient evaluations, not three.
+struct Matching<'a, O: GradientOracle + ?Sized> {
+    oracle: &'a O,
+    shared: &'a [f64],
+    shape: [usize; 3],
+    cfg: &'a AttackConfig,
+    last: Option<(Vec<f64>, f64, Vec<f64>)>,
+}
+
+impl<O: GradientOracle + ?Sized> Matching<'_, O> {
+    fn matching(&mut self, x: &[f64]) -> (f64, Vec<f64>) {
+        if let Some((at, m, u)) = &self.last
+            && at.as_slice() == x
+        {
+            return (*m, u.clone());
+        }
+        let g = self.oracle.param_gradient(x);
+        let (m, u) = distance_and_grad(self.cfg.distance, &g, self.shared);
+        self.last = Some((x.to_vec(), m, u.clone()));
+        (m, u)
+    }
+}
+
+impl<O: GradientOracle + ?Sized> Objective for Matching<'_, O> {
+    fn value(&mut self, x: &[f64]) -> f64 {
+        self.matching(x).0 + self.cfg.tv_weight * total_variation(x, self.shape).0
+    }
+
+    fn value_and_grad(&mut self, x: &[f64]) -> (f64, Vec<f64>) {
+        let (m, u) = self.matching(x);
+        let (tv, tv_grad) = total_variation(x, self.shape);
+        let mut grad = Jacobian::new(self.oracle, x, self.cfg.fd_step).j_u(&u);
+        for (gi, ti) in grad.iter_mut().zip(&tv_grad) {
+            *gi += self.cfg.tv_weight * ti;
+        }
+        (m + self.cfg.tv_weight * tv, grad)
+    }
+}
+
 /// Rebuilds the input whose gradient under `oracle` (already carrying the
-/// attacker's label) matches `shared`, starting from uniform noise drawn
-/// from `seed`.
+/// attacker's label) matches `shared`, starting from grey noise
+/// (`0.5 + 0.1 z`, clipped) drawn from `seed`.
 pub fn invert_gradient(
     oracle: &(impl GradientOracle + ?Sized),
     shared: &[f64],
@@ -169,47 +211,29 @@ pub fn invert_gradient(
         oracle.num_params(),
         "expected a full gradient"
     );
-    let mut x: Vec<f64> = super::defense::gaussian_vector(d, seed)
+    let x0: Vec<f64> = super::defense::gaussian_vector(d, seed)
         .into_iter()
         .map(|z| (0.5 + 0.1 * z).clamp(0.0, 1.0))
         .collect();
-    let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-    let (mut m, mut v) = (vec![0.0; d], vec![0.0; d]);
-    let mut best = (f64::INFINITY, 0.0, x.clone());
-    for t in 0..cfg.iterations {
-        let g = oracle.gradients(None, &x).params;
-        let (matching, dm_dg) = distance_and_grad(cfg.distance, &g, shared);
-        let (tv, tv_grad) = total_variation(&x, shape);
-        let objective = matching + cfg.tv_weight * tv;
-        if objective < best.0 {
-            best = (objective, matching, x.clone());
-        }
-        let mut grad = Jacobian::new(oracle, &x, cfg.fd_step).j_u(&dm_dg);
-        for (gi, ti) in grad.iter_mut().zip(&tv_grad) {
-            *gi += cfg.tv_weight * ti;
-        }
-        let progress = t as f64 / cfg.iterations as f64;
-        let lr = cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-        let k = (t + 1) as i32;
-        for i in 0..d {
-            m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
-            v[i] = b2 * v[i] + (1.0 - b2) * grad[i] * grad[i];
-            let mh = m[i] / (1.0 - b1.powi(k));
-            let vh = v[i] / (1.0 - b2.powi(k));
-            x[i] = (x[i] - lr * mh / (vh.sqrt() + eps)).clamp(0.0, 1.0);
-        }
-    }
-    let g = oracle.gradients(None, &x).params;
-    let (matching, _) = distance_and_grad(cfg.distance, &g, shared);
-    let objective = matching + cfg.tv_weight * total_variation(&x, shape).0;
-    if objective < best.0 {
-        best = (objective, matching, x);
-    }
+    let mut obj = Matching {
+        oracle,
+        shared,
+        shape,
+        cfg,
+        last: None,
+    };
+    let found = match cfg.optimizer {
+        Optimizer::Adam => adam(&mut obj, x0, cfg.iterations, cfg.lr, (0.0, 1.0)),
+        Optimizer::Lbfgs => lbfgs(&mut obj, x0, cfg.iterations, cfg.lr),
+    };
+    let x: Vec<f64> = found.x.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    let objective = obj.value(&x);
+    let matching = obj.matching(&x).0;
     Inversion {
-        x: best.2,
-        matching: best.1,
-        objective: best.0,
-        iterations: cfg.iterations,
+        x,
+        matching,
+        objective,
+        iterations: found.iterations,
     }
 }
 

@@ -15,18 +15,17 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::attack::{LabelSource, infer_label, invert_gradient};
 use super::config::LeakageConfig;
-use super::defense::GradientDefense;
-use super::i2f::{I2fEstimate, LambdaMax, i2f_estimate, lanczos_lambda_max};
-use super::jacobian::{Jacobian, norm};
-use super::oracle::{GradientOracle, LossKind, NetworkLoss, uniform_init};
+use super::i2f::{I2fEstimate, LambdaMax};
+use super::init::uniform_init;
+use super::oracle::check_blocks;
 use super::report;
+use super::worker::{ExampleRun, Job, Msg, attack_example};
 use crate::Error;
 use crate::attack::AttackRecord;
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
-use crate::metrics::{pearson, reconstruction_metrics, spearman};
+use crate::metrics::{pearson, spearman};
 use crate::model::SplitModel;
 use crate::pipeline::{model_spec, prepare_data};
 use crate::recipe::Recipe;
@@ -90,6 +89,9 @@ pub struct SettingSummary {
     pub lower_bound: f64,
     /// Fraction of examples whose label the attacker got right.
     pub label_accuracy: f64,
+    /// I2F vs. the true error across the examples of this setting alone
+    /// (the harder question: the overall correlation also ranks settings).
+    pub within: Agreement,
 }
 
 /// Rank agreement between a predictor and the attack's true error.
@@ -180,109 +182,6 @@ pub fn pick_examples(test: &Dataset, n: usize) -> Vec<usize> {
     out
 }
 
-fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ a.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ b
-}
-
-/// One private example to attack.
-struct Job {
-    example: usize,
-    test_index: usize,
-    label: u32,
-    image: Vec<f32>,
-    seed: u64,
-}
-
-/// What one example's attacks produced.
-struct ExampleRun {
-    results: Vec<ExampleResult>,
-    /// One reconstruction per defense setting.
-    recons: Vec<Vec<f32>>,
-    lambda: LambdaMax,
-    params: usize,
-}
-
-/// Messages from the worker threads.
-enum Msg {
-    Pair(ExampleResult),
-    Done(usize, Box<Result<ExampleRun, Error>>),
-}
-
-/// Attacks one example under every defense setting and estimates I2F.
-fn attack_example(
-    model: &SplitModel,
-    job: &Job,
-    shape: [usize; 3],
-    settings: &[GradientDefense],
-    cfg: &LeakageConfig,
-    device: &Device,
-    tx: &std::sync::mpsc::Sender<Msg>,
-) -> Result<ExampleRun, Error> {
-    let (e, label) = (job.example as u64, job.label);
-    let x: Vec<f64> = job.image.iter().map(|&v| v as f64).collect();
-    let net = NetworkLoss::new(model, LossKind::CrossEntropy { label }, device)?;
-    let g = net.gradients(None, &x).params;
-    let jac = Jacobian::new(&net, &x, cfg.i2f.fd_step);
-    let d = x.len();
-    let lambda = lanczos_lambda_max(
-        |w| jac.jjt(w),
-        d,
-        cfg.i2f.lanczos_steps,
-        1e-6,
-        mix(job.seed, e, 1),
-    );
-    let mut results = Vec::with_capacity(settings.len());
-    let mut recons = Vec::with_capacity(settings.len());
-    for (s, setting) in settings.iter().enumerate() {
-        let delta = setting.perturbation(&g, mix(job.seed, e, 100 + s as u64));
-        let shared: Vec<f64> = g.iter().zip(&delta).map(|(a, b)| a + b).collect();
-        let attack_label = match cfg.attack.label {
-            LabelSource::Known => label,
-            LabelSource::Inferred => infer_label(&shared, net.slots())?,
-        };
-        let attacker = net.relabel(LossKind::CrossEntropy {
-            label: attack_label,
-        })?;
-        let inv = invert_gradient(&attacker, &shared, shape, &cfg.attack, mix(job.seed, e, 2));
-        let est = i2f_estimate(
-            |w| jac.jjt(w),
-            &jac.j_u(&delta),
-            lambda.value,
-            cfg.i2f.damping * lambda.value,
-            cfg.i2f.cg_iterations,
-            cfg.i2f.cg_tolerance,
-        );
-        let rec: Vec<f32> = inv.x.iter().map(|&v| v as f32).collect();
-        let m = reconstruction_metrics(&job.image, &rec, 1, shape)?;
-        let diff: Vec<f64> = x.iter().zip(&inv.x).map(|(a, b)| a - b).collect();
-        let r = ExampleResult {
-            example: job.example,
-            test_index: job.test_index,
-            label,
-            attack_label,
-            defense: setting.label(),
-            gradient_norm: norm(&g),
-            delta_norm: norm(&delta),
-            mse: m.mse,
-            psnr: m.psnr,
-            ssim: m.ssim,
-            error_norm: norm(&diff),
-            matching: inv.matching,
-            i2f: est,
-        };
-        // The receiver only goes away when the run is abandoned.
-        let _ = tx.send(Msg::Pair(r.clone()));
-        results.push(r);
-        recons.push(rec);
-    }
-    Ok(ExampleRun {
-        results,
-        recons,
-        lambda,
-        params: net.num_params(),
-    })
-}
-
 /// Runs `cfg` (the recipe's `leakage:` section) into `out`; `device` must be
 /// an autodiff device.
 pub fn run_leakage(
@@ -301,6 +200,7 @@ pub fn run_leakage(
     let splits = prepare_data(recipe)?;
     let shape = splits.test.shape;
     let spec = model_spec(recipe, shape, splits.test.num_classes)?;
+    check_blocks(&spec.blocks)?;
     device.seed(recipe.seed);
     let mut model = SplitModel::new(&spec, device)?;
     if let Some(scale) = cfg.init_scale {
@@ -426,6 +326,10 @@ pub fn run_leakage(
                 i2f: mean(&|r| r.i2f.i2f),
                 lower_bound: mean(&|r| r.i2f.lower_bound),
                 label_accuracy: mean(&|r| f64::from(u8::from(r.attack_label == r.label))),
+                within: Agreement::of(
+                    &rs.iter().map(|r| r.i2f.i2f).collect::<Vec<_>>(),
+                    &rs.iter().map(|r| r.error_norm).collect::<Vec<_>>(),
+                ),
                 defense: label,
             }
         })
@@ -494,12 +398,5 @@ mod tests {
         };
         assert_eq!(pick_examples(&ds, 5), vec![1, 0, 3, 4, 2]);
         assert_eq!(pick_examples(&ds, 20).len(), 7);
-    }
-
-    #[test]
-    fn mixed_seeds_differ_per_example_and_purpose() {
-        assert_ne!(mix(1, 0, 1), mix(1, 1, 1));
-        assert_ne!(mix(1, 0, 1), mix(1, 0, 2));
-        assert_ne!(mix(1, 0, 1), mix(2, 0, 1));
     }
 }

@@ -287,8 +287,9 @@ mod tests {
             m.swap(c, p);
             for r in c + 1..n {
                 let f = m[r][c] / m[c][c];
-                for k in c..=n {
-                    m[r][k] -= f * m[c][k];
+                let pivot = m[c].clone();
+                for (a, b) in m[r].iter_mut().zip(&pivot).skip(c) {
+                    *a -= f * b;
                 }
             }
         }

@@ -74,8 +74,8 @@ impl<'a, O: GradientOracle + ?Sized> Jacobian<'a, O> {
         let h = self.step * norm(&self.x).max(1.0);
         let plus = axpy(&self.x, h / n, v);
         let minus = axpy(&self.x, -h / n, v);
-        let gp = self.oracle.gradients(None, &plus).params;
-        let gm = self.oracle.gradients(None, &minus).params;
+        let gp = self.oracle.param_gradient(&plus);
+        let gm = self.oracle.param_gradient(&minus);
         let scale = n / (2.0 * h);
         gp.iter().zip(&gm).map(|(a, b)| (a - b) * scale).collect()
     }
@@ -95,8 +95,8 @@ impl<'a, O: GradientOracle + ?Sized> Jacobian<'a, O> {
         let h = self.step * norm(self.oracle.params()).max(1.0);
         let shift: Vec<f64> = u.iter().map(|a| a * h / n).collect();
         let back: Vec<f64> = shift.iter().map(|a| -a).collect();
-        let gp = self.oracle.gradients(Some(&shift), &self.x).input;
-        let gm = self.oracle.gradients(Some(&back), &self.x).input;
+        let gp = self.oracle.input_gradient(Some(&shift), &self.x);
+        let gm = self.oracle.input_gradient(Some(&back), &self.x);
         let scale = n / (2.0 * h);
         gp.iter().zip(&gm).map(|(a, b)| (a - b) * scale).collect()
     }

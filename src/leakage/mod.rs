@@ -10,17 +10,21 @@
 //! burn has only first-order autodiff, so every product with the Jacobian
 //! of the gradient (`J`, D x P) is a central finite difference of
 //! first-order gradients ([`jacobian`]) of a loss evaluated in f64
-//! ([`oracle`]). [`experiment`] runs a recipe's `leakage:` section and
-//! writes its report.
+//! ([`oracle`]). The attack's optimisers are in [`optimize`], DLG's
+//! initialisation of the target in [`init`]. [`experiment`] runs a recipe's
+//! `leakage:` section and writes its report.
 
 pub mod attack;
 pub mod config;
 pub mod defense;
 pub mod experiment;
 pub mod i2f;
+pub mod init;
 pub mod jacobian;
+pub mod optimize;
 pub mod oracle;
 mod report;
+mod worker;
 
 pub use attack::{Distance, Inversion, LabelSource, infer_label, invert_gradient};
 pub use config::{AttackConfig, DefenseSweep, I2fConfig, LeakageConfig};
@@ -28,6 +32,7 @@ pub use defense::GradientDefense;
 pub use experiment::{ExampleResult, LeakageObserver, LeakageReport, run_leakage};
 pub use i2f::{I2fEstimate, LambdaMax, conjugate_gradient, i2f_estimate, lanczos_lambda_max};
 pub use jacobian::Jacobian;
+pub use optimize::Optimizer;
 pub use oracle::{GradientOracle, LossGradients, LossKind, NetworkLoss, ParamSlot};
 
 /// A gradient-leakage problem.

@@ -57,6 +57,16 @@ pub trait GradientOracle {
     /// Loss and gradients at parameters `theta + dtheta` (or `theta` when
     /// `dtheta` is `None`) and input `x` (length D).
     fn gradients(&self, dtheta: Option<&[f64]>, x: &[f64]) -> LossGradients;
+    /// `d L / d theta` at `(theta, x)` alone (an implementation may skip the
+    /// input gradient).
+    fn param_gradient(&self, x: &[f64]) -> Vec<f64> {
+        self.gradients(None, x).params
+    }
+    /// `d L / d x` at `(theta + dtheta, x)` alone (an implementation may skip
+    /// the parameter gradients).
+    fn input_gradient(&self, dtheta: Option<&[f64]>, x: &[f64]) -> Vec<f64> {
+        self.gradients(dtheta, x).input
+    }
 }
 
 /// Where one parameter tensor sits in the flat parameter vector.
@@ -138,6 +148,32 @@ impl ModuleMapper for ToLeaves<'_> {
     }
 }
 
+/// Replaces every float parameter by an f64 leaf holding the next values of
+/// `values` (the tensors' contents are not read, only their shapes).
+struct FromHost<'a> {
+    device: &'a Device,
+    values: &'a [f64],
+    offset: usize,
+    require_grad: bool,
+}
+
+impl ModuleMapper for FromHost<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            let shape = t.dims();
+            let n: usize = shape.iter().product();
+            let v = self.values[self.offset..self.offset + n].to_vec();
+            self.offset += n;
+            let leaf = Tensor::from_data(TensorData::new(v, shape), (self.device, DType::F64));
+            if self.require_grad {
+                leaf.require_grad()
+            } else {
+                leaf
+            }
+        })
+    }
+}
+
 /// Collects the gradients of every float parameter in traversal order.
 struct CollectGrads<'a> {
     grads: &'a Gradients,
@@ -164,6 +200,25 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
         .expect("expected float tensor data")
 }
 
+/// Checks that a model fits the setting: no batch-norm anywhere (the
+/// client's gradient is of one example, which has no batch statistics).
+pub fn check_blocks(blocks: &[BlockSpec]) -> Result<(), LeakageError> {
+    for (i, b) in blocks.iter().enumerate() {
+        let bn = match b {
+            BlockSpec::Conv(c) => c.batch_norm,
+            BlockSpec::Linear(l) => l.batch_norm,
+            BlockSpec::Residual(_) => true,
+        };
+        if bn {
+            return Err(LeakageError::Model(format!(
+                "block {} has batch-norm; gradient leakage needs a model without it (the client's gradient is of one example)",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl NetworkLoss {
     /// Copies `model`'s parameters to f64 leaves on `device` (an autodiff
     /// device) and attaches the loss.
@@ -178,19 +233,7 @@ impl NetworkLoss {
             .last()
             .map(|b| b.output.iter().product::<usize>())
             .unwrap_or(0);
-        for (i, b) in specs.iter().enumerate() {
-            let bn = match b {
-                BlockSpec::Conv(c) => c.batch_norm,
-                BlockSpec::Linear(l) => l.batch_norm,
-                BlockSpec::Residual(_) => true,
-            };
-            if bn {
-                return Err(LeakageError::Model(format!(
-                    "block {} has batch-norm; gradient leakage needs a model without it (the client's gradient is of one example)",
-                    i + 1
-                )));
-            }
-        }
+        check_blocks(&specs)?;
         let mut leaves = ToLeaves {
             device,
             shift: None,
@@ -273,33 +316,58 @@ impl GradientOracle for NetworkLoss {
     }
 
     fn gradients(&self, dtheta: Option<&[f64]>, x: &[f64]) -> LossGradients {
+        self.evaluate(dtheta, x, true, true)
+    }
+
+    fn param_gradient(&self, x: &[f64]) -> Vec<f64> {
+        self.evaluate(None, x, true, false).params
+    }
+
+    fn input_gradient(&self, dtheta: Option<&[f64]>, x: &[f64]) -> Vec<f64> {
+        self.evaluate(dtheta, x, false, true).input
+    }
+}
+
+impl NetworkLoss {
+    /// Loss and the requested gradients (the others are left empty).
+    fn evaluate(
+        &self,
+        dtheta: Option<&[f64]>,
+        x: &[f64],
+        need_params: bool,
+        need_input: bool,
+    ) -> LossGradients {
         assert_eq!(
             x.len(),
             self.input_len(),
             "expected an input of the model's size"
         );
-        let shifted;
-        let model = match dtheta {
-            Some(d) => {
-                assert_eq!(d.len(), self.theta.len(), "expected a full parameter shift");
-                let mut m = ToLeaves {
-                    device: &self.device,
-                    shift: Some(d),
-                    slots: Vec::new(),
-                    values: Vec::new(),
-                };
-                shifted = self.model.clone().map(&mut m);
-                &shifted
-            }
-            None => &self.model,
+        let rebuilt;
+        let model = if dtheta.is_some() || !need_params {
+            let values: Vec<f64> = match dtheta {
+                Some(d) => {
+                    assert_eq!(d.len(), self.theta.len(), "expected a full parameter shift");
+                    self.theta.iter().zip(d).map(|(a, b)| a + b).collect()
+                }
+                None => self.theta.clone(),
+            };
+            rebuilt = self.model.clone().map(&mut FromHost {
+                device: &self.device,
+                values: &values,
+                offset: 0,
+                require_grad: need_params,
+            });
+            &rebuilt
+        } else {
+            &self.model
         };
         let mut shape = vec![1];
         shape.extend(&self.input_shape);
         let xt = Tensor::<4>::from_data(
-            TensorData::new(x.to_vec(), shape.clone()),
+            TensorData::new(x.to_vec(), shape),
             (&self.device, DType::F64),
-        )
-        .require_grad();
+        );
+        let xt = if need_input { xt.require_grad() } else { xt };
         let logits = model.forward(xt.clone());
         let loss = match &self.loss {
             LossKind::CrossEntropy { label } => {
@@ -315,16 +383,28 @@ impl GradientOracle for NetworkLoss {
             }
         };
         let value = host(loss.clone())[0];
+        if !(need_params || need_input) {
+            return LossGradients {
+                loss: value,
+                params: Vec::new(),
+                input: Vec::new(),
+            };
+        }
         let grads = loss.backward();
-        let input = xt
-            .grad(&grads)
-            .map(host)
-            .unwrap_or_else(|| vec![0.0; x.len()]);
+        let input = if need_input {
+            xt.grad(&grads)
+                .map(host)
+                .unwrap_or_else(|| vec![0.0; x.len()])
+        } else {
+            Vec::new()
+        };
         let mut collect = CollectGrads {
             grads: &grads,
             out: Vec::with_capacity(self.theta.len()),
         };
-        model.visit(&mut collect);
+        if need_params {
+            model.visit(&mut collect);
+        }
         LossGradients {
             loss: value,
             params: collect.out,
@@ -333,43 +413,10 @@ impl GradientOracle for NetworkLoss {
     }
 }
 
-/// Redraws every float parameter from `U(-scale, scale)` with a seeded
-/// generator: the initialisation of DLG's LeNet (`uniform_(-0.5, 0.5)` on
-/// weights and biases), which seed 003's experiments inherit.
-struct UniformInit {
-    scale: f64,
-    rng: rand_chacha::ChaCha8Rng,
-}
-
-impl ModuleMapper for UniformInit {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        use rand::Rng;
-        let (scale, rng) = (self.scale, &mut self.rng);
-        param.map(|t| {
-            let shape = t.dims();
-            let device = t.device();
-            let n = shape.iter().product::<usize>();
-            let v: Vec<f32> = (0..n)
-                .map(|_| ((2.0 * rng.random::<f64>() - 1.0) * scale) as f32)
-                .collect();
-            Tensor::from_data(TensorData::new(v, shape), &device)
-                .set_require_grad(t.is_require_grad())
-        })
-    }
-}
-
-/// `model` with every parameter redrawn from `U(-scale, scale)` (seeded).
-pub fn uniform_init(model: SplitModel, scale: f64, seed: u64) -> SplitModel {
-    use rand::SeedableRng;
-    model.map(&mut UniformInit {
-        scale,
-        rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::leakage::init::uniform_init;
     use crate::model::zoo;
 
     fn device() -> Device {
@@ -407,19 +454,6 @@ mod tests {
             (numeric - exact).abs() < 1e-7 * (1.0 + exact.abs()),
             "{numeric} vs {exact}: the loss must be evaluated in f64"
         );
-    }
-
-    #[test]
-    fn uniform_init_stays_in_range_and_is_seeded() {
-        let dev = Device::flex();
-        let spec = zoo::spec_for("lenet", [1, 8, 8], 3).unwrap();
-        let a = uniform_init(SplitModel::new(&spec, &dev).unwrap(), 0.25, 3);
-        let b = uniform_init(SplitModel::new(&spec, &dev).unwrap(), 0.25, 3);
-        let na = NetworkLoss::new(&a, LossKind::CrossEntropy { label: 0 }, &device()).unwrap();
-        let nb = NetworkLoss::new(&b, LossKind::CrossEntropy { label: 0 }, &device()).unwrap();
-        assert!(na.params().iter().all(|v| v.abs() <= 0.25 + 1e-7));
-        assert!(na.params().iter().any(|v| v.abs() > 0.2));
-        assert_eq!(na.params(), nb.params());
     }
 
     #[test]

@@ -89,10 +89,11 @@ pub fn markdown(r: &LeakageReport) -> String {
     );
     let _ = writeln!(
         s,
-        "Attack: {:?} gradient matching, label {:?}, {} Adam steps (lr {}), TV weight {}. I2F: damping {} x lambda_max, at most {} CG iterations (tolerance {}), Lanczos {} steps; finite-difference steps {} / {} (relative).\n",
+        "Attack: {:?} gradient matching, label {:?}, {} {:?} iterations (step {}), TV weight {}. I2F: damping {} x lambda_max, at most {} CG iterations (tolerance {}), Lanczos {} steps; finite-difference steps {} / {} (relative).\n",
         c.attack.distance,
         c.attack.label,
         c.attack.iterations,
+        c.attack.optimizer,
         c.attack.lr,
         c.attack.tv_weight,
         c.i2f.damping,
@@ -115,13 +116,13 @@ pub fn markdown(r: &LeakageReport) -> String {
     let _ = writeln!(s, "## Per defense (means over the examples)\n");
     let _ = writeln!(
         s,
-        "| defense | MSE | PSNR (dB) | SSIM | `||x_hat - x||` | I2F | lower bound | label right |"
+        "| defense | MSE | PSNR (dB) | SSIM | `||x_hat - x||` | I2F | lower bound | label right | Spearman within |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for t in &r.settings {
         let _ = writeln!(
             s,
-            "| {} | {:.5} | {:.2} | {:.3} | {:.4} | {:.4} | {:.2e} | {:.0}% |",
+            "| {} | {:.5} | {:.2} | {:.3} | {:.4} | {:.4} | {:.2e} | {:.0}% | {} |",
             t.defense,
             t.mse,
             t.psnr,
@@ -129,7 +130,8 @@ pub fn markdown(r: &LeakageReport) -> String {
             t.error_norm,
             t.i2f,
             t.lower_bound,
-            100.0 * t.label_accuracy
+            100.0 * t.label_accuracy,
+            opt(t.within.spearman)
         );
     }
     let _ = writeln!(
