@@ -280,7 +280,8 @@ fn audit_reports_dci_and_optimisation_with_the_decoders_keys() {
         assert!(r.mse.is_some() && r.psnr.is_some() && r.ssim.is_some());
         let image = r.image.as_ref().expect("a picture grid");
         assert!(dir.path().join(image).exists(), "{image}");
-        assert!(r.details["wall_seconds"].as_f64().unwrap() >= 0.0);
+        // Wall times stay out of records (report.json is reproducible).
+        assert!(r.details.get("wall_seconds").is_none());
     }
     assert_eq!(records[0].details["queries"], 5);
     let d = &records[1].details;
