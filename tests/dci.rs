@@ -220,3 +220,77 @@ fn optimisation_attack_recovers_the_input_of_a_tiny_linear_edge() {
     });
     assert_eq!(weights_before, weights_after);
 }
+
+#[test]
+fn audit_reports_dci_and_optimisation_with_the_decoders_keys() {
+    use splitguard::attack::{AttackKind, AuditConfig, SplitSelection, run_audit};
+    let device = Device::flex().autodiff();
+    device.seed(2);
+    let model = SplitModel::new(&common::tiny_spec(), &device).unwrap();
+    let (aux, test) = (common::synthetic(20, 1), common::synthetic(12, 2));
+    let dci = DciConfig {
+        synthesis: SynthesisConfig {
+            count: 16,
+            steps: 3,
+            batch_size: 8,
+            ..SynthesisConfig::default()
+        },
+        block_epochs: 2,
+        refine_epochs: 1,
+        ..DciConfig::default()
+    };
+    let opt = OptimisationConfig {
+        steps: 3,
+        queries: 5,
+        ..OptimisationConfig::default()
+    };
+    let cfg = AuditConfig {
+        splits: SplitSelection::List(vec![1, 2]),
+        attacks: vec![AttackKind::Optimisation(opt), AttackKind::Dci(dci)],
+        grid_images: 4,
+        ..AuditConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let records = run_audit(
+        &model,
+        &aux,
+        &test,
+        &cfg,
+        1,
+        dir.path(),
+        &device,
+        &[],
+        &mut (),
+    )
+    .unwrap();
+    let names: Vec<(String, usize)> = records
+        .iter()
+        .map(|r| (r.attack.clone(), r.split))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("optimisation".to_string(), 1),
+            ("dci".to_string(), 1),
+            ("optimisation".to_string(), 2),
+            ("dci".to_string(), 2)
+        ]
+    );
+    for r in &records {
+        assert!(r.mse.is_some() && r.psnr.is_some() && r.ssim.is_some());
+        let image = r.image.as_ref().expect("a picture grid");
+        assert!(dir.path().join(image).exists(), "{image}");
+        // Wall times stay out of records (report.json is reproducible).
+        assert!(r.details.get("wall_seconds").is_none());
+    }
+    assert_eq!(records[0].details["queries"], 5);
+    let d = &records[1].details;
+    assert!(d["cycle_consistency_mean"].as_f64().unwrap().is_finite());
+    assert!(d.get("cycle_error_spearman").is_some());
+    assert!(dir.path().join(d["cycle_file"].as_str().unwrap()).exists());
+    assert!(dir.path().join("dci_synthesised.png").exists());
+    // Synthesis runs once per audit; the second split reuses block 1.
+    assert!(d["synthesis"]["bn_mismatch_end"].is_number());
+    assert!(records[3].details["synthesis"].is_null());
+    assert_eq!(records[3].details["block_l1"][0], d["block_l1"][0]);
+}

@@ -382,7 +382,6 @@ pub fn run_audit_with(
                 AttackKind::Dci(dc) => {
                     let mut synthesis = serde_json::Value::Null;
                     if dci_attackers[ai].is_none() {
-                        let t0 = Instant::now();
                         let a = DciAttacker::new(model, dc, seed, device)
                             .map_err(|e| inversion_error("dci", k, e))?;
                         let s = a.synthesised();
@@ -401,7 +400,6 @@ pub fn run_audit_with(
                             "count": s.len(),
                             "bn_mismatch_start": s.bn_mismatch_start,
                             "bn_mismatch_end": s.bn_mismatch_end,
-                            "seconds": t0.elapsed().as_secs_f64(),
                             "image": file,
                         });
                         dci_attackers[ai] = Some(a);

@@ -14,6 +14,11 @@
 //! smooth problem, and no pixel ever leaves the box. The start is either a
 //! constant grey image (`w = 0`) or uniform noise.
 //!
+//! ReLUs give no gradient through units the current `x` switches off, so
+//! the first `relax` fraction of the steps runs through a relaxed copy of
+//! the edge whose ReLUs leak (slope 0.01) and the rest through the exact
+//! edge; the reported feature error is always the exact one.
+//!
 //! White-box attacks back-propagate to the *input* through a frozen model:
 //! [`white_box`] makes the copy they use (inference-mode batch-norm, no
 //! parameter gradients, tensors on the autodiff device).
@@ -24,7 +29,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Features, SplitModel};
+use crate::model::{ActivationKind, Block, Features, SplitModel};
 use crate::train::to_vec;
 
 /// Failures of the data-free and white-box inversion attacks.
@@ -57,6 +62,25 @@ pub(crate) fn first_problem(problems: Vec<(String, String)>) -> Result<(), Inver
 /// statistics.
 pub fn white_box(model: &SplitModel, device: &Device) -> SplitModel {
     model.valid().fork(device)
+}
+
+/// A copy of a frozen model whose ReLUs leak (slope 0.01): the relaxation
+/// the optimisation starts with.
+pub fn relaxed(model: &SplitModel) -> SplitModel {
+    let leak = |a: &mut ActivationKind| {
+        if *a == ActivationKind::Relu {
+            *a = ActivationKind::LeakyRelu;
+        }
+    };
+    let mut m = model.clone();
+    for block in &mut m.blocks {
+        match block {
+            Block::Conv(b) => leak(&mut b.spec.activation),
+            Block::Linear(b) => leak(&mut b.spec.activation),
+            Block::Residual(b) => leak(&mut b.spec.activation),
+        }
+    }
+    m
 }
 
 /// The image shape `[C, H, W]` of a whole model's input.
@@ -101,16 +125,19 @@ fn o_steps() -> usize {
     300
 }
 fn o_lr() -> f64 {
-    0.05
+    0.1
 }
 fn o_tv() -> f64 {
-    0.01
+    1.0
 }
 fn o_queries() -> usize {
     256
 }
 fn o_batch() -> usize {
     128
+}
+fn o_relax() -> f64 {
+    0.5
 }
 
 /// Settings of the optimisation attack.
@@ -120,10 +147,10 @@ pub struct OptimisationConfig {
     /// Adam steps per batch of queries (default 300).
     #[serde(default = "o_steps")]
     pub steps: usize,
-    /// Adam learning rate on the sigmoid pre-activations `w` (default 0.05).
+    /// Adam learning rate on the sigmoid pre-activations `w` (default 0.1).
     #[serde(default = "o_lr")]
     pub lr: f64,
-    /// Weight of the total-variation prior (default 0.01; 0 turns it off).
+    /// Weight of the total-variation prior (default 1; 0 turns it off).
     #[serde(default = "o_tv")]
     pub tv_weight: f64,
     /// Start image (default `constant`).
@@ -136,6 +163,11 @@ pub struct OptimisationConfig {
     /// Queries optimised together (default 128).
     #[serde(default = "o_batch")]
     pub batch_size: usize,
+    /// Fraction of the steps run through a relaxed edge whose ReLUs leak
+    /// (slope 0.01), so inputs that switch a unit off still receive a
+    /// gradient from it; the remaining steps use the exact edge (default 0.5).
+    #[serde(default = "o_relax")]
+    pub relax: f64,
 }
 
 impl Default for OptimisationConfig {
@@ -147,6 +179,7 @@ impl Default for OptimisationConfig {
             start: StartKind::default(),
             queries: o_queries(),
             batch_size: o_batch(),
+            relax: o_relax(),
         }
     }
 }
@@ -169,6 +202,12 @@ impl OptimisationConfig {
         }
         if self.batch_size == 0 {
             p.push(("batch_size".into(), "must be >= 1, got 0".into()));
+        }
+        if !(0.0..=1.0).contains(&self.relax) {
+            p.push((
+                "relax".into(),
+                format!("must be in [0, 1], got {}", self.relax),
+            ));
         }
         p
     }
@@ -218,6 +257,8 @@ pub fn optimisation_attack(
         )));
     }
     let f = white_box(model, device);
+    let f_relaxed = relaxed(&f);
+    let relaxed_steps = (cfg.relax * cfg.steps as f64).round() as usize;
     let dim = {
         let probe = Tensor::<4>::zeros([1, c, h, w], device);
         f.edge_forward(probe, k)
@@ -257,9 +298,10 @@ pub fn optimisation_attack(
             w: Param::from_tensor(w0),
         };
         let mut optim = AdamConfig::new().init();
-        for _ in 0..cfg.steps {
+        for step in 0..cfg.steps {
             let x = sigmoid(latent.w.val());
-            let rel = (f.edge_forward(x.clone(), k).flatten() - z.clone())
+            let edge = if step < relaxed_steps { &f_relaxed } else { &f };
+            let rel = (edge.edge_forward(x.clone(), k).flatten() - z.clone())
                 .powi_scalar(2)
                 .sum_dim(1)
                 / z_sq.clone();
@@ -345,14 +387,38 @@ mod tests {
             lr: -1.0,
             tv_weight: f64::NAN,
             batch_size: 0,
+            relax: 1.5,
             ..OptimisationConfig::default()
         };
         let fields: Vec<String> = bad.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["steps", "lr", "tv_weight", "batch_size"]);
+        assert_eq!(fields, ["steps", "lr", "tv_weight", "batch_size", "relax"]);
         assert!(matches!(
             first_problem(bad.problems()),
             Err(InversionError::Config { field, .. }) if field == "steps"
         ));
+    }
+
+    #[test]
+    fn relaxed_copy_leaks_only_the_relus() {
+        let device = Device::flex();
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        let r = relaxed(&model);
+        let acts: Vec<ActivationKind> = r
+            .block_specs()
+            .iter()
+            .map(|b| match b {
+                crate::model::BlockSpec::Conv(c) => c.activation,
+                crate::model::BlockSpec::Linear(l) => l.activation,
+                crate::model::BlockSpec::Residual(x) => x.activation,
+            })
+            .collect();
+        let mut want = vec![ActivationKind::LeakyRelu; 5];
+        want.push(ActivationKind::None);
+        assert_eq!(acts, want);
+        // The original keeps its ReLUs.
+        assert!(
+            matches!(&model.blocks[0], Block::Conv(b) if b.spec.activation == ActivationKind::Relu)
+        );
     }
 
     #[test]

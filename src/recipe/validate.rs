@@ -760,6 +760,14 @@ mod tests {
     }
 
     #[test]
+    fn optimisation_relax_must_be_a_fraction() {
+        rejects(
+            &["audit.attacks=[{kind: optimisation, relax: 2}]"],
+            "audit.attacks[0].relax: must be in [0, 1]",
+        );
+    }
+
+    #[test]
     fn dci_width_must_be_at_least_four() {
         rejects(
             &["audit.attacks=[{kind: dci, width: 2}]"],

@@ -1,0 +1,285 @@
+//! The block inverses `G_j` of DCI and their training with `L_layer`.
+//!
+//! Each `G_j` is a residual pair: a linear path (1x1 convolution, or a dense
+//! map) that can represent a linear block's exact inverse, plus a small
+//! non-linear branch (3x3 convolutions or one hidden layer, leaky ReLU)
+//! whose last layer starts at zero, so a fresh inverse is its linear path.
+//! Maps shrunk by pooling are first resized back (bilinear). No batch-norm,
+//! so copies of an inverse never share state.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::leaky_relu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::DciConfig;
+use crate::model::Features;
+use crate::train::to_vec;
+
+fn conv(cin: usize, cout: usize, kernel: usize, zero: bool, device: &Device) -> Conv2d {
+    let p = kernel / 2;
+    let mut c = Conv2dConfig::new([cin, cout], [kernel, kernel])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p));
+    if zero {
+        c = c.with_initializer(Initializer::Zeros);
+    }
+    c.init(device)
+}
+
+/// Inverse of a convolution or residual block: features `[N, C_out, h, w]`
+/// back to the block's input `[N, C_in, H, W]`.
+#[derive(Module, Debug)]
+pub struct ConvInverse {
+    skip: Conv2d,
+    c1: Conv2d,
+    c2: Conv2d,
+    c3: Conv2d,
+    #[module(skip)]
+    size: [usize; 2],
+}
+
+impl ConvInverse {
+    /// `[N, C_out, h, w] -> [N, C_in, H, W]`.
+    pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = z.dims();
+        let z = if [h, w] != self.size {
+            interpolate(
+                z,
+                InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size(self.size),
+            )
+        } else {
+            z
+        };
+        let y = leaky_relu(self.c1.forward(z.clone()), 0.2);
+        let y = leaky_relu(self.c2.forward(y), 0.2);
+        self.skip.forward(z) + self.c3.forward(y)
+    }
+}
+
+/// Inverse of a fully connected block: `[N, D_out]` back to the block's
+/// input (`[N, D_in]`, or the map it flattened).
+#[derive(Module, Debug)]
+pub struct LinearInverse {
+    skip: Linear,
+    l1: Linear,
+    l2: Linear,
+    #[module(skip)]
+    input: Vec<usize>,
+}
+
+impl LinearInverse {
+    /// `[N, D_out] -> ` the block's input features.
+    pub fn forward(&self, z: Tensor<2>) -> Features {
+        let y = leaky_relu(self.l1.forward(z.clone()), 0.2);
+        Features::from_flat(self.skip.forward(z) + self.l2.forward(y), &self.input)
+    }
+}
+
+/// The learned inverse `G_j` of one block.
+#[derive(Module, Debug)]
+pub enum BlockInverse {
+    /// Inverse of a block whose output is a map.
+    Conv(ConvInverse),
+    /// Inverse of a block whose output is a vector.
+    Linear(LinearInverse),
+}
+
+impl BlockInverse {
+    /// A fresh inverse for a block mapping `input` to `output` features
+    /// (`[C, H, W]` or `[D]` each).
+    pub fn new(input: &[usize], output: &[usize], width: usize, device: &Device) -> Self {
+        match (input, output) {
+            (&[cin, h, w], &[cout, _, _]) => BlockInverse::Conv(ConvInverse {
+                skip: conv(cout, cin, 1, false, device),
+                c1: conv(cout, width, 3, false, device),
+                c2: conv(width, width, 3, false, device),
+                c3: conv(width, cin, 3, true, device),
+                size: [h, w],
+            }),
+            _ => {
+                let din: usize = input.iter().product();
+                let dout: usize = output.iter().product();
+                let hidden = width * 8;
+                BlockInverse::Linear(LinearInverse {
+                    skip: LinearConfig::new(dout, din).init(device),
+                    l1: LinearConfig::new(dout, hidden).init(device),
+                    l2: LinearConfig::new(hidden, din)
+                        .with_initializer(Initializer::Zeros)
+                        .init(device),
+                    input: input.to_vec(),
+                })
+            }
+        }
+    }
+
+    /// The block's output features back to its input features.
+    pub fn forward(&self, z: Features) -> Features {
+        match (self, z) {
+            (BlockInverse::Conv(g), Features::Map(t)) => Features::Map(g.forward(t)),
+            (BlockInverse::Linear(g), z) => g.forward(z.flatten()),
+            (BlockInverse::Conv(_), Features::Flat(_)) => {
+                panic!("expected map features for the inverse of a convolution block")
+            }
+        }
+    }
+}
+
+/// `G = G_1 o ... o G_k`: split-`k` features back to images.
+#[derive(Module, Debug)]
+pub struct ComposedInverse {
+    /// `G_1 .. G_k`, applied last to first.
+    pub stages: Vec<BlockInverse>,
+}
+
+impl ComposedInverse {
+    /// Split features -> input features (images, unclamped).
+    pub fn forward(&self, mut z: Features) -> Features {
+        for g in self.stages.iter().rev() {
+            z = g.forward(z);
+        }
+        z
+    }
+}
+
+/// Host activations: flat rows and one example's shape.
+#[derive(Clone, Debug)]
+pub(super) struct Acts {
+    pub(super) data: Vec<f32>,
+    pub(super) shape: Vec<usize>,
+}
+
+impl Acts {
+    pub(super) fn dim(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.data.len() / self.dim().max(1)
+    }
+
+    pub(super) fn batch(&self, idx: &[usize], device: &Device) -> Features {
+        let d = self.dim();
+        let mut buf = Vec::with_capacity(idx.len() * d);
+        for &i in idx {
+            buf.extend_from_slice(&self.data[i * d..(i + 1) * d]);
+        }
+        let flat = Tensor::<2>::from_data(TensorData::new(buf, [idx.len(), d]), device);
+        Features::from_flat(flat, &self.shape)
+    }
+}
+
+pub(super) fn mean_l1(a: Features, b: Features) -> Tensor<1> {
+    (a.flatten() - b.flatten()).abs().mean()
+}
+
+/// Trains `g` to map `z` rows back to `u` rows with the mean L1 loss;
+/// returns it with the mean L1 of its last epoch.
+fn fit_inverse(
+    mut g: BlockInverse,
+    z: &Acts,
+    u: &Acts,
+    cfg: &DciConfig,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> (BlockInverse, f64) {
+    let n = u.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut optim = AdamConfig::new().init();
+    let mut last = f64::NAN;
+    for _ in 0..cfg.block_epochs {
+        order.shuffle(rng);
+        let (mut sum, mut count) = (0.0, 0usize);
+        for b in order.chunks(cfg.batch_size.max(1)) {
+            let loss = mean_l1(g.forward(z.batch(b, device)), u.batch(b, device));
+            sum += to_vec(loss.clone())[0] as f64 * b.len() as f64;
+            count += b.len();
+            let grads = GradientsParams::from_grads(loss.backward(), &g);
+            g = optim.step(cfg.lr, g, grads);
+        }
+        last = sum / count.max(1) as f64;
+    }
+    (g, last)
+}
+
+/// Trains the inverse of one block on pairs `(u_j, F_j(u_j))` (given as
+/// host rows) with `L_layer`; returns it with its last-epoch mean L1.
+/// `device` must support autodiff.
+#[allow(clippy::too_many_arguments)]
+pub fn train_block_inverse(
+    u: &[f32],
+    u_shape: &[usize],
+    z: &[f32],
+    z_shape: &[usize],
+    cfg: &DciConfig,
+    seed: u64,
+    device: &Device,
+) -> (BlockInverse, f64) {
+    device.seed(seed);
+    let g = BlockInverse::new(u_shape, z_shape, cfg.width, device);
+    let u = Acts {
+        data: u.to_vec(),
+        shape: u_shape.to_vec(),
+    };
+    let z = Acts {
+        data: z.to_vec(),
+        shape: z_shape.to_vec(),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    fit_inverse(g, &z, &u, cfg, &mut rng, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelSpec, zoo};
+
+    #[test]
+    fn block_inverses_map_outputs_back_to_input_shapes() {
+        let device = Device::flex();
+        let spec: ModelSpec = zoo::spec("cnn6").unwrap();
+        let infos = spec.infos().unwrap();
+        // Block 1: 1x28x28 -> 16x14x14 (pooled); block 4: 64x3x3 -> 128.
+        for j in [0, 3] {
+            let (i, o) = (&infos[j].input, &infos[j].output);
+            let g = BlockInverse::new(i, o, 4, &device);
+            let z = Tensor::<2>::zeros([2, o.iter().product::<usize>()], &device);
+            let back = g.forward(Features::from_flat(z, o));
+            assert_eq!(&back.example_shape(), i, "block {}", j + 1);
+        }
+    }
+
+    #[test]
+    fn composed_inverse_applies_the_deepest_inverse_first() {
+        let device = Device::flex();
+        let infos = zoo::spec("cnn6").unwrap().infos().unwrap();
+        let stages = (0..4)
+            .map(|j| BlockInverse::new(&infos[j].input, &infos[j].output, 4, &device))
+            .collect();
+        let g = ComposedInverse { stages };
+        let z = Tensor::<2>::zeros([3, 128], &device);
+        let x = g.forward(Features::Flat(z));
+        assert_eq!(x.example_shape(), vec![1, 28, 28]);
+        assert_eq!(x.batch(), 3);
+    }
+
+    #[test]
+    fn a_fresh_dense_inverse_is_its_linear_path() {
+        // The non-linear branch starts at zero, so a fresh inverse is affine.
+        let device = Device::flex();
+        let g = BlockInverse::new(&[3], &[2], 4, &device);
+        let BlockInverse::Linear(l) = &g else {
+            panic!("expected a dense inverse")
+        };
+        let z = Tensor::<2>::from_data(TensorData::new(vec![0.3, -1.2], [1, 2]), &device);
+        let want = to_vec(l.skip.forward(z.clone()));
+        let got = to_vec(g.forward(Features::Flat(z)).flatten());
+        assert_eq!(want, got);
+    }
+}
