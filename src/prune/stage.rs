@@ -13,13 +13,19 @@
 //!   the channels above one mask threshold and folds the kept masks in;
 //!
 //! then cuts the model down so the edge fits the budget at that split,
-//! fine-tunes it with the recipe's defenses, and writes `pruned.sgck` (the
+//! re-estimates the batch-norm running statistics of the cut model (forward
+//! passes over training batches, no weight update: the cut shifts every
+//! later block's input distribution), fine-tunes it with the recipe's defenses, and writes `pruned.sgck` (the
 //! smaller model, reloadable at its size) and `prune.json` (the report
 //! section; written last, it marks the stage as done for `--resume`).
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::prelude::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::PruneError;
@@ -27,12 +33,13 @@ use super::budget::{BudgetConfig, SelectionRule, deepest_split, select_channels}
 use super::l1::l1_scores;
 use super::masks::{MaskRun, MaskedModel, train_masks};
 use super::surgery::{prunable, prune_model};
-use crate::data::Splits;
+use crate::data::{Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{Checkpoint, ModelSpec, SplitModel};
 use crate::report::EpochSummary;
 use crate::train::{
-    EpochMetrics, Evaluator, OptimizerConfig, TrainConfig, TrainObserver, TrainRun, train,
+    EpochMetrics, Evaluator, OptimizerConfig, TrainConfig, TrainObserver, TrainRun, images_tensor,
+    train,
 };
 
 /// The pruned model's checkpoint in the run folder.
@@ -96,7 +103,8 @@ pub struct PruneConfig {
     /// `patrol`: Adam learning rate of the masks (default 0.01).
     #[serde(default = "d_mask_lr")]
     pub mask_lr: f64,
-    /// `patrol`: `lambda`, weight of the sparsity penalty `sum_i mean(m_i)` (default 0.5).
+    /// `patrol`: `lambda`, weight of the sparsity penalty: the masks'
+    /// FLOPs-weighted sum, 1 when every mask is 1 (default 0.5).
     #[serde(default = "d_sparsity")]
     pub sparsity: f32,
 }
@@ -211,7 +219,8 @@ pub struct PruneReport {
     pub edge_flops_after: u64,
     /// Test accuracy of the trained model before pruning (0..1).
     pub accuracy_before: f64,
-    /// Test accuracy right after the cut, before fine-tuning.
+    /// Test accuracy right after the cut (batch-norm statistics
+    /// re-estimated), before fine-tuning.
     pub accuracy_pruned: f64,
     /// Test accuracy after fine-tuning (the deployed model).
     pub accuracy: f64,
@@ -281,6 +290,40 @@ pub fn load_pruned(dir: &Path, device: &Device) -> Result<Option<Pruned>, PruneE
     Ok(Some(Pruned { model, report }))
 }
 
+/// Saves `model` after merging its pending batch-norm running-statistic
+/// updates (`valid()` syncs them), so the file reloads to the same numbers.
+fn save_synced(path: &Path, model: &SplitModel, epoch: usize, seed: u64) -> Result<(), PruneError> {
+    let _ = model.valid();
+    let extra = serde_json::json!({ "seed": seed });
+    Ok(Checkpoint::save(path, model, epoch, extra, None)?)
+}
+
+/// Batches used to re-estimate batch-norm statistics after a cut (with
+/// burn's momentum 0.1, the old statistics keep a weight of 0.9^50 < 1%).
+const RECALIBRATION_BATCHES: usize = 50;
+
+/// Re-estimates the batch-norm running statistics of `model` by training-mode
+/// forward passes over shuffled training batches, without any weight update.
+pub fn recalibrate_batch_norm(
+    model: SplitModel,
+    data: &Dataset,
+    batch: usize,
+    seed: u64,
+    device: &Device,
+) -> SplitModel {
+    let model = model.fork(device).train();
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    for idx in order
+        .chunks(batch.max(2))
+        .filter(|b| b.len() > 1)
+        .take(RECALIBRATION_BATCHES)
+    {
+        let _ = model.forward(images_tensor(data, idx, device)).detach();
+    }
+    model
+}
+
 fn block_rows(
     before: &ModelSpec,
     after: &ModelSpec,
@@ -341,7 +384,7 @@ pub fn run_prune(
         PruneMethod::Patrol => {
             let can = prunable(&before.blocks);
             let blocks: Vec<usize> = (0..split).filter(|&i| can[i]).collect();
-            let masked = MaskedModel::new(model, &blocks, device)?;
+            let masked = MaskedModel::new(model, &blocks, split, device)?;
             let mask_run = MaskRun {
                 training: run.training,
                 epochs: cfg.mask_epochs,
@@ -363,6 +406,16 @@ pub fn run_prune(
             )?;
             (prune_model(&masked.model, &sel.keep, &values)?, history)
         }
+    };
+    let cut = match cfg.method {
+        PruneMethod::None => cut,
+        _ => recalibrate_batch_norm(
+            cut,
+            &splits.train,
+            run.training.batch_size,
+            run.seed,
+            device,
+        ),
     };
     let accuracy_pruned = accuracy(&cut);
     let mpath = run.out_dir.join(PRUNED_MODEL);
@@ -408,9 +461,12 @@ pub fn run_prune(
             device,
             observer,
         )?;
+        // The trainer's last checkpoint may miss the last batch-norm update
+        // (burn merges running statistics lazily); write the synced model.
+        save_synced(&mpath, &tuned.model, config.epochs, run.seed)?;
         (tuned.model, tuned.history)
     } else {
-        Checkpoint::save(&mpath, &cut, 0, serde_json::Value::Null, None)?;
+        save_synced(&mpath, &cut, 0, run.seed)?;
         (cut, Vec::new())
     };
     let after = model.spec()?;
