@@ -14,7 +14,7 @@
 //! on the masked blocks) and the adversarial term (the min-max game on the
 //! masked split features) decide which channels the task can lose and which
 //! leak the input. Thresholding then keeps the channels with the highest
-//! masks ([`super::budget`]) and the kept masks are folded into the next
+//! masks (ranked by their raw values, [`super::budget`]) and the kept masks are folded into the next
 //! block's weights ([`super::surgery`]), so no mask survives into the model.
 //!
 //! Design: the masks wrap the model ([`MaskedModel`]) rather than being a
@@ -38,6 +38,7 @@ use burn::tensor::activation::relu;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use super::PruneError;
 use crate::data::Dataset;
@@ -47,6 +48,17 @@ use crate::model::{Features, SplitModel};
 use crate::train::{
     EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy, to_vec,
 };
+
+/// How the sparsity penalty weighs each mask entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparsityWeights {
+    /// By the edge FLOPs the channel costs (see the module docs).
+    #[default]
+    Flops,
+    /// Every channel alike: plain L1 on the masks, normalised to sum to 1.
+    Uniform,
+}
 
 /// The raw mask values, one `[channels]` vector per masked block.
 #[derive(Module, Debug)]
@@ -119,6 +131,15 @@ impl MaskedModel {
         })
     }
 
+    /// The same masks with every sparsity weight `1 / channels`.
+    pub fn with_uniform_weights(mut self) -> Self {
+        let total: usize = self.costs.iter().map(Vec::len).sum();
+        for c in &mut self.costs {
+            c.fill(1.0 / total.max(1) as f32);
+        }
+        self
+    }
+
     /// The mask of 0-based block `i` in [0, 1], if it has one.
     pub fn mask(&self, i: usize) -> Option<Tensor<1>> {
         let j = self.blocks.iter().position(|&b| b == i)?;
@@ -157,6 +178,19 @@ impl MaskedModel {
                 (clamp01(s.val()) * w).sum()
             })
             .reduce(|a, b| a + b)
+    }
+
+    /// Raw mask values `s` for every block (`None` where unmasked): the
+    /// thresholding scores. They order channels like the masks do, and still
+    /// tell apart channels whose masks all clamped to 0 (how far below 0
+    /// each went), so a budget can stop between them.
+    pub fn raw_values(&self) -> Vec<Option<Vec<f32>>> {
+        (0..self.model.len())
+            .map(|i| {
+                let j = self.blocks.iter().position(|&b| b == i)?;
+                Some(to_vec(self.masks.values[j].val()))
+            })
+            .collect()
     }
 
     /// Mean mask value over all masked channels (for logs).
@@ -362,6 +396,10 @@ mod tests {
         masked.masks.values[0] = Param::from_data([1.5f32, -0.2, 0.5], &device);
         assert_eq!(masked.values()[0].as_deref(), Some(&[1.0f32, 0.0, 0.5][..]));
         assert!(masked.values()[1].is_none());
+        assert_eq!(
+            masked.raw_values()[0].as_deref(),
+            Some(&[1.5f32, -0.2, 0.5][..])
+        );
         // One masked block: every channel costs 1/3 of the total.
         let s = to_vec(masked.sparsity().unwrap())[0];
         assert!((s - 0.5).abs() < 1e-6);
