@@ -8,13 +8,24 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 
 use common::{max_abs_diff, synthetic, values};
+use splitguard::attack::AuditObserver;
 use splitguard::defense::{AdversarialConfig, DefensesConfig, LipschitzConfig, LipschitzMethod};
 use splitguard::model::{
     ActivationKind, BlockSpec, Checkpoint, ConvSpec, Features, LinearSpec, ModelSpec, SplitModel,
     zoo,
 };
+use splitguard::pipeline::{self, RunObserver, RunOptions, files};
 use splitguard::prune::{MaskedModel, l1_scores, prune_model, resized_spec};
-use splitguard::train::{Silent, TrainConfig, TrainRun, train};
+use splitguard::recipe;
+use splitguard::train::{Silent, TrainConfig, TrainObserver, TrainRun, train};
+
+/// burn's random draws come from one generator per backend, shared by the
+/// test threads; the tests that compare runs for equality take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn conv(out: usize, pool: usize) -> BlockSpec {
     BlockSpec::Conv(ConvSpec {
@@ -93,9 +104,10 @@ fn all_values<M: Module>(m: &M) -> Vec<f32> {
 
 #[test]
 fn pruning_zero_masked_channels_leaves_outputs_unchanged() {
+    let _turn = serial();
     let device = Device::flex().autodiff();
     let model = trained(&device);
-    let mut masked = MaskedModel::new(model, &[0, 1, 2], &device).unwrap();
+    let mut masked = MaskedModel::new(model, &[0, 1, 2], 3, &device).unwrap();
     let raw: [&[f32]; 3] = [
         &[1.0, 0.0, 0.7, 0.0],
         &[0.3, 1.0, 0.0, 1.0, 0.5, 0.0],
@@ -136,6 +148,7 @@ fn pruning_zero_masked_channels_leaves_outputs_unchanged() {
 
 #[test]
 fn pruned_checkpoint_saves_loads_and_runs_at_the_smaller_size() {
+    let _turn = serial();
     let device = Device::flex().autodiff();
     let model = trained(&device);
     let scores = l1_scores(&model, 3);
@@ -251,6 +264,7 @@ fn patrol_defenses(lipschitz: f32, adversarial: f32, method: LipschitzMethod) ->
 
 #[test]
 fn zero_weights_on_every_term_give_plain_training_bit_identical() {
+    let _turn = serial();
     let plain = train_with(DefensesConfig::default());
     assert_eq!(
         plain,
@@ -270,4 +284,89 @@ fn zero_weights_on_every_term_give_plain_training_bit_identical() {
         plain,
         "the adversarial term moves the weights"
     );
+}
+
+const RECIPE: &str = "
+name: patrol-e2e
+seed: 3
+data:
+  source: {kind: embedded_mnist}
+  limit: 600
+model: {arch: cnn6}
+training:
+  epochs: 1
+  batch_size: 32
+  optimizer: {kind: adam, lr: 0.002}
+  defenses:
+    lipschitz: {weight: 0.02, draws: 1}
+    adversarial: {weight: 1.0, width: 8}
+prune:
+  method: patrol
+  budget: {fraction: 0.5, reference_split: 2}
+  mask_epochs: 1
+  fine_tune_epochs: 1
+audit:
+  splits: [5]
+  attacks:
+    - {kind: decoder, epochs: 1, restarts: 0, width: 16}
+  grid_images: 2
+";
+
+struct Quiet;
+impl TrainObserver for Quiet {}
+impl AuditObserver for Quiet {}
+impl RunObserver for Quiet {}
+
+fn run_recipe(dir: &std::path::Path, resume: bool) -> serde_json::Value {
+    let loaded = recipe::from_str(RECIPE, "patrol.yaml", &[]).unwrap();
+    let device = Device::flex().autodiff();
+    let opts = RunOptions {
+        out_dir: dir.to_path_buf(),
+        resume,
+    };
+    pipeline::run(&loaded, &opts, &device, &mut Quiet).unwrap();
+    let text = std::fs::read_to_string(dir.join(files::REPORT_JSON)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn patrol_recipe_prunes_to_the_budget_at_the_deepest_split_and_resumes() {
+    let _turn = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    let ra = run_recipe(&a, false);
+    // Budget: half the unpruned edge of split 2 (2*9*16*784 + 2*16*9*32*196).
+    let budget = (225_792 + 1_806_336) / 2;
+    assert_eq!(ra["split"], 5, "min_keep 0.25 lets the deepest split fit");
+    assert_eq!(ra["prune"]["split"], 5);
+    assert_eq!(ra["prune"]["unpruned_split"], 1);
+    assert_eq!(ra["prune"]["budget_flops"], budget);
+    let edge = ra["edge_flops"].as_u64().unwrap();
+    assert!(
+        edge <= budget && edge == ra["prune"]["edge_flops_after"],
+        "{edge}"
+    );
+    let blocks = ra["prune"]["blocks"].as_array().unwrap();
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b["channels_after"].as_u64() < b["channels_before"].as_u64())
+    );
+    assert_eq!(ra["blocks"][0]["output"][0], blocks[0]["channels_after"]);
+    assert_eq!(ra["prune"]["mask_training"].as_array().unwrap().len(), 1);
+    assert!(ra["prune"]["mask_training"][0]["defenses"]["adversarial"].is_number());
+    assert!(
+        std::fs::read_to_string(a.join(files::REPORT_MD))
+            .unwrap()
+            .contains("## Pruning")
+    );
+
+    // The deployed model is the pruned one, reloaded at its size.
+    let dev = Device::flex();
+    let opened = pipeline::open_run(&a, &dev).unwrap();
+    assert_eq!(opened.model.spec().unwrap().edge_flops(5).unwrap(), edge);
+
+    // Resuming a finished run reads the stage back; a fresh run reproduces it.
+    assert_eq!(run_recipe(&a, true), ra);
+    assert_eq!(run_recipe(&b, false), ra);
 }

@@ -5,12 +5,16 @@
 //! channel (unit), multiplied into its output: `f_i'(u) = m_i * f_i(u)`
 //! (after the block's batch-norm, so a zero mask gives an exactly zero
 //! channel). The masks are trained together with the weights on
-//! `L_task + lambda * sum_i mean(m_i) + L_lip + L_adv`, where the sparsity
-//! term pushes masks down, the Lipschitz term (PATROL's `sum_i alpha_i k_i`,
+//! `L_task + lambda * sum_{i,c} w_ic m_ic + L_lip + L_adv`, where the
+//! sparsity term pushes masks down in proportion to the edge FLOPs each
+//! channel costs (`w_ic`: block `i`'s FLOPs per output channel, plus the
+//! next block's FLOPs per input channel when that block is on the edge,
+//! normalised to sum to 1, so the term is the share of the prunable edge
+//! FLOPs still switched on), the Lipschitz term (PATROL's `sum_i alpha_i k_i`,
 //! on the masked blocks) and the adversarial term (the min-max game on the
 //! masked split features) decide which channels the task can lose and which
 //! leak the input. Thresholding then keeps the channels with the highest
-//! masks ([`super::budget`]) and the kept masks are folded into the next
+//! masks (ranked by their raw values, [`super::budget`]) and the kept masks are folded into the next
 //! block's weights ([`super::surgery`]), so no mask survives into the model.
 //!
 //! Design: the masks wrap the model ([`MaskedModel`]) rather than being a
@@ -34,6 +38,7 @@ use burn::tensor::activation::relu;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use super::PruneError;
 use crate::data::Dataset;
@@ -43,6 +48,17 @@ use crate::model::{Features, SplitModel};
 use crate::train::{
     EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy, to_vec,
 };
+
+/// How the sparsity penalty weighs each mask entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparsityWeights {
+    /// By the edge FLOPs the channel costs (see the module docs).
+    #[default]
+    Flops,
+    /// Every channel alike: plain L1 on the masks, normalised to sum to 1.
+    Uniform,
+}
 
 /// The raw mask values, one `[channels]` vector per masked block.
 #[derive(Module, Debug)]
@@ -61,6 +77,10 @@ pub struct MaskedModel {
     /// 0-based indices of the masked blocks, increasing.
     #[module(skip)]
     pub blocks: Vec<usize>,
+    /// Sparsity weight `w_ic` of each mask entry (edge FLOPs share), in the
+    /// order of `blocks`.
+    #[module(skip)]
+    pub costs: Vec<Vec<f32>>,
 }
 
 fn clamp01<const D: usize>(s: Tensor<D>) -> Tensor<D> {
@@ -68,27 +88,56 @@ fn clamp01<const D: usize>(s: Tensor<D>) -> Tensor<D> {
 }
 
 impl MaskedModel {
-    /// Masks of ones (the model's function unchanged) on `blocks` (0-based).
-    pub fn new(model: SplitModel, blocks: &[usize], device: &Device) -> Result<Self, PruneError> {
+    /// Masks of ones (the model's function unchanged) on `blocks` (0-based),
+    /// weighted for the edge of split `split` (see the module docs).
+    pub fn new(
+        model: SplitModel,
+        blocks: &[usize],
+        split: usize,
+        device: &Device,
+    ) -> Result<Self, PruneError> {
         let infos = model.infos()?;
         let mut sorted = blocks.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let values = sorted
+        if let Some(&bad) = sorted.iter().find(|&&i| i + 1 >= infos.len()) {
+            return Err(PruneError::Plan(format!(
+                "block {} cannot carry a mask (the last block or beyond)",
+                bad + 1
+            )));
+        }
+        let raw: Vec<Vec<f32>> = sorted
             .iter()
             .map(|&i| {
-                let width = infos
-                    .get(i)
-                    .map(|b| b.output[0])
-                    .ok_or_else(|| PruneError::Plan(format!("no block {} to mask", i + 1)))?;
-                Ok(Param::from_tensor(Tensor::ones([width], device)))
+                let n = infos[i].output[0];
+                let next = if i + 1 < split { infos[i + 1].flops } else { 0 };
+                vec![(infos[i].flops + next) as f32 / n as f32; n]
             })
-            .collect::<Result<_, PruneError>>()?;
+            .collect();
+        let total: f32 = raw.iter().flatten().sum::<f32>().max(f32::MIN_POSITIVE);
+        let costs = raw
+            .into_iter()
+            .map(|c| c.into_iter().map(|v| v / total).collect())
+            .collect();
+        let values = sorted
+            .iter()
+            .map(|&i| Param::from_tensor(Tensor::ones([infos[i].output[0]], device)))
+            .collect();
         Ok(Self {
             model,
             masks: ChannelMasks { values },
             blocks: sorted,
+            costs,
         })
+    }
+
+    /// The same masks with every sparsity weight `1 / channels`.
+    pub fn with_uniform_weights(mut self) -> Self {
+        let total: usize = self.costs.iter().map(Vec::len).sum();
+        for c in &mut self.costs {
+            c.fill(1.0 / total.max(1) as f32);
+        }
+        self
     }
 
     /// The mask of 0-based block `i` in [0, 1], if it has one.
@@ -118,13 +167,36 @@ impl MaskedModel {
         (0..k).fold(Features::Map(x), |u, i| self.block_forward(i, u))
     }
 
-    /// `sum_i mean(m_i)` over the masked blocks, `[1]`.
+    /// The sparsity term `sum_{i,c} w_ic m_ic`, `[1]` (`None` without masks).
     pub fn sparsity(&self) -> Option<Tensor<1>> {
         self.masks
             .values
             .iter()
-            .map(|s| clamp01(s.val()).mean())
+            .zip(&self.costs)
+            .map(|(s, w)| {
+                let w = Tensor::<1>::from_data(TensorData::new(w.clone(), [w.len()]), &s.device());
+                (clamp01(s.val()) * w).sum()
+            })
             .reduce(|a, b| a + b)
+    }
+
+    /// Raw mask values `s` for every block (`None` where unmasked): the
+    /// thresholding scores. They order channels like the masks do, and still
+    /// tell apart channels whose masks all clamped to 0 (how far below 0
+    /// each went), so a budget can stop between them.
+    pub fn raw_values(&self) -> Vec<Option<Vec<f32>>> {
+        (0..self.model.len())
+            .map(|i| {
+                let j = self.blocks.iter().position(|&b| b == i)?;
+                Some(to_vec(self.masks.values[j].val()))
+            })
+            .collect()
+    }
+
+    /// Mean mask value over all masked channels (for logs).
+    pub fn mean_mask(&self) -> f64 {
+        let all: Vec<f32> = self.values().into_iter().flatten().flatten().collect();
+        all.iter().map(|&v| v as f64).sum::<f64>() / all.len().max(1) as f64
     }
 
     /// Mask values in [0, 1] for every block of the model (`None` where unmasked).
@@ -245,11 +317,13 @@ pub fn train_masks(
                 model,
                 masks,
                 blocks,
+                costs,
             } = masked;
             masked = MaskedModel {
                 model: opt_w.step(lr, model, gw),
                 masks: opt_m.step(run.mask_lr, masks, gm),
                 blocks,
+                costs,
             };
             let ctx = StepContext {
                 model: &masked.model,
@@ -275,10 +349,8 @@ pub fn train_masks(
         if let Some(l) = lip.as_mut() {
             defenses.extend(l.epoch_log());
         }
-        defenses.insert(
-            "mask_mean".into(),
-            sparse_sum / seen_f / masked.blocks.len().max(1) as f64,
-        );
+        defenses.insert("mask_sparsity".into(), sparse_sum / seen_f);
+        defenses.insert("mask_mean".into(), masked.mean_mask());
         let metrics = EpochMetrics {
             epoch,
             lr,
@@ -319,12 +391,19 @@ mod tests {
             }),
         ];
         let model = SplitModel::from_blocks("t", &[1, 2, 2], &blocks, &device).unwrap();
-        let mut masked = MaskedModel::new(model, &[0], &device).unwrap();
+        let mut masked = MaskedModel::new(model, &[0], 1, &device).unwrap();
+        assert!(MaskedModel::new(masked.model.clone(), &[1], 1, &device).is_err());
         masked.masks.values[0] = Param::from_data([1.5f32, -0.2, 0.5], &device);
         assert_eq!(masked.values()[0].as_deref(), Some(&[1.0f32, 0.0, 0.5][..]));
         assert!(masked.values()[1].is_none());
+        assert_eq!(
+            masked.raw_values()[0].as_deref(),
+            Some(&[1.5f32, -0.2, 0.5][..])
+        );
+        // One masked block: every channel costs 1/3 of the total.
         let s = to_vec(masked.sparsity().unwrap())[0];
         assert!((s - 0.5).abs() < 1e-6);
+        assert!((masked.mean_mask() - 0.5).abs() < 1e-6);
         let x = Tensor::<4>::ones([1, 1, 2, 2], &device);
         let plain = to_vec(masked.model.edge_forward(x.clone(), 1).flatten());
         let out = to_vec(masked.edge_forward(x, 1).flatten());

@@ -9,17 +9,18 @@
 //! ([`surgery`]) and fine-tunes it ([`stage`]).
 
 pub mod budget;
+pub mod config;
 pub mod l1;
 pub mod masks;
 pub mod stage;
 pub mod surgery;
 
 pub use budget::{BudgetConfig, SelectionRule, deepest_split, select_channels};
+pub use config::{PruneConfig, PruneMethod};
 pub use l1::{filter_l1_norms, l1_scores};
-pub use masks::{ChannelMasks, MaskRun, MaskedModel, train_masks};
+pub use masks::{ChannelMasks, MaskRun, MaskedModel, SparsityWeights, train_masks};
 pub use stage::{
-    PruneConfig, PruneMethod, PrunePlan, PruneReport, PruneRun, Pruned, PrunedBlock, load_pruned,
-    plan, run_prune,
+    PrunePlan, PruneReport, PruneRun, Pruned, PrunedBlock, load_pruned, plan, run_prune,
 };
 pub use surgery::{output_width, prunable, prune_model, resized_spec};
 

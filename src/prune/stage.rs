@@ -1,5 +1,5 @@
-//! The `prune:` recipe section and the stage the pipeline runs after
-//! training (seed 001, PATROL; DESIGN sections 2 and 7).
+//! The prune stage the pipeline runs after training (seed 001, PATROL;
+//! DESIGN sections 2 and 7); its settings are [`super::config`].
 //!
 //! Before training, [`plan`] turns the budget into the deployment split: the
 //! deepest split whose edge fits the budget with every prunable edge block
@@ -13,26 +13,35 @@
 //!   the channels above one mask threshold and folds the kept masks in;
 //!
 //! then cuts the model down so the edge fits the budget at that split,
-//! fine-tunes it with the recipe's defenses, and writes `pruned.sgck` (the
-//! smaller model, reloadable at its size) and `prune.json` (the report
-//! section; written last, it marks the stage as done for `--resume`).
+//! re-estimates the batch-norm running statistics of the cut model (forward
+//! passes over training batches, no weight update: the cut shifts every
+//! later block's input distribution), fine-tunes it with the recipe's
+//! defenses, and writes `pruned.sgck` (the smaller model, reloadable at its
+//! size) and `prune.json` (the report section; written last, it marks the
+//! stage as done for `--resume`).
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::prelude::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::PruneError;
-use super::budget::{BudgetConfig, SelectionRule, deepest_split, select_channels};
+use super::budget::{SelectionRule, deepest_split, select_channels};
+use super::config::{PruneConfig, PruneMethod};
 use super::l1::l1_scores;
-use super::masks::{MaskRun, MaskedModel, train_masks};
+use super::masks::{MaskRun, MaskedModel, SparsityWeights, train_masks};
 use super::surgery::{prunable, prune_model};
-use crate::data::Splits;
+use crate::data::{Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{Checkpoint, ModelSpec, SplitModel};
 use crate::report::EpochSummary;
 use crate::train::{
-    EpochMetrics, Evaluator, OptimizerConfig, TrainConfig, TrainObserver, TrainRun, train,
+    EpochMetrics, Evaluator, OptimizerConfig, TrainConfig, TrainObserver, TrainRun, images_tensor,
+    train,
 };
 
 /// The pruned model's checkpoint in the run folder.
@@ -41,111 +50,6 @@ pub const PRUNED_MODEL: &str = "pruned.sgck";
 pub const PRUNE_REPORT: &str = "prune.json";
 /// Fine-tuning metrics, one JSON object a line.
 pub const PRUNE_METRICS: &str = "prune_metrics.jsonl";
-
-/// How channels are chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PruneMethod {
-    /// No pruning: the budget only chooses the split.
-    None,
-    /// Filter L1 norms, the same kept fraction per block (Li et al. 2016).
-    L1,
-    /// Soft masks trained with sparsity, Lipschitz and adversarial losses.
-    Patrol,
-}
-
-fn d_min_keep() -> f64 {
-    0.25
-}
-fn d_fine_tune() -> usize {
-    2
-}
-fn d_mask_epochs() -> usize {
-    2
-}
-fn d_mask_lr() -> f64 {
-    0.01
-}
-fn d_sparsity() -> f32 {
-    0.5
-}
-
-/// The `prune:` recipe section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PruneConfig {
-    /// `none`, `l1` or `patrol`.
-    pub method: PruneMethod,
-    /// The edge FLOPs budget.
-    pub budget: BudgetConfig,
-    /// The deepest split allowed (default: the model's last split point).
-    #[serde(default)]
-    pub max_split: Option<usize>,
-    /// Fraction of each prunable edge block's channels always kept (default 0.25).
-    #[serde(default = "d_min_keep")]
-    pub min_keep: f64,
-    /// Fine-tuning epochs after the cut (default 2).
-    #[serde(default = "d_fine_tune")]
-    pub fine_tune_epochs: usize,
-    /// Fine-tuning learning rate (default: the training optimiser's).
-    #[serde(default)]
-    pub fine_tune_lr: Option<f64>,
-    /// `patrol`: epochs of mask training (default 2).
-    #[serde(default = "d_mask_epochs")]
-    pub mask_epochs: usize,
-    /// `patrol`: Adam learning rate of the masks (default 0.01).
-    #[serde(default = "d_mask_lr")]
-    pub mask_lr: f64,
-    /// `patrol`: `lambda`, weight of the sparsity penalty `sum_i mean(m_i)` (default 0.5).
-    #[serde(default = "d_sparsity")]
-    pub sparsity: f32,
-}
-
-impl PruneConfig {
-    /// Validation problems as `(field, message)`; split ranges are checked by
-    /// the recipe validation, which knows the model.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut p: Vec<(String, String)> = self
-            .budget
-            .problems()
-            .into_iter()
-            .map(|(f, m)| match f.is_empty() {
-                true => ("budget".to_string(), m),
-                false => (format!("budget.{f}"), m),
-            })
-            .collect();
-        if !(self.min_keep > 0.0 && self.min_keep <= 1.0) {
-            p.push((
-                "min_keep".into(),
-                format!("must be in (0, 1], got {}", self.min_keep),
-            ));
-        }
-        if let Some(lr) = self.fine_tune_lr
-            && !(lr.is_finite() && lr > 0.0)
-        {
-            p.push(("fine_tune_lr".into(), format!("must be > 0, got {lr}")));
-        }
-        if self.method == PruneMethod::Patrol && self.mask_epochs == 0 {
-            p.push((
-                "mask_epochs".into(),
-                "must be >= 1 for method patrol, got 0".into(),
-            ));
-        }
-        if !(self.mask_lr.is_finite() && self.mask_lr > 0.0) {
-            p.push((
-                "mask_lr".into(),
-                format!("must be > 0, got {}", self.mask_lr),
-            ));
-        }
-        if !(self.sparsity.is_finite() && self.sparsity >= 0.0) {
-            p.push((
-                "sparsity".into(),
-                format!("must be >= 0, got {}", self.sparsity),
-            ));
-        }
-        p
-    }
-}
 
 /// What the budget decides before training.
 #[derive(Clone, Debug, PartialEq)]
@@ -211,7 +115,8 @@ pub struct PruneReport {
     pub edge_flops_after: u64,
     /// Test accuracy of the trained model before pruning (0..1).
     pub accuracy_before: f64,
-    /// Test accuracy right after the cut, before fine-tuning.
+    /// Test accuracy right after the cut (batch-norm statistics
+    /// re-estimated), before fine-tuning.
     pub accuracy_pruned: f64,
     /// Test accuracy after fine-tuning (the deployed model).
     pub accuracy: f64,
@@ -281,6 +186,40 @@ pub fn load_pruned(dir: &Path, device: &Device) -> Result<Option<Pruned>, PruneE
     Ok(Some(Pruned { model, report }))
 }
 
+/// Saves `model` after merging its pending batch-norm running-statistic
+/// updates (`valid()` syncs them), so the file reloads to the same numbers.
+fn save_synced(path: &Path, model: &SplitModel, epoch: usize, seed: u64) -> Result<(), PruneError> {
+    let _ = model.valid();
+    let extra = serde_json::json!({ "seed": seed });
+    Ok(Checkpoint::save(path, model, epoch, extra, None)?)
+}
+
+/// Batches used to re-estimate batch-norm statistics after a cut (with
+/// burn's momentum 0.1, the old statistics keep a weight of 0.9^50 < 1%).
+const RECALIBRATION_BATCHES: usize = 50;
+
+/// Re-estimates the batch-norm running statistics of `model` by training-mode
+/// forward passes over shuffled training batches, without any weight update.
+pub fn recalibrate_batch_norm(
+    model: SplitModel,
+    data: &Dataset,
+    batch: usize,
+    seed: u64,
+    device: &Device,
+) -> SplitModel {
+    let model = model.fork(device).train();
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    for idx in order
+        .chunks(batch.max(2))
+        .filter(|b| b.len() > 1)
+        .take(RECALIBRATION_BATCHES)
+    {
+        let _ = model.forward(images_tensor(data, idx, device)).detach();
+    }
+    model
+}
+
 fn block_rows(
     before: &ModelSpec,
     after: &ModelSpec,
@@ -341,7 +280,11 @@ pub fn run_prune(
         PruneMethod::Patrol => {
             let can = prunable(&before.blocks);
             let blocks: Vec<usize> = (0..split).filter(|&i| can[i]).collect();
-            let masked = MaskedModel::new(model, &blocks, device)?;
+            let masked = MaskedModel::new(model, &blocks, split, device)?;
+            let masked = match cfg.sparsity_weights {
+                SparsityWeights::Flops => masked,
+                SparsityWeights::Uniform => masked.with_uniform_weights(),
+            };
             let mask_run = MaskRun {
                 training: run.training,
                 epochs: cfg.mask_epochs,
@@ -352,17 +295,27 @@ pub fn run_prune(
             };
             let (masked, history) =
                 train_masks(masked, &splits.train, &mask_run, device, observer)?;
-            let values = masked.values();
+            let (scores, values) = (masked.raw_values(), masked.values());
             let sel = select_channels(
                 &before,
                 split,
                 budget,
-                &values,
+                &scores,
                 SelectionRule::GlobalThreshold,
                 cfg.min_keep,
             )?;
             (prune_model(&masked.model, &sel.keep, &values)?, history)
         }
+    };
+    let cut = match cfg.method {
+        PruneMethod::None => cut,
+        _ => recalibrate_batch_norm(
+            cut,
+            &splits.train,
+            run.training.batch_size,
+            run.seed,
+            device,
+        ),
     };
     let accuracy_pruned = accuracy(&cut);
     let mpath = run.out_dir.join(PRUNED_MODEL);
@@ -408,9 +361,12 @@ pub fn run_prune(
             device,
             observer,
         )?;
+        // The trainer's last checkpoint may miss the last batch-norm update
+        // (burn merges running statistics lazily); write the synced model.
+        save_synced(&mpath, &tuned.model, config.epochs, run.seed)?;
         (tuned.model, tuned.history)
     } else {
-        Checkpoint::save(&mpath, &cut, 0, serde_json::Value::Null, None)?;
+        save_synced(&mpath, &cut, 0, run.seed)?;
         (cut, Vec::new())
     };
     let after = model.spec()?;
