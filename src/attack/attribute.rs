@@ -190,7 +190,7 @@ mod tests {
             .collect();
         let labels: Vec<u32> = (0..n).map(|i| u32::from(z[i * dim] > 0.0)).collect();
         let cfg = AttributeConfig {
-            epochs: 30,
+            epochs: 100,
             ..Default::default()
         };
         let dev = Device::flex().autodiff();
