@@ -80,14 +80,21 @@ pub fn prepare_data(recipe: &Recipe) -> Result<Splits, Error> {
 
 /// The model spec a recipe asks for, for data of this shape.
 pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<ModelSpec, Error> {
-    let spec = match &recipe.model.blocks {
+    let mut spec = match &recipe.model.blocks {
         Some(blocks) => ModelSpec {
+            vae: None,
             arch: recipe.model.arch.clone(),
             input,
             blocks: blocks.clone(),
         },
         None => zoo::spec_for(&recipe.model.arch, input, classes)?,
     };
+    if recipe.training.defenses.wants_vae_head() {
+        // The VAE head sits at the deployment split (seed 004; model::vae).
+        spec.vae = Some(crate::model::VaeSpec {
+            at: training_split(recipe, spec.len()),
+        });
+    }
     let out = spec.output_shape()?;
     if out != vec![classes] {
         return Err(Error::Run(format!(
@@ -412,6 +419,20 @@ pub struct OpenedRun {
     pub model: SplitModel,
     /// The data parts, re-created from the recipe and seed.
     pub splits: Splits,
+    /// The deployment split: `split` of the run's `report.json` when the run
+    /// finished, else the split its training protected.
+    pub split: usize,
+}
+
+/// The deployment split of a run folder (see [`OpenedRun::split`]).
+fn deployed_split(dir: &Path, recipe: &Recipe, model: &SplitModel) -> usize {
+    std::fs::read_to_string(dir.join(files::REPORT_JSON))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("split")?.as_u64())
+        .map(|k| k as usize)
+        .filter(|k| model.split_points().contains(k))
+        .unwrap_or_else(|| training_split(recipe, model.len()).min(model.len().saturating_sub(1)))
 }
 
 /// Opens a run folder: its resolved recipe, model checkpoint and data.
@@ -446,10 +467,12 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
             ))
         })?;
         let splits = prepare_data(&loaded.recipe)?;
+        let split = deployed_split(dir, &loaded.recipe, &pruned.model);
         return Ok(OpenedRun {
             recipe: loaded.recipe,
             model: pruned.model,
             splits,
+            split,
         });
     }
     if ck.meta.epoch < loaded.recipe.training.epochs {
@@ -463,10 +486,12 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
         )));
     }
     let splits = prepare_data(&loaded.recipe)?;
+    let split = deployed_split(dir, &loaded.recipe, &ck.model);
     Ok(OpenedRun {
         recipe: loaded.recipe,
         model: ck.model,
         splits,
+        split,
     })
 }
 
@@ -479,7 +504,9 @@ pub enum Part {
     Test,
 }
 
-/// Writes the features the server receives at split `k` for a data part as
+/// Writes the features the server receives at split `k` (after the run's
+/// obfuscation, when `k` is its deployment split; the VAE mean, where the
+/// model has a VAE head) for a data part as
 /// float32 `[N, ...]` NPY, with `.labels.npy` (target) and `.hidden.npy`
 /// (first hidden attribute, or all of them as `[N, A]`) beside it, and the
 /// input images as `.inputs.npy` when asked (DESIGN section 10).
@@ -504,7 +531,21 @@ pub fn export_features(
         Part::Test => &run.splits.test,
     };
     let eval = Evaluator::new(&run.model, device, 256);
-    let (features, shape) = eval.features(ds, k);
+    let (mut features, shape) = eval.features(ds, k);
+    if let Some(cfg) = run.recipe.obfuscation.as_ref().filter(|_| k == run.split) {
+        // What the server receives: the run's obfuscation at its deployment
+        // split, resolved (and calibrated on the attacker's data) as the run did.
+        let attacker = attacker_data(&run.recipe, &run.splits)?;
+        let deployed = crate::obfuscate::study::deploy(
+            cfg,
+            &run.model,
+            &attacker,
+            &run.splits.test,
+            k,
+            device,
+        )?;
+        features = deployed.apply(features)?;
+    }
     let mut full_shape = vec![ds.len()];
     full_shape.extend(&shape);
     let sibling = |suffix: &str| -> PathBuf {

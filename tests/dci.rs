@@ -48,6 +48,7 @@ fn linear_model(invertible: usize, device: &Device) -> SplitModel {
     let mut blocks: Vec<BlockSpec> = (0..invertible).map(|_| linear(4)).collect();
     blocks.push(linear(2));
     let spec = ModelSpec {
+        vae: None,
         arch: "linear".into(),
         input: [1, 2, 2],
         blocks,
@@ -190,6 +191,7 @@ fn synthesis_reduces_the_batch_norm_statistics_mismatch() {
 fn optimisation_attack_recovers_the_input_of_a_tiny_linear_edge() {
     let device = Device::flex().autodiff();
     let spec = ModelSpec {
+        vae: None,
         arch: "tiny-linear".into(),
         input: [1, 2, 2],
         blocks: vec![linear(8), linear(2)],

@@ -52,6 +52,7 @@ fn fc(out: usize, bn: bool, activation: ActivationKind) -> BlockSpec {
 /// linear->linear cuts.
 fn spec() -> ModelSpec {
     ModelSpec {
+        vae: None,
         arch: "small".into(),
         input: [1, 8, 8],
         blocks: vec![

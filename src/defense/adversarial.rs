@@ -228,6 +228,7 @@ mod tests {
 
     fn tiny(device: &Device) -> SplitModel {
         let spec = ModelSpec {
+            vae: None,
             arch: "t".into(),
             input: [1, 8, 8],
             blocks: vec![

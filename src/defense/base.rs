@@ -19,8 +19,11 @@ pub struct StepContext<'a> {
     pub labels: &'a [u32],
     /// The defended split point (blocks `1..=split` are the edge).
     pub split: usize,
-    /// Features the edge produced at the split (before any transform).
+    /// Features the edge produced at the split (before any transform; the
+    /// VAE mean where the model has a VAE head there).
     pub features: &'a Features,
+    /// The VAE head's log-variance at the split, where there is one.
+    pub log_var: Option<&'a Features>,
     /// Step number since the start of training (0-based).
     pub step: usize,
 }
@@ -38,6 +41,25 @@ pub trait Defense: Send {
     /// Transforms the split features in training (VAE sampling, dropout of
     /// signal content). Identity by default.
     fn transform(&mut self, features: Features, _ctx: &StepContext) -> Features {
+        features
+    }
+
+    /// Chooses, once per step, a layer `1..blocks` whose output this
+    /// defense transforms in training with
+    /// [`transform_layer`](Self::transform_layer); `None`: no layer this step.
+    fn pick_layer(&mut self, _split: usize, _blocks: usize) -> Option<usize> {
+        None
+    }
+
+    /// Transforms the output of block `layer` (as picked this step) in
+    /// training, on the edge or the server side of the split.
+    fn transform_layer(
+        &mut self,
+        _layer: usize,
+        features: Features,
+        _model: &SplitModel,
+        _step: usize,
+    ) -> Features {
         features
     }
 

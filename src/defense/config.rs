@@ -8,7 +8,7 @@ use super::{
     AdversarialConfig, AdversarialReconstruction, Defense, LabelSmoothing, Lipschitz,
     LipschitzConfig,
 };
-use super::{DeCov, SignalDropout};
+use super::{DeCov, SignalDropout, Vae};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,28 @@ fn d_refresh() -> usize {
     100
 }
 
+/// Which layer signal-content dropout acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropoutLayer {
+    /// A layer drawn uniformly from every split point of the model at each
+    /// dropping step, on either side of the deployment split (seed 004: "the
+    /// signal content of different layers are removed (one layer at a
+    /// time)"), so any split can later be obfuscated.
+    #[default]
+    Random,
+    /// Only the deployment split.
+    Split,
+}
+
+/// VAE Gaussianisation settings (seed 004).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaeConfig {
+    /// Weight of the KL term, >= 0 (0: no head, no effect).
+    pub weight: f32,
+}
+
 /// Signal-content dropout settings (seed 004).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +67,9 @@ pub struct SignalDropoutConfig {
     /// Steps between basis recomputations, >= 1 (default 100).
     #[serde(default = "d_refresh")]
     pub refresh_steps: usize,
+    /// `random` (default: a random split layer each dropping step) or `split`.
+    #[serde(default)]
+    pub layer: DropoutLayer,
 }
 
 /// All training defenses; absent ones are off.
@@ -66,6 +91,9 @@ pub struct DefensesConfig {
     /// Signal-content dropout (seed 004).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal_dropout: Option<SignalDropoutConfig>,
+    /// VAE Gaussianisation at the split (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae: Option<VaeConfig>,
 }
 
 impl DefensesConfig {
@@ -88,12 +116,12 @@ impl DefensesConfig {
         }
         if let Some(d) = &self.signal_dropout {
             // Fixed seed: the draws are part of the recipe's determinism.
-            out.push(Box::new(SignalDropout::new(
-                d.rate,
-                d.min_keep,
-                d.refresh_steps,
-                0x51_6D_A1,
-            )));
+            out.push(Box::new(
+                SignalDropout::new(d.rate, d.min_keep, d.refresh_steps, 0x51_6D_A1).at(d.layer),
+            ));
+        }
+        if let Some(v) = &self.vae {
+            out.push(Box::new(Vae::new(v.weight)));
         }
         out
     }
@@ -151,7 +179,20 @@ impl DefensesConfig {
                 ));
             }
         }
+        if let Some(v) = &self.vae
+            && !(v.weight.is_finite() && v.weight >= 0.0)
+        {
+            p.push((
+                "vae.weight".into(),
+                format!("must be finite and >= 0, got {}", v.weight),
+            ));
+        }
         p
+    }
+
+    /// True when the model needs a VAE head at the split.
+    pub fn wants_vae_head(&self) -> bool {
+        self.vae.as_ref().is_some_and(|v| v.weight > 0.0)
     }
 
     /// True when a defense acts on the split features during training (all

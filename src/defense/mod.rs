@@ -9,11 +9,15 @@ pub mod decov;
 pub mod label_smoothing;
 pub mod lipschitz;
 pub mod signal_dropout;
+pub mod vae;
 
 pub use adversarial::{AdversarialConfig, AdversarialReconstruction};
 pub use base::{Defense, StepContext};
-pub use config::{DeCovConfig, DefensesConfig, LabelSmoothingConfig, SignalDropoutConfig};
+pub use config::{
+    DeCovConfig, DefensesConfig, DropoutLayer, LabelSmoothingConfig, SignalDropoutConfig, VaeConfig,
+};
 pub use decov::DeCov;
 pub use label_smoothing::LabelSmoothing;
 pub use lipschitz::{Lipschitz, LipschitzConfig, LipschitzMethod};
 pub use signal_dropout::SignalDropout;
+pub use vae::Vae;

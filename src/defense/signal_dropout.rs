@@ -1,26 +1,30 @@
-//! Signal-content dropout (seed 004, section 4.4 idea of training the server
-//! to work from a truncated signal content; DESIGN section 5.6).
+//! Signal-content dropout (seed 004, section 4.3 "Training": "at each
+//! epoch, various fractions of the signal content of different layers are
+//! removed (one layer at a time), so that the model becomes robust to
+//! removing the components of the signal content"; DESIGN section 5.6).
 //!
-//! With probability `rate` per step, the features sent at the defended split
-//! lose the tail of their signal content: with `v_1..v_r` the signal basis
-//! of the server's first operator (singular values non-increasing) and a
-//! kept count `m = ceil(f r)` for `f ~ U[min_keep, 1]`,
-//! `z' = z - sum_{j > m} (v_j . z) v_j`. The server thus learns to classify
-//! from the leading components, which is what distortion-bounded
-//! obfuscation keeps at inference. The basis is recomputed from the current
-//! weights every `refresh_steps` steps.
-//!
-//! Deviation from "a random split layer": the trainer's transform hook acts
-//! at the one defended split, so the dropout acts there too.
+//! With probability `rate` per step, one layer's output loses the tail of
+//! its signal content: with `v_1..v_r` the signal basis of the next block's
+//! operator (singular values non-increasing) and a kept count
+//! `m = ceil(f r)` for `f ~ U[min_keep, 1]`,
+//! `z' = z - sum_{j > m} (v_j . z) v_j`. The layer is drawn uniformly from
+//! the model's split points (`layer: random`, the paper's "different
+//! layers, one at a time") or is always the deployment split
+//! (`layer: split`). The server thus learns to classify from the leading
+//! components, which is what distortion-bounded obfuscation keeps at
+//! inference. Each layer's basis is recomputed from the current weights
+//! every `refresh_steps` steps. Layers whose operator has no dense form
+//! (a residual block next) or is too large for the SVD are skipped.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Defense, StepContext};
-use crate::model::Features;
+use super::{Defense, DropoutLayer};
+use crate::model::{Features, SplitModel};
 use crate::obfuscate::SignalBasis;
 use crate::obfuscate::operator::BasisCache;
 
@@ -32,24 +36,61 @@ pub struct SignalDropout {
     pub min_keep: f32,
     /// Steps between basis recomputations (>= 1).
     pub refresh_steps: usize,
+    /// Which layer drops.
+    pub layer: DropoutLayer,
     rng: ChaCha8Rng,
-    basis: Option<(usize, Arc<SignalBasis>)>,
-    cache: BasisCache,
-    failed: bool,
+    /// Per layer: the step its basis was computed at, and the basis.
+    bases: HashMap<usize, (usize, Arc<SignalBasis>)>,
+    /// Layers without a usable operator.
+    failed: BTreeSet<usize>,
+    /// Drops per layer in the current epoch (for the log).
+    drops: HashMap<usize, usize>,
 }
 
 impl SignalDropout {
-    /// A new defense; `seed` drives the random draws.
+    /// A new defense at a random layer; `seed` drives the random draws.
     pub fn new(rate: f32, min_keep: f32, refresh_steps: usize, seed: u64) -> Self {
         Self {
             rate,
             min_keep,
             refresh_steps: refresh_steps.max(1),
+            layer: DropoutLayer::Random,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            basis: None,
-            cache: BasisCache::default(),
-            failed: false,
+            bases: HashMap::new(),
+            failed: BTreeSet::new(),
+            drops: HashMap::new(),
         }
+    }
+
+    /// The same defense acting on `layer`.
+    pub fn at(mut self, layer: DropoutLayer) -> Self {
+        self.layer = layer;
+        self
+    }
+
+    /// The basis of layer `k`'s next operator, refreshed every
+    /// `refresh_steps` steps; `None` where there is none.
+    fn basis(&mut self, model: &SplitModel, k: usize, step: usize) -> Option<Arc<SignalBasis>> {
+        if self.failed.contains(&k) {
+            return None;
+        }
+        let stale = self
+            .bases
+            .get(&k)
+            .is_none_or(|(at, _)| step >= at + self.refresh_steps);
+        if stale {
+            match BasisCache::default().basis(model, k) {
+                Ok(b) => {
+                    self.bases.insert(k, (step, b));
+                }
+                Err(_) => {
+                    self.failed.insert(k);
+                    self.bases.remove(&k);
+                    return None;
+                }
+            }
+        }
+        self.bases.get(&k).map(|(_, b)| b.clone())
     }
 }
 
@@ -74,37 +115,47 @@ impl Defense for SignalDropout {
         "signal_dropout"
     }
 
-    fn transform(&mut self, features: Features, ctx: &StepContext) -> Features {
-        if self.rate == 0.0 || self.failed || self.rng.random::<f32>() >= self.rate {
-            return features;
+    fn pick_layer(&mut self, split: usize, blocks: usize) -> Option<usize> {
+        if self.rate == 0.0 || self.rng.random::<f32>() >= self.rate {
+            return None;
         }
-        let stale = self
-            .basis
-            .as_ref()
-            .is_none_or(|(at, _)| ctx.step >= at + self.refresh_steps);
-        if stale {
-            match self.cache.basis(ctx.model, ctx.split) {
-                Ok(b) => self.basis = Some((ctx.step, b)),
-                Err(_) => {
-                    // No usable operator (residual block, too large): the
-                    // recipe validation warns; training goes on unchanged.
-                    self.failed = true;
-                    return features;
-                }
+        match self.layer {
+            DropoutLayer::Split => (!self.failed.contains(&split)).then_some(split),
+            DropoutLayer::Random => {
+                let usable: Vec<usize> = (1..blocks).filter(|k| !self.failed.contains(k)).collect();
+                (!usable.is_empty()).then(|| usable[self.rng.random_range(0..usable.len())])
             }
         }
-        let (_, basis) = self.basis.as_ref().expect("expected a basis after refresh");
+    }
+
+    fn transform_layer(
+        &mut self,
+        layer: usize,
+        features: Features,
+        model: &SplitModel,
+        step: usize,
+    ) -> Features {
+        let Some(basis) = self.basis(model, layer, step) else {
+            return features;
+        };
         let f = self.rng.random_range(self.min_keep..=1.0f32);
         let m = ((f * basis.rank() as f32).ceil() as usize).min(basis.rank());
+        *self.drops.entry(layer).or_default() += 1;
         let shape = features.example_shape();
-        Features::from_flat(drop_tail(features.flatten(), basis, m), &shape)
+        Features::from_flat(drop_tail(features.flatten(), &basis, m), &shape)
+    }
+
+    fn epoch_log(&mut self) -> Vec<(String, f64)> {
+        let total: usize = self.drops.values().sum();
+        self.drops.clear();
+        vec![("signal_dropout_steps".into(), total as f64)]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::defense::{DefensesConfig, SignalDropoutConfig};
+    use crate::defense::{DefensesConfig, DropoutLayer, SignalDropoutConfig};
     use crate::obfuscate::{ObfuscationMode, obfuscate};
 
     #[test]
@@ -134,6 +185,7 @@ mod tests {
                 rate,
                 min_keep: 0.1,
                 refresh_steps: 1,
+                layer: DropoutLayer::Split,
             }),
             ..Default::default()
         };

@@ -8,6 +8,7 @@ mod block;
 mod checkpoint;
 mod network;
 mod spec;
+pub mod vae;
 pub mod zoo;
 
 pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate};
@@ -17,6 +18,7 @@ pub use spec::{
     ActivationKind, BlockInfo, BlockSpec, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
     ResidualSpec, block_infos,
 };
+pub use vae::{VaeHead, VaeSpec, kl_divergence};
 
 /// Errors of model building, splitting and checkpoint I/O.
 #[derive(Debug, thiserror::Error)]

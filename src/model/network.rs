@@ -5,7 +5,8 @@ use burn::prelude::*;
 
 use super::ModelError;
 use super::block::{Block, Features};
-use super::spec::{BlockInfo, BlockSpec, ModelSpec, block_infos};
+use super::spec::{BlockInfo, BlockSpec, ModelSpec, add_vae_cost, block_infos};
+use super::vae::{VaeHead, VaeSpec};
 
 /// A model as an ordered list of blocks. Split point `k` puts blocks `1..=k`
 /// on the edge and the rest on the server (DESIGN section 3).
@@ -20,12 +21,23 @@ pub struct SplitModel {
     /// Architecture name.
     #[module(skip)]
     pub arch: String,
+    /// Optional VAE head after block `vae_at` (seed 004; [`super::vae`]).
+    pub vae: Option<VaeHead>,
+    /// The block the VAE head follows (1-based; 0 when there is none).
+    #[module(skip)]
+    pub vae_at: usize,
 }
 
 impl SplitModel {
     /// Builds a freshly initialised model from a spec (checked first).
     pub fn new(spec: &ModelSpec, device: &Device) -> Result<Self, ModelError> {
-        Self::from_blocks(&spec.arch, &spec.input, &spec.blocks, device)
+        let mut model = Self::from_blocks(&spec.arch, &spec.input, &spec.blocks, device)?;
+        if let Some(v) = &spec.vae {
+            let infos = spec.infos()?; // checks that `at` is a split point
+            model.vae = Some(VaeHead::new(&infos[v.at - 1].output, device));
+            model.vae_at = v.at;
+        }
+        Ok(model)
     }
 
     /// Builds freshly initialised blocks that start from features of shape
@@ -47,6 +59,8 @@ impl SplitModel {
             blocks,
             input: input.to_vec(),
             arch: arch.to_string(),
+            vae: None,
+            vae_at: 0,
         })
     }
 
@@ -70,12 +84,20 @@ impl SplitModel {
             arch: self.arch.clone(),
             input,
             blocks: self.blocks.iter().map(Block::spec).collect(),
+            vae: self.vae_spec(),
         })
+    }
+
+    /// Where the VAE head sits, if there is one.
+    pub fn vae_spec(&self) -> Option<VaeSpec> {
+        self.vae.as_ref().map(|_| VaeSpec { at: self.vae_at })
     }
 
     /// Per-block shapes, FLOPs and parameters.
     pub fn infos(&self) -> Result<Vec<BlockInfo>, ModelError> {
-        block_infos(&self.input, &self.block_specs())
+        let mut infos = block_infos(&self.input, &self.block_specs())?;
+        add_vae_cost(&mut infos, self.vae_spec().as_ref())?;
+        Ok(infos)
     }
 
     /// Number of blocks.
@@ -100,11 +122,58 @@ impl SplitModel {
 
     /// Runs blocks `from+1..=to` (1-based, so `run(x, 0, k)` is the edge part
     /// of split `k`).
-    pub fn run(&self, mut x: Features, from: usize, to: usize) -> Features {
-        for block in &self.blocks[from..to] {
-            x = block.forward(x);
+    /// The VAE head's mean follows block `vae_at` when that block runs.
+    pub fn run(&self, x: Features, from: usize, to: usize) -> Features {
+        self.run_hooked(x, from, to, &mut |_, f| f)
+    }
+
+    /// Like [`run`](Self::run), passing the output of every block `k`
+    /// (1-based, after the VAE mean where it sits) through `hook(k, _)`:
+    /// how training-time defenses reach layers other than the split.
+    pub fn run_hooked(
+        &self,
+        mut x: Features,
+        from: usize,
+        to: usize,
+        hook: &mut dyn FnMut(usize, Features) -> Features,
+    ) -> Features {
+        for (i, block) in self.blocks[from..to].iter().enumerate() {
+            let k = from + i + 1;
+            x = hook(k, self.after_block(k, block.forward(x)));
         }
         x
+    }
+
+    /// Applies the VAE head's mean after 1-based block `k` if it sits there.
+    fn after_block(&self, k: usize, x: Features) -> Features {
+        match &self.vae {
+            Some(head) if self.vae_at == k => head.mean(x),
+            _ => x,
+        }
+    }
+
+    /// Edge features at split `k` for training: `(mu, Some(log sigma^2))`
+    /// when the VAE head sits at `k`, else `(features, None)`. `hook` sees
+    /// the output of blocks `1..k` (not `k` itself), as in
+    /// [`run_hooked`](Self::run_hooked).
+    pub fn edge_forward_moments(
+        &self,
+        x: Tensor<4>,
+        k: usize,
+        hook: &mut dyn FnMut(usize, Features) -> Features,
+    ) -> (Features, Option<Features>) {
+        let h = self.run_hooked(Features::Map(x), 0, k.saturating_sub(1), hook);
+        if k == 0 {
+            return (h, None);
+        }
+        let h = self.blocks[k - 1].forward(h);
+        match &self.vae {
+            Some(head) if self.vae_at == k => {
+                let (mu, log_var) = head.moments(h);
+                (mu, Some(log_var))
+            }
+            _ => (self.after_block(k, h), None),
+        }
     }
 
     /// Full forward pass: `[N, C, H, W] -> [N, classes]` logits.
@@ -116,8 +185,8 @@ impl SplitModel {
     pub fn forward_all(&self, x: Tensor<4>) -> Vec<Features> {
         let mut out = Vec::with_capacity(self.len());
         let mut f = Features::Map(x);
-        for block in &self.blocks {
-            f = block.forward(f);
+        for (i, block) in self.blocks.iter().enumerate() {
+            f = self.after_block(i + 1, block.forward(f));
             out.push(f.clone());
         }
         out
@@ -142,15 +211,21 @@ impl SplitModel {
             });
         }
         let infos = self.infos()?;
+        let on_edge = self.vae.is_some() && self.vae_at <= k;
+        let on_server = self.vae.is_some() && self.vae_at > k;
         let edge = SplitModel {
             blocks: self.blocks[..k].to_vec(),
             input: self.input.clone(),
             arch: format!("{}-edge{k}", self.arch),
+            vae: self.vae.clone().filter(|_| on_edge),
+            vae_at: if on_edge { self.vae_at } else { 0 },
         };
         let server = SplitModel {
             blocks: self.blocks[k..].to_vec(),
             input: infos[k - 1].output.clone(),
             arch: format!("{}-server{k}", self.arch),
+            vae: self.vae.clone().filter(|_| on_server),
+            vae_at: if on_server { self.vae_at - k } else { 0 },
         };
         Ok((edge, server))
     }

@@ -114,6 +114,9 @@ pub struct ModelSpec {
     pub input: [usize; 3],
     /// The blocks, in execution order.
     pub blocks: Vec<BlockSpec>,
+    /// Optional VAE head after one block (seed 004; see [`super::vae`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae: Option<super::vae::VaeSpec>,
 }
 
 /// Size and cost of one block, for edge budgets and summaries.
@@ -161,8 +164,11 @@ impl ModelSpec {
     }
 
     /// Checks every block against its input shape and returns per-block info.
+    /// The VAE head's mean map counts toward the block it follows.
     pub fn infos(&self) -> Result<Vec<BlockInfo>, ModelError> {
-        block_infos(&self.input, &self.blocks)
+        let mut infos = block_infos(&self.input, &self.blocks)?;
+        add_vae_cost(&mut infos, self.vae.as_ref())?;
+        Ok(infos)
     }
 
     /// Shape of the model's output for one example.
@@ -178,6 +184,27 @@ impl ModelSpec {
     pub fn edge_flops(&self, k: usize) -> Result<u64, ModelError> {
         Ok(self.infos()?.iter().take(k).map(|b| b.flops).sum())
     }
+}
+
+/// Adds the VAE head's cost to the block it follows (errors when `at` is
+/// not a split point, i.e. not in `1..len`).
+pub(crate) fn add_vae_cost(
+    infos: &mut [BlockInfo],
+    vae: Option<&super::vae::VaeSpec>,
+) -> Result<(), ModelError> {
+    let Some(v) = vae else { return Ok(()) };
+    if v.at == 0 || v.at >= infos.len() {
+        return Err(ModelError::Spec(format!(
+            "vae.at = {}: the VAE head must follow a split point, 1..={}",
+            v.at,
+            infos.len().saturating_sub(1)
+        )));
+    }
+    let info = &mut infos[v.at - 1];
+    info.flops += super::vae::VaeHead::flops(&info.output);
+    info.params += super::vae::VaeHead::params(&info.output);
+    info.description.push_str(" + vae head");
+    Ok(())
 }
 
 /// Checks `blocks` in order starting from features of shape `input`
@@ -333,6 +360,7 @@ mod tests {
     #[test]
     fn conv_after_linear_is_rejected_with_block_index() {
         let spec = ModelSpec {
+            vae: None,
             arch: "bad".into(),
             input: [1, 8, 8],
             blocks: vec![

@@ -88,6 +88,7 @@ pub fn spec_for(name: &str, input: [usize; 3], classes: usize) -> Result<ModelSp
         }
     };
     let spec = ModelSpec {
+        vae: None,
         arch: name.to_string(),
         input,
         blocks,

@@ -228,6 +228,7 @@ mod tests {
 
     fn tiny() -> SplitModel {
         let spec = ModelSpec {
+            vae: None,
             arch: "tiny".into(),
             input: [1, 6, 6],
             blocks: vec![conv(2, 2), conv(3, 0), fc(30), fc(4), fc(3)],
@@ -305,6 +306,7 @@ mod tests {
     #[test]
     fn refuses_residual_bad_splits_and_oversized_operators() {
         let spec = ModelSpec {
+            vae: None,
             arch: "res".into(),
             input: [1, 4, 4],
             blocks: vec![

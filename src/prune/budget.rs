@@ -332,6 +332,7 @@ mod tests {
             batch_norm: false,
         });
         ModelSpec {
+            vae: None,
             arch: "small".into(),
             input: [1, 4, 4],
             blocks: vec![conv(4), conv(2), head],

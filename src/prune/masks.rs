@@ -261,6 +261,7 @@ pub fn train_masks(
             let z = masked.edge_forward(x.clone(), split);
             let (loss, task, logits) = {
                 let ctx = StepContext {
+                    log_var: None,
                     model: &masked.model,
                     images: &x,
                     labels: &labels,
@@ -326,6 +327,7 @@ pub fn train_masks(
                 costs,
             };
             let ctx = StepContext {
+                log_var: None,
                 model: &masked.model,
                 images: &x,
                 labels: &labels,

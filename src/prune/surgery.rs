@@ -265,6 +265,8 @@ pub fn prune_model(
         blocks,
         input: model.input.clone(),
         arch: model.arch.clone(),
+        vae: None, // pruning a model with a VAE head is refused by validation
+        vae_at: 0,
     })
 }
 

@@ -106,6 +106,12 @@ pub fn problems(r: &Recipe) -> Vec<String> {
         ),
         _ => {}
     }
+    if r.prune.is_some() && r.training.defenses.wants_vae_head() {
+        bad(
+            "training.defenses.vae",
+            "cannot be combined with prune: pruning changes the channels the VAE head maps; train the VAE model without a prune section".into(),
+        );
+    }
     if let Some(pc) = &r.partition {
         if pc.samples < 20 {
             bad(

@@ -29,7 +29,7 @@ use crate::data::Dataset;
 use crate::defense::{Defense, StepContext};
 use crate::fsutil::write_atomic;
 use crate::metrics::argmax_rows;
-use crate::model::{Checkpoint, SplitModel};
+use crate::model::{Checkpoint, Features, SplitModel};
 
 /// What one epoch measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,6 +123,24 @@ pub fn soft_cross_entropy(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
     (log_softmax(logits, 1) * targets).sum_dim(1).mean().neg()
 }
 
+/// Passes the output of block `k` through every defense that picked layer
+/// `k` this step (the last block's output, the logits, is never picked).
+fn layer_hooks(
+    defenses: &mut [Box<dyn Defense>],
+    picks: &[Option<usize>],
+    k: usize,
+    mut f: Features,
+    model: &SplitModel,
+    step: usize,
+) -> Features {
+    for (d, pick) in defenses.iter_mut().zip(picks) {
+        if *pick == Some(k) && k < model.len() {
+            f = d.transform_layer(k, f, model, step);
+        }
+    }
+    f
+}
+
 /// Trains `model` on `data` with the given defenses.
 ///
 /// `device` must be an autodiff device; the model is moved there.
@@ -185,20 +203,34 @@ pub fn train(
         for idx in batches {
             let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
             let x = images_tensor(data, idx, device);
-            let z = model.edge_forward(x.clone(), run.split);
+            // Layers the defenses transform this step (signal-content dropout
+            // at a random layer), applied on both sides of the split.
+            let picks: Vec<Option<usize>> = defenses
+                .iter_mut()
+                .map(|d| d.pick_layer(run.split, model.len()))
+                .collect();
+            let (z, log_var) = model.edge_forward_moments(x.clone(), run.split, &mut |k, f| {
+                layer_hooks(defenses, &picks, k, f, &model, step)
+            });
             let ctx = StepContext {
                 model: &model,
                 images: &x,
                 labels: &labels,
                 split: run.split,
                 features: &z,
+                log_var: log_var.as_ref(),
                 step,
             };
             let mut z_sent = z.clone();
             for d in defenses.iter_mut() {
                 z_sent = d.transform(z_sent, &ctx);
             }
-            let logits = model.server_forward(z_sent, run.split);
+            let z_sent = layer_hooks(defenses, &picks, run.split, z_sent, &model, step);
+            let logits = model
+                .run_hooked(z_sent, run.split, model.len(), &mut |k, f| {
+                    layer_hooks(defenses, &picks, k, f, &model, step)
+                })
+                .flatten();
             let targets = defenses
                 .iter()
                 .find_map(|d| d.targets(&labels, classes, device))
@@ -229,6 +261,7 @@ pub fn train(
                 labels: &labels,
                 split: run.split,
                 features: &z,
+                log_var: log_var.as_ref(),
                 step,
             };
             for d in defenses.iter_mut() {

@@ -13,6 +13,7 @@ use splitguard::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, ModelSp
 /// A three-block model on 1x8x8 inputs with batch-norm, for fast tests.
 pub fn tiny_spec() -> ModelSpec {
     ModelSpec {
+        vae: None,
         arch: "tiny".into(),
         input: [1, 8, 8],
         blocks: vec![
