@@ -126,6 +126,12 @@ enum RecipeCmd {
         #[arg(long = "set", value_name = "PATH=VALUE")]
         overrides: Vec<Override>,
     },
+    /// Print every recipe field with its type, default and meaning.
+    Schema {
+        /// Print the JSON Schema (draft 2020-12) instead, for editors.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,6 +296,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     s.name,
                     s.points.len()
                 ),
+            }
+            Ok(())
+        }
+        Command::Recipe(RecipeCmd::Schema { json }) => {
+            match json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&recipe::schema::json_schema())?
+                ),
+                false => print!("{}", recipe::schema::render_text(&recipe::schema::fields())),
             }
             Ok(())
         }

@@ -11,7 +11,7 @@ use super::{
 use super::{DeCov, SignalDropout};
 
 /// Label smoothing settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelSmoothingConfig {
     /// Signed strength `s` in (-1, 1): `1 - s` on the true class (seed 002 uses 0.3).
@@ -19,7 +19,7 @@ pub struct LabelSmoothingConfig {
 }
 
 /// deCov settings (seed 004).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeCovConfig {
     /// Weight of the deCov loss, >= 0 (0: no effect).
@@ -34,7 +34,7 @@ fn d_refresh() -> usize {
 }
 
 /// Signal-content dropout settings (seed 004).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalDropoutConfig {
     /// Probability a step drops, in [0, 1] (0: no effect).
@@ -48,7 +48,7 @@ pub struct SignalDropoutConfig {
 }
 
 /// All training defenses; absent ones are off.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefensesConfig {
     /// Label smoothing (seed 002).

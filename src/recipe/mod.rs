@@ -6,6 +6,7 @@
 //! path, e.g. `training.batch_size: must be >= 2 (...), got 0`.
 
 mod load;
+pub mod schema;
 pub mod sweep;
 mod types;
 pub mod validate;
