@@ -51,7 +51,6 @@ const POINTS: [&str; 2] = [
 ];
 
 struct Shared {
-    _root: tempfile::TempDir,
     recipe: PathBuf,
     sweep: PathBuf,
     /// stdout of shard 0/2 and of shard 1/2.
@@ -64,10 +63,14 @@ struct Shared {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let root = tempfile::tempdir().unwrap();
-        let recipe = root.path().join("sweep.yaml");
+        // A static is never dropped, so no TempDir: a fixed folder in
+        // cargo's scratch space for integration tests, emptied first.
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compare-sweep");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let recipe = root.join("sweep.yaml");
         std::fs::write(&recipe, SWEEP).unwrap();
-        let sweep = root.path().join("sweep");
+        let sweep = root.join("sweep");
         let run = |shard: &str| {
             let (code, out, err) = splitguard(&[
                 "run",
@@ -84,7 +87,6 @@ fn shared() -> &'static Shared {
         let csv_after_shard0 = std::fs::read_to_string(sweep.join("comparison.csv")).unwrap();
         let second = run("1/2");
         Shared {
-            _root: root,
             recipe,
             sweep,
             shard_out: [first, second],

@@ -232,7 +232,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
             let loaded = match recipe::plan_from_path(&args.recipe, &args.overrides)? {
-                recipe::Plan::Single(loaded) => loaded,
+                recipe::Plan::Single(loaded) => *loaded,
                 recipe::Plan::Sweep(s) => {
                     let out = args
                         .out

@@ -116,7 +116,7 @@ pub fn run_sweep(
         ran.push(((*point).clone(), report));
     }
     obs.stage("compare", "comparing the finished points");
-    let comparison = super::compare(&[opts.out_dir.clone()], &opts.out_dir)?;
+    let comparison = super::compare(std::slice::from_ref(&opts.out_dir), &opts.out_dir)?;
     Ok(SweepOutcome {
         ran,
         other_shards,

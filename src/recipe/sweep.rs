@@ -30,7 +30,7 @@ const MAX_LABEL: usize = 150;
 #[derive(Clone, Debug)]
 pub enum Plan {
     /// A recipe without `sweep:`.
-    Single(LoadedRecipe),
+    Single(Box<LoadedRecipe>),
     /// A recipe with `sweep:`, expanded.
     Sweep(Sweep),
 }
@@ -142,7 +142,7 @@ pub fn plan_from_str(
     };
     let Some(sweep) = sweep else {
         // No sweep: the plain path, with its line/column messages.
-        return from_str(text, source, overrides).map(Plan::Single);
+        return from_str(text, source, overrides).map(|l| Plan::Single(Box::new(l)));
     };
     let invalid = |problems: Vec<String>| RecipeError::Sweep {
         file: source.to_string(),
