@@ -75,9 +75,11 @@ if [[ ! -s $shot ]]; then
     status=1
 fi
 
-tables=$(grep -o '<table>' "$work/dom.html" | wc -l)
-svgs=$(grep -o '<svg ' "$work/dom.html" | wc -l)
-imgs=$(grep -o '<img ' "$work/dom.html" | wc -l)
+# (grep finds nothing: a count of 0, not a failure)
+count() { grep -o "$1" "$work/dom.html" | wc -l || true; }
+tables=$(count '<table>')
+svgs=$(count '<svg ')
+imgs=$(count '<img ')
 if [[ $status -eq 0 ]]; then
     echo "ok: $page renders in $("$chromium" --version 2>/dev/null | head -1) without console errors ($tables tables, $svgs inline SVG plots, $imgs inline images; screenshot $shot)"
 fi

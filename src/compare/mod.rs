@@ -144,7 +144,7 @@ pub fn write(g: &Gathered, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
                 attack_error(r, attribute).map(|x| plot::LabelledPoint {
                     x,
                     y: 1.0 - r.target_accuracy,
-                    label: r.label.clone(),
+                    label: plot_label(&r.label),
                 })
             })
             .collect(),
@@ -159,7 +159,7 @@ pub fn write(g: &Gathered, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
                 best_psnr(r).map(|x| plot::LabelledPoint {
                     x,
                     y: r.target_accuracy,
-                    label: r.label.clone(),
+                    label: plot_label(&r.label),
                 })
             })
             .collect(),
@@ -173,6 +173,31 @@ pub fn write(g: &Gathered, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
     let page = crate::report::html::render("splitguard comparison", &md, out);
     save(files::HTML, &page)?;
     Ok(written)
+}
+
+/// A run's label shortened for a plot: a sweep point's dotted paths keep
+/// their last segment (`003_training.epochs=2,training.defenses.lipschitz.weight=0.1`
+/// becomes `003_epochs=2,weight=0.1`); other labels stay as they are.
+pub fn plot_label(label: &str) -> String {
+    let (index, body) = match label.split_once('_') {
+        Some((i, b))
+            if !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()) && b.contains('=') =>
+        {
+            (i, b)
+        }
+        _ => return label.to_string(),
+    };
+    let parts: Vec<String> = body
+        .split(',')
+        .map(|part| match part.split_once('=') {
+            Some((key, value)) => {
+                let key = key.rsplit('.').next().unwrap_or(key);
+                format!("{key}={value}")
+            }
+            None => part.to_string(),
+        })
+        .collect();
+    format!("{index}_{}", parts.join(","))
 }
 
 /// `comparison.md`.
@@ -209,4 +234,19 @@ fn markdown(g: &Gathered, metric: &str) -> String {
         files::TRADEOFF_PSNR
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plot_labels_of_sweep_points_keep_the_last_path_segment() {
+        assert_eq!(
+            plot_label("003_training.epochs=2,training.defenses.lipschitz.weight=0.1"),
+            "003_epochs=2,weight=0.1"
+        );
+        assert_eq!(plot_label("quickstart"), "quickstart");
+        assert_eq!(plot_label("my_run"), "my_run");
+    }
 }

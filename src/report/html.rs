@@ -16,7 +16,7 @@ use base64::Engine as _;
 
 /// The page's style: readable tables, pictures scaled to the page width.
 const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}\
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}\
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em;display:block;overflow-x:auto;max-width:100%}\
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}\
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
 figure{margin:1em 0}figure svg,figure img{max-width:100%;height:auto}\
