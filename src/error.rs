@@ -1,5 +1,6 @@
 //! The crate's error: each stage's own error, wrapped.
 
+use crate::compare::CompareError;
 use crate::data::DataError;
 use crate::metrics::MetricsError;
 use crate::model::ModelError;
@@ -40,6 +41,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A comparison of run folders failed.
+    #[error(transparent)]
+    Compare(#[from] CompareError),
     /// A run folder that does not hold what the command needs.
     #[error("{0}")]
     Run(String),
@@ -55,6 +59,7 @@ impl Error {
                 !matches!(e, ModelError::Checkpoint { reason, .. } if reason.starts_with("cannot serialize"))
             }
             Error::Train(TrainError::Resume(_)) => true,
+            Error::Compare(e) => e.is_bad_input(),
             _ => false,
         }
     }

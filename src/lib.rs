@@ -22,9 +22,11 @@
 //! - [`attack`]: attackers that see exactly what the server sees and return
 //!   [`attack::AttackRecord`]s with [`metrics`] (MSE, PSNR, SSIM, accuracy).
 //! - [`report::Report`]: `report.json` (stable keys) and `report.md`.
-//! - [`pipeline::run`] chains the stages for `splitguard run`.
+//! - [`pipeline::run`] chains the stages for `splitguard run`;
+//!   [`compare`] puts finished runs (or a sweep's) in one table and plot.
 
 pub mod attack;
+pub mod compare;
 pub mod data;
 pub mod defense;
 mod error;

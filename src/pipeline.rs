@@ -32,6 +32,8 @@ pub mod files {
     pub const REPORT_JSON: &str = "report.json";
     /// The human-readable report.
     pub const REPORT_MD: &str = "report.md";
+    /// The same report as one self-contained HTML page (pictures inlined).
+    pub const REPORT_HTML: &str = "report.html";
     /// Wall times of the stages (not reproducible, kept out of report.json).
     pub const TIMINGS: &str = "timings.json";
 }

@@ -30,7 +30,7 @@ fn d_lr() -> f64 {
 }
 
 /// Settings of the attribute-inference attack (`kind: attribute`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeConfig {
     /// Training epochs over `aux` (default 10).

@@ -18,7 +18,7 @@ use crate::report::grid::save_image_grid;
 use crate::train::Evaluator;
 
 /// Which splits to audit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SplitSelection {
     /// `all`: every split point of the model.
@@ -28,7 +28,7 @@ pub enum SplitSelection {
 }
 
 /// Named split selections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitName {
     /// Every split point `1..blocks`.
@@ -52,7 +52,7 @@ impl SplitSelection {
 }
 
 /// One attack of the audit, chosen by `kind`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttackKind {
     /// Learning-based inversion with auxiliary data (DESIGN 9.1).
@@ -82,7 +82,7 @@ fn default_grid() -> usize {
 }
 
 /// The recipe's `audit:` section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// Splits to attack (default `all`).

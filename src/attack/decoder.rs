@@ -44,7 +44,7 @@ fn d_width() -> usize {
 }
 
 /// Settings of the decoder attack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderConfig {
     /// Training epochs over the auxiliary features (default 12).

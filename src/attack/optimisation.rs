@@ -111,7 +111,9 @@ pub fn total_variation(x: Tensor<4>) -> Tensor<1> {
 }
 
 /// Where the optimisation starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StartKind {
     /// A constant grey image, 0.5 everywhere.
@@ -141,7 +143,7 @@ fn o_relax() -> f64 {
 }
 
 /// Settings of the optimisation attack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptimisationConfig {
     /// Adam steps per batch of queries (default 300).

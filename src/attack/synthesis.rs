@@ -36,7 +36,9 @@ use crate::model::{Block, Features, SplitModel, activate};
 use crate::train::{one_hot, soft_cross_entropy, to_vec};
 
 /// How synthetic inputs are made.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SynthesisMode {
     /// Uniform noise in (0, 1), not optimised.
@@ -72,7 +74,7 @@ fn s_jitter() -> usize {
 }
 
 /// Settings of the input synthesis.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SynthesisConfig {
     /// `noise` or `deep_inversion` (default).

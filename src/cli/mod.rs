@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 2 bad input (recipe, data, checkpoint, run
 //! folder, arguments), 1 any other failure.
 
+mod compare;
 mod leakage;
 mod progress;
 
@@ -62,6 +63,9 @@ enum Command {
     Attack(AttackArgs),
     /// Gradient leakage and I2F from a recipe's `leakage:` section.
     Leakage(leakage::LeakageArgs),
+    /// Put finished runs (or a sweep's folder) in one table (Markdown, CSV)
+    /// and privacy-utility plots.
+    Compare(compare::CompareArgs),
 }
 
 #[derive(Args)]
@@ -106,6 +110,10 @@ struct RunArgs {
     /// Override a recipe field: --set training.epochs=3 (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     overrides: Vec<Override>,
+    /// For a recipe with `sweep:`, run only the points with index % n == i
+    /// (i is 0-based: 0/3, 1/3, 2/3 cover every point once).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<recipe::Shard>,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +125,12 @@ enum RecipeCmd {
         /// Override a recipe field (repeatable).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         overrides: Vec<Override>,
+    },
+    /// Print every recipe field with its type, default and meaning.
+    Schema {
+        /// Print the JSON Schema (draft 2020-12) instead, for editors.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -217,7 +231,23 @@ fn print_attacks(records: &[splitguard::attack::AttackRecord]) {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
-            let loaded = recipe::from_path(&args.recipe, &args.overrides)?;
+            let loaded = match recipe::plan_from_path(&args.recipe, &args.overrides)? {
+                recipe::Plan::Single(loaded) => *loaded,
+                recipe::Plan::Sweep(s) => {
+                    let out = args
+                        .out
+                        .unwrap_or_else(|| PathBuf::from("checkpoints").join(&s.name));
+                    let dev = device(cli.device)?.autodiff();
+                    return compare::run_sweep(&s, out, args.shard, args.resume, &dev);
+                }
+            };
+            if args.shard.is_some() {
+                return Err(Error::Run(format!(
+                    "--shard: {} has no `sweep:` section, so there is nothing to share out",
+                    args.recipe.display()
+                ))
+                .into());
+            }
             let out = args
                 .out
                 .unwrap_or_else(|| PathBuf::from("checkpoints").join(&loaded.recipe.name));
@@ -256,8 +286,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Recipe(RecipeCmd::Check { recipe, overrides }) => {
-            let loaded = recipe::from_path(&recipe, &overrides)?;
-            println!("{}: ok (recipe '{}')", recipe.display(), loaded.recipe.name);
+            match recipe::plan_from_path(&recipe, &overrides)? {
+                recipe::Plan::Single(loaded) => {
+                    println!("{}: ok (recipe '{}')", recipe.display(), loaded.recipe.name)
+                }
+                recipe::Plan::Sweep(s) => println!(
+                    "{}: ok (sweep '{}' of {} runs)",
+                    recipe.display(),
+                    s.name,
+                    s.points.len()
+                ),
+            }
+            Ok(())
+        }
+        Command::Recipe(RecipeCmd::Schema { json }) => {
+            match json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&recipe::schema::json_schema())?
+                ),
+                false => print!("{}", recipe::schema::render_text(&recipe::schema::fields())),
+            }
             Ok(())
         }
         Command::Model(ModelCmd::Summary { arch }) => {
@@ -360,6 +409,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Leakage(args) => leakage::run(args, device(cli.device)?),
+        Command::Compare(args) => compare::run(args),
         Command::ExportFeatures(args) => {
             let dev = device(cli.device)?;
             let run = pipeline::open_run(&args.run, &dev)?;

@@ -39,7 +39,7 @@ fn d_width() -> usize {
 }
 
 /// Adversarial reconstruction settings (`training.defenses.adversarial`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdversarialConfig {
     /// `beta`: weight of the reconstruction error subtracted from the model's

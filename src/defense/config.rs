@@ -11,7 +11,7 @@ use super::{
 use super::{DeCov, SignalDropout, Vae};
 
 /// Label smoothing settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelSmoothingConfig {
     /// Signed strength `s` in (-1, 1): `1 - s` on the true class (seed 002 uses 0.3).
@@ -19,7 +19,7 @@ pub struct LabelSmoothingConfig {
 }
 
 /// deCov settings (seed 004).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeCovConfig {
     /// Weight of the deCov loss, >= 0 (0: no effect).
@@ -56,7 +56,7 @@ pub struct VaeConfig {
 }
 
 /// Signal-content dropout settings (seed 004).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalDropoutConfig {
     /// Probability a step drops, in [0, 1] (0: no effect).
@@ -73,7 +73,7 @@ pub struct SignalDropoutConfig {
 }
 
 /// All training defenses; absent ones are off.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefensesConfig {
     /// Label smoothing (seed 002).

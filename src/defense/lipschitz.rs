@@ -40,7 +40,9 @@ use crate::model::{Block, Features, SplitModel};
 use crate::train::to_vec;
 
 /// How `k_i` is estimated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LipschitzMethod {
     /// Perturbation ratio `||f(u + d) - f(u)|| / ||d||` (PATROL).
@@ -61,7 +63,7 @@ fn d_iterations() -> usize {
 }
 
 /// Lipschitz regularisation settings (`training.defenses.lipschitz`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LipschitzConfig {
     /// `alpha`: weight of each edge block's estimate (0 turns the term off).

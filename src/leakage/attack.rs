@@ -25,7 +25,9 @@ use super::optimize::{Objective, Optimizer, adam, lbfgs};
 use super::oracle::{GradientOracle, ParamSlot};
 
 /// How the dummy gradient is compared with the shared one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Distance {
     /// `||g - g*||^2 / ||g*||^2` (DLG, made scale-free).
@@ -36,7 +38,9 @@ pub enum Distance {
 }
 
 /// Where the attacker's label comes from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LabelSource {
     /// The attacker is told the true label.

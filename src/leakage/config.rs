@@ -51,7 +51,7 @@ fn default_lanczos_steps() -> usize {
 }
 
 /// Defense strengths to sweep, by kind.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DefenseSweep {
     /// Gaussian gradient noise at each standard deviation (0 = no defense).
@@ -67,7 +67,7 @@ pub enum DefenseSweep {
 }
 
 /// The gradient-inversion attack's settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttackConfig {
     /// Gradient distance: `cosine` (default) or `l2`.
@@ -110,7 +110,7 @@ impl Default for AttackConfig {
 }
 
 /// The I2F estimator's settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct I2fConfig {
     /// Damping mu added to `J J^T`, relative to `lambda_max(J J^T)`
@@ -148,7 +148,7 @@ impl Default for I2fConfig {
 }
 
 /// The `leakage:` section (run by `splitguard leakage RECIPE`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeakageConfig {
     /// Private examples attacked: the first ones of the `test` part, one

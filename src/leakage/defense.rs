@@ -22,7 +22,7 @@ pub fn gaussian_vector(n: usize, seed: u64) -> Vec<f64> {
 }
 
 /// One defense setting applied to a shared gradient.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum GradientDefense {
     /// Adds independent Gaussian noise of standard deviation `scale` to every

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::jacobian::{axpy, dot, norm};
 
 /// Which optimiser the attack runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Optimizer {
     /// Adam with a cosine-decayed step, projected onto [0, 1] after each step.

@@ -23,7 +23,7 @@ use crate::model::{Features, SplitModel};
 use crate::train::{Evaluator, to_vec};
 
 /// What the edge sends, as written in a recipe (`kind: ...`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ModeSetting {
     /// Send `z` (baseline).
@@ -48,7 +48,7 @@ pub enum ModeSetting {
 }
 
 /// Figure 3 / Figure 4 study settings (see [`super::study`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StudyConfig {
     /// Splits to study (default: every split of the model).
@@ -71,7 +71,7 @@ fn one() -> f64 {
 }
 
 /// The `obfuscation:` section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObfuscationConfig {
     /// What the edge sends at the deployment split (default `none`).

@@ -21,7 +21,7 @@ fn d_margin() -> f64 {
 }
 
 /// The recipe's `partition:` section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionConfig {
     /// Held `aux` images analysed (default 1000).

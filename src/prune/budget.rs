@@ -23,7 +23,7 @@ use crate::model::ModelSpec;
 
 /// The `prune.budget` section: `flops`, or `fraction` of the unpruned
 /// model's edge FLOPs at `reference_split`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Edge FLOPs allowed per query.

@@ -8,7 +8,7 @@ use super::budget::BudgetConfig;
 use super::masks::SparsityWeights;
 
 /// How channels are chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PruneMethod {
     /// No pruning: the budget only chooses the split.
@@ -36,7 +36,7 @@ fn d_sparsity() -> f32 {
 }
 
 /// The `prune:` recipe section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PruneConfig {
     /// `none`, `l1` or `patrol`.

@@ -50,7 +50,9 @@ use crate::train::{
 };
 
 /// How the sparsity penalty weighs each mask entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SparsityWeights {
     /// By the edge FLOPs the channel costs (see the module docs).

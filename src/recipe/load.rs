@@ -163,7 +163,7 @@ fn resolve(dir: &Path, p: &mut PathBuf) {
 }
 
 /// Makes relative data paths relative to the recipe's folder.
-fn resolve_paths(recipe: &mut Recipe, dir: &Path) {
+pub(super) fn resolve_paths(recipe: &mut Recipe, dir: &Path) {
     use super::DataSource::*;
     match &mut recipe.data.source {
         EmbeddedMnist => {}

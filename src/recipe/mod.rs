@@ -6,10 +6,13 @@
 //! path, e.g. `training.batch_size: must be >= 2 (...), got 0`.
 
 mod load;
+pub mod schema;
+pub mod sweep;
 mod types;
 pub mod validate;
 
 pub use load::{LoadedRecipe, Override, apply_override, from_path, from_str};
+pub use sweep::{Plan, Shard, Sweep, SweepPoint, plan_from_path, plan_from_str};
 pub use types::{
     AttackerData, AutoSplit, DataConfig, DataSource, ModelConfig, Recipe, SplitSetting,
 };
@@ -50,6 +53,15 @@ pub enum RecipeError {
         /// The file.
         file: String,
         /// `path: message` lines.
+        problems: Vec<String>,
+    },
+    /// A `sweep:` section that cannot be expanded, or a grid point that is
+    /// not a valid recipe.
+    #[error("{file}: invalid sweep:\n  {}", problems.join("\n  "))]
+    Sweep {
+        /// The file.
+        file: String,
+        /// `path: message` lines (or `point LABEL: message`).
         problems: Vec<String>,
     },
 }

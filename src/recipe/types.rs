@@ -18,7 +18,7 @@ fn default_seed() -> u64 {
 }
 
 /// A whole recipe: one `splitguard run`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
     /// Run name; the default output folder is `checkpoints/<name>/`.
@@ -31,6 +31,7 @@ pub struct Recipe {
     #[serde(default)]
     pub data: DataConfig,
     /// The network.
+    #[schemars(with = "super::schema::ModelSchema")]
     pub model: ModelConfig,
     /// The deployment split: blocks `1..=split` run on the edge, and the
     /// training defenses protect the features sent there; `auto` chooses it
@@ -59,7 +60,7 @@ pub struct Recipe {
 }
 
 /// The deployment split: a number, or `auto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SplitSetting {
     /// A fixed split point.
@@ -69,7 +70,7 @@ pub enum SplitSetting {
 }
 
 /// The word `auto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoSplit {
     /// Choose the split from the golden partition zone.
@@ -77,7 +78,7 @@ pub enum AutoSplit {
 }
 
 /// The data an attacker trains on (seed 002's "enhanced inversion" varies it).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AttackerData {
     /// The `aux` part: same distribution as the victims (default).
@@ -99,7 +100,7 @@ pub enum AttackerData {
 }
 
 /// Dataset source, chosen by `kind`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DataSource {
     /// The MNIST test set shipped in the repository (10,000 digits; hidden
@@ -135,7 +136,7 @@ fn default_fractions() -> [f64; 3] {
 }
 
 /// The `data:` section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Where the images come from (default: the embedded MNIST test set).

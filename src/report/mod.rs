@@ -1,7 +1,9 @@
 //! Reports and the files they are made of: `report.json` (every number),
-//! `report.md` (tables and pictures), SVG plots, PNG grids, NPY exports.
+//! `report.md` (tables and pictures), `report.html` (the same, one
+//! self-contained page), SVG plots, PNG grids, NPY exports.
 
 pub mod grid;
+pub mod html;
 mod markdown;
 pub mod npy;
 pub mod plot;
@@ -15,7 +17,7 @@ pub use summary::{DataSummary, EpochSummary, Report};
 use crate::Error;
 use crate::fsutil::write_atomic;
 
-/// Writes `report.json`, `report.md` and the plots into `dir`.
+/// Writes `report.json`, `report.md`, `report.html` and the plots into `dir`.
 pub fn write_all(report: &Report, dir: &Path) -> Result<(), Error> {
     let json = serde_json::to_string_pretty(report).expect("report serializes");
     let path = dir.join(crate::pipeline::files::REPORT_JSON);
@@ -25,6 +27,9 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<(), Error> {
     let md = render_markdown(report, &refs);
     let path = dir.join(crate::pipeline::files::REPORT_MD);
     write_atomic(&path, md.as_bytes()).map_err(|e| Error::io(&path, e))?;
+    let page = html::render(&format!("splitguard report: {}", report.name), &md, dir);
+    let path = dir.join(crate::pipeline::files::REPORT_HTML);
+    write_atomic(&path, page.as_bytes()).map_err(|e| Error::io(&path, e))?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ fn default_gamma() -> f64 {
 }
 
 /// The optimiser.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerConfig {
     /// Adam (Kingma and Ba) with optional decoupled-from-nothing L2 weight decay.
@@ -64,7 +64,7 @@ impl OptimizerConfig {
 
 /// Step learning-rate drops: the rate is multiplied by `factor` at the start
 /// of each epoch listed in `at_epochs` (1-based).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LrDrops {
     /// Epochs (1-based) at whose start the rate drops.
@@ -85,7 +85,7 @@ impl Default for LrDrops {
 }
 
 /// Training settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// Passes over the training data (default 5).

@@ -58,7 +58,7 @@ fn d_cycle() -> f64 {
 }
 
 /// Settings of the DCI attack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DciConfig {
     /// How the training inputs are synthesised (the attacker has no data).
