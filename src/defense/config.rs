@@ -34,7 +34,9 @@ fn d_refresh() -> usize {
 }
 
 /// Which layer signal-content dropout acts on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DropoutLayer {
     /// A layer drawn uniformly from every split point of the model at each
@@ -48,7 +50,7 @@ pub enum DropoutLayer {
 }
 
 /// VAE Gaussianisation settings (seed 004).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VaeConfig {
     /// Weight of the KL term, >= 0 (0: no head, no effect).
