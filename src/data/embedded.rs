@@ -34,6 +34,13 @@ pub const MNIST_WRITER_BOUNDARY: usize = 5_000;
 /// Special Database 3 (written by Census Bureau employees, value 0) and the
 /// last 5,000 from Special Database 1 (written by high-school students,
 /// value 1). Attribute-inference attacks try to recover it from features.
+///
+/// A second attribute, `stroke` (2 classes), is a property of each writer's
+/// hand: 1 when the digit's ink (sum of its pixels) is above the median ink
+/// of the images of the same digit, else 0. Being split at each class's
+/// median it is balanced (chance 0.5) and carries no information about the
+/// digit itself, which `writer` does not guarantee (its chance on a slice of
+/// the set is often far above 0.5, as the first 5,000 images are all SD-3).
 pub fn embedded_mnist() -> Result<Dataset, DataError> {
     let mut ds = dataset_from_idx_bytes(
         "mnist-t10k".to_string(),
@@ -58,7 +65,33 @@ pub fn embedded_mnist() -> Result<Dataset, DataError> {
             .collect(),
         num_classes: 2,
     });
+    let stroke = stroke_attribute(&ds);
+    ds.hidden.push(stroke);
     Ok(ds)
+}
+
+/// The `stroke` attribute (see [`embedded_mnist`]): ink above the median of
+/// the image's class (ties broken by index, so each class splits in half).
+pub fn stroke_attribute(ds: &Dataset) -> Attribute {
+    let pixels: usize = ds.shape.iter().product();
+    let ink: Vec<f64> = ds
+        .images
+        .chunks(pixels.max(1))
+        .map(|im| im.iter().map(|&p| f64::from(p)).sum())
+        .collect();
+    let mut values = vec![0u32; ds.len()];
+    for class in 0..ds.num_classes as u32 {
+        let mut idx: Vec<usize> = (0..ds.len()).filter(|&i| ds.targets[i] == class).collect();
+        idx.sort_by(|&a, &b| ink[a].total_cmp(&ink[b]).then(a.cmp(&b)));
+        for &i in &idx[idx.len() / 2..] {
+            values[i] = 1;
+        }
+    }
+    Attribute {
+        name: "stroke".to_string(),
+        values,
+        num_classes: 2,
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +122,37 @@ mod tests {
         // MNIST's mean pixel is about 0.13.
         let mean = ds.images.iter().map(|&p| f64::from(p)).sum::<f64>() / ds.images.len() as f64;
         assert!((0.10..0.16).contains(&mean), "mean {mean}");
+    }
+
+    #[test]
+    fn stroke_splits_every_digit_in_half_by_ink() {
+        let ds = embedded_mnist().unwrap();
+        let stroke = ds.attribute("stroke").unwrap();
+        assert_eq!(
+            ds.hidden[0].name, "writer",
+            "writer stays first (stratification)"
+        );
+        for class in 0..10u32 {
+            let idx: Vec<usize> = (0..ds.len()).filter(|&i| ds.targets[i] == class).collect();
+            let ones = idx.iter().filter(|&&i| stroke.values[i] == 1).count();
+            assert_eq!(ones, idx.len() - idx.len() / 2, "class {class}");
+            // Every bold digit has at least the ink of every thin one.
+            let ink = |i: usize| -> f32 { ds.images[i * 784..(i + 1) * 784].iter().sum() };
+            let thin_max = idx
+                .iter()
+                .filter(|&&i| stroke.values[i] == 0)
+                .map(|&i| ink(i))
+                .fold(f32::MIN, f32::max);
+            let bold_min = idx
+                .iter()
+                .filter(|&&i| stroke.values[i] == 1)
+                .map(|&i| ink(i))
+                .fold(f32::MAX, f32::min);
+            assert!(
+                thin_max <= bold_min,
+                "class {class}: {thin_max} > {bold_min}"
+            );
+        }
     }
 
     #[test]
