@@ -8,6 +8,7 @@ mod block;
 mod checkpoint;
 mod network;
 mod spec;
+mod weights;
 pub mod zoo;
 
 pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate};
@@ -16,6 +17,10 @@ pub use network::SplitModel;
 pub use spec::{
     ActivationKind, BlockInfo, BlockSpec, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
     ResidualSpec, block_infos,
+};
+pub use weights::{
+    TensorKey, WeightsCheck, WeightsConfig, WeightsFormat, expected_tensors, file_tensors,
+    load_weights,
 };
 
 /// Errors of model building, splitting and checkpoint I/O.
@@ -46,6 +51,14 @@ pub enum ModelError {
         /// The file.
         path: String,
         /// What went wrong.
+        reason: String,
+    },
+    /// A weights file that cannot be read or does not fit the model.
+    #[error("weights {path}: {reason}")]
+    Weights {
+        /// The file.
+        path: String,
+        /// What went wrong, with every offending tensor listed.
         reason: String,
     },
 }
