@@ -271,6 +271,20 @@ fn pytorch_state_dict_with_key_map_computes_what_pytorch_did() {
         .collect();
     assert_eq!(want.len(), 6);
     assert_close(&outputs(&model, &d), &want, 1e-5);
+    // The third block runs in PyTorch's order (conv, bn, ReLU, pool); in
+    // the zoo's order (conv, ReLU, pool, bn) the same weights compute
+    // something else, so the match above checks the order too.
+    let zoo_order = recipe::from_path(
+        &fixtures.join("byo_net.yaml"),
+        &["model.blocks.2.order=conv_act_pool_bn".parse().unwrap()],
+    )
+    .unwrap()
+    .recipe;
+    let other = outputs(&build(&zoo_order, &d).unwrap(), &d);
+    assert!(
+        other.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-3),
+        "{other:?} vs {want:?}"
+    );
 }
 
 #[test]

@@ -239,6 +239,7 @@ mod tests {
                     pool: 2,
                     batch_norm: true,
                     activation: ActivationKind::Relu,
+                    order: Default::default(),
                 }),
                 BlockSpec::Linear(LinearSpec {
                     out_features: 2,

@@ -15,7 +15,7 @@ pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use network::SplitModel;
 pub use spec::{
-    ActivationKind, BlockInfo, BlockSpec, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
+    ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
     ResidualSpec, block_infos,
 };
 pub use weights::{

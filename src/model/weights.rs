@@ -358,6 +358,7 @@ mod tests {
                     pool: 2,
                     batch_norm: true,
                     activation: ActivationKind::Relu,
+                    order: Default::default(),
                 }),
                 BlockSpec::Residual(ResidualSpec {
                     activation: ActivationKind::Relu,

@@ -215,6 +215,7 @@ mod tests {
             pool,
             batch_norm: false,
             activation: ActivationKind::Relu,
+            order: Default::default(),
         })
     }
 

@@ -324,6 +324,7 @@ mod tests {
                 pool: 0,
                 batch_norm: false,
                 activation: ActivationKind::Relu,
+                order: Default::default(),
             })
         };
         let head = BlockSpec::Linear(LinearSpec {

@@ -74,6 +74,7 @@ mod tests {
                 pool: 0,
                 batch_norm: false,
                 activation: ActivationKind::Relu,
+                order: Default::default(),
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 3,

@@ -383,6 +383,7 @@ mod tests {
                 pool: 0,
                 batch_norm: false,
                 activation: ActivationKind::None,
+                order: Default::default(),
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 2,

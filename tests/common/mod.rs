@@ -24,6 +24,7 @@ pub fn tiny_spec() -> ModelSpec {
                 pool: 2,
                 batch_norm: true,
                 activation: ActivationKind::Relu,
+                order: Default::default(),
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 8,
