@@ -27,17 +27,27 @@ type Named = (String, Vec<usize>, Vec<f32>);
 /// Writes a safetensors file (8-byte little-endian header length, JSON
 /// header, raw little-endian f32 data).
 fn write_safetensors(path: &Path, tensors: &[Named]) {
+    write_safetensors_as(path, tensors, false)
+}
+
+/// As [`write_safetensors`], in f64 when `double` (PyTorch's `.double()`).
+fn write_safetensors_as(path: &Path, tensors: &[Named], double: bool) {
     let mut header = serde_json::Map::new();
     let mut data: Vec<u8> = Vec::new();
     for (name, shape, values) in tensors {
         assert_eq!(shape.iter().product::<usize>(), values.len(), "{name}");
         let start = data.len();
         for v in values {
-            data.extend_from_slice(&v.to_le_bytes());
+            if double {
+                data.extend_from_slice(&(*v as f64).to_le_bytes());
+            } else {
+                data.extend_from_slice(&v.to_le_bytes());
+            }
         }
+        let dtype = if double { "F64" } else { "F32" };
         header.insert(
             name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
         );
     }
     let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
@@ -244,6 +254,53 @@ fn yaml_model_with_safetensors_weights_computes_what_the_code_built_model_does()
         a.iter().zip(&c).any(|(x, y)| (x - y).abs() > 1e-3),
         "{a:?} vs {c:?}"
     );
+}
+
+#[test]
+fn double_precision_weights_are_cast_to_the_models_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = known_weights();
+    write_safetensors_as(&dir.path().join("net.safetensors"), &w, true);
+    let recipe = recipe_with(dir.path(), "{path: net.safetensors}");
+    let d = Device::flex();
+    // An f64 parameter would meet f32 inputs in the conv and panic.
+    let loaded = build(&recipe, &d).unwrap();
+    let by_hand = built_in_code(&recipe, &w, &d);
+    assert_close(&outputs(&loaded, &d), &outputs(&by_hand, &d), 1e-5);
+}
+
+#[test]
+fn cli_model_keys_lists_the_names_and_exits_2_on_a_file_that_does_not_fit() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let recipe = fixtures.join("byo_net.yaml");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_splitguard"))
+            .args(["model", "keys", "--recipe"])
+            .arg(&recipe)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("blocks.3.linear.weight") && stdout.contains("[3, 24]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("byo_net.pt: fits"), "{stdout}");
+    let bad = run(&["--set", "model.weights.key_map=[]"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("missing: blocks.2.bn.running_var (expected shape [6])"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
