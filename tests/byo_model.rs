@@ -51,7 +51,7 @@ fn write_safetensors_as(path: &Path, tensors: &[Named], double: bool) {
         );
     }
     let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let mut bytes = (head.len() as u64).to_le_bytes().to_vec();
