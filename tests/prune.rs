@@ -37,6 +37,7 @@ fn conv(out: usize, pool: usize) -> BlockSpec {
         batch_norm: true,
         activation: ActivationKind::Relu,
         order: Default::default(),
+        bias: true,
     })
 }
 

@@ -240,6 +240,7 @@ mod tests {
                     batch_norm: true,
                     activation: ActivationKind::Relu,
                     order: Default::default(),
+                    bias: true,
                 }),
                 BlockSpec::Linear(LinearSpec {
                     out_features: 2,

@@ -107,6 +107,7 @@ impl ConvBlock {
         let conv = Conv2dConfig::new([in_channels, spec.out_channels], [spec.kernel, spec.kernel])
             .with_stride([spec.stride, spec.stride])
             .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_bias(spec.bias)
             .init(device);
         let pool = (spec.pool > 1).then(|| {
             MaxPool2dConfig::new([spec.pool, spec.pool])
@@ -199,6 +200,7 @@ impl ResidualBlock {
         let conv = || {
             Conv2dConfig::new([channels, channels], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(spec.bias)
                 .init(device)
         };
         Self {

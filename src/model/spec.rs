@@ -56,6 +56,9 @@ fn one() -> usize {
 fn yes() -> bool {
     true
 }
+fn is_true(b: &bool) -> bool {
+    *b
+}
 
 /// A convolution block: conv, activation, optional max-pool, optional
 /// batch-norm, in that order (seed 004, Table 1), or in PyTorch's usual
@@ -88,6 +91,10 @@ pub struct ConvSpec {
     /// older specs and resolved recipes read and compare unchanged.
     #[serde(default, skip_serializing_if = "ConvOrder::is_default")]
     pub order: ConvOrder,
+    /// Learned bias in the convolution (default true; false for PyTorch's
+    /// `bias=False` convolutions before a batch-norm). Not written when true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub bias: bool,
 }
 
 /// A fully connected block: (flatten), linear, activation, optional batch-norm.
@@ -112,6 +119,11 @@ pub struct ResidualSpec {
     /// Activation (default relu).
     #[serde(default)]
     pub activation: ActivationKind,
+    /// Learned biases in both convolutions (default true; false for
+    /// torchvision-style blocks, whose convolutions have `bias=False`). Not
+    /// written when true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub bias: bool,
 }
 
 /// One block of a model; split points fall between blocks.
@@ -257,7 +269,8 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                         c.pool
                     )));
                 }
-                let params = (c.out_channels * cin * c.kernel * c.kernel + c.out_channels) as u64
+                let bias = if c.bias { c.out_channels } else { 0 };
+                let params = (c.out_channels * cin * c.kernel * c.kernel + bias) as u64
                     + if c.batch_norm {
                         2 * c.out_channels as u64
                     } else {
@@ -303,7 +316,7 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                     d,
                 )
             }
-            BlockSpec::Residual(_) => {
+            BlockSpec::Residual(r) => {
                 if shape.len() != 3 {
                     return Err(bad(format!(
                         "a residual block needs [C, H, W] input, got {shape:?}"
@@ -311,7 +324,8 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                 }
                 let (c, h, w) = (shape[0], shape[1], shape[2]);
                 let macs = 2 * (c * 9 * c * h * w) as u64;
-                let params = 2 * ((c * c * 9 + c) as u64 + 2 * c as u64);
+                let bias = if r.bias { c } else { 0 };
+                let params = 2 * ((c * c * 9 + bias) as u64 + 2 * c as u64);
                 (shape.clone(), 2 * macs, params, format!("residual {c}"))
             }
         };
@@ -378,6 +392,7 @@ mod tests {
                     batch_norm: false,
                     activation: ActivationKind::Relu,
                     order: Default::default(),
+                    bias: true,
                 }),
             ],
         };

@@ -359,9 +359,11 @@ mod tests {
                     batch_norm: true,
                     activation: ActivationKind::Relu,
                     order: Default::default(),
+                    bias: true,
                 }),
                 BlockSpec::Residual(ResidualSpec {
                     activation: ActivationKind::Relu,
+                    bias: true,
                 }),
                 BlockSpec::Linear(LinearSpec {
                     out_features: 3,
@@ -404,6 +406,38 @@ mod tests {
         want.extend(bn("blocks.1.bn2"));
         want.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn convolutions_without_bias_expect_no_bias_tensor() {
+        let mut spec = small_spec();
+        for b in &mut spec.blocks {
+            match b {
+                BlockSpec::Conv(c) => c.bias = false,
+                BlockSpec::Residual(r) => r.bias = false,
+                BlockSpec::Linear(_) => {}
+            }
+        }
+        let model = SplitModel::new(&spec, &Device::flex()).unwrap();
+        let names: Vec<String> = expected_tensors(&model)
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(names.len(), 20 - 3, "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("conv") && n.ends_with("bias"))
+        );
+        let infos = spec.infos().unwrap();
+        // conv: 4*9 weights + 8 batch-norm; residual: 2 * (4*4*9 + 8).
+        assert_eq!((infos[0].params, infos[1].params), (36 + 8, 2 * (144 + 8)));
+        // burn also counts the running statistics (2 x 4 in each of the 3
+        // batch-norm layers); the spec's count leaves them out.
+        assert_eq!(
+            burn::module::Module::num_params(&model) as u64,
+            infos.iter().map(|i| i.params).sum::<u64>() + 3 * 8
+        );
     }
 
     fn found(entries: &[(&str, &[usize])]) -> Vec<(String, Vec<usize>, bool, String)> {

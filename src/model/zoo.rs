@@ -16,6 +16,7 @@ fn conv(out: usize, pool: usize) -> BlockSpec {
         batch_norm: true,
         activation: ActivationKind::Relu,
         order: Default::default(),
+        bias: true,
     })
 }
 
@@ -79,6 +80,7 @@ pub fn spec_for(name: &str, input: [usize; 3], classes: usize) -> Result<ModelSp
                     batch_norm: false,
                     activation: Sigmoid,
                     order: Default::default(),
+                    bias: true,
                 })
             };
             vec![c(2), c(2), c(1), fc(classes, false, Linear)]

@@ -216,6 +216,7 @@ mod tests {
             batch_norm: false,
             activation: ActivationKind::Relu,
             order: Default::default(),
+            bias: true,
         })
     }
 
@@ -312,6 +313,7 @@ mod tests {
                 conv(2, 0),
                 BlockSpec::Residual(ResidualSpec {
                     activation: ActivationKind::Relu,
+                    bias: true,
                 }),
                 fc(3),
             ],

@@ -325,6 +325,7 @@ mod tests {
                 batch_norm: false,
                 activation: ActivationKind::Relu,
                 order: Default::default(),
+                bias: true,
             })
         };
         let head = BlockSpec::Linear(LinearSpec {

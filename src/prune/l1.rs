@@ -75,6 +75,7 @@ mod tests {
                 batch_norm: false,
                 activation: ActivationKind::Relu,
                 order: Default::default(),
+                bias: true,
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 3,

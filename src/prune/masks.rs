@@ -384,6 +384,7 @@ mod tests {
                 batch_norm: false,
                 activation: ActivationKind::None,
                 order: Default::default(),
+                bias: true,
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 2,

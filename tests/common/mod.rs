@@ -25,6 +25,7 @@ pub fn tiny_spec() -> ModelSpec {
                 batch_norm: true,
                 activation: ActivationKind::Relu,
                 order: Default::default(),
+                bias: true,
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 8,
