@@ -345,6 +345,22 @@ fn pytorch_state_dict_with_key_map_computes_what_pytorch_did() {
 }
 
 #[test]
+fn a_pytorch_order_bias_free_model_survives_a_checkpoint_round_trip() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let recipe = recipe::from_path(&fixtures.join("byo_net.yaml"), &[])
+        .unwrap()
+        .recipe;
+    let d = Device::flex();
+    let model = build(&recipe, &d).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.sgck");
+    splitguard::model::Checkpoint::save(&path, &model, 0, serde_json::Value::Null, None).unwrap();
+    let back = splitguard::model::Checkpoint::load(&path, &d).unwrap();
+    assert_eq!(back.meta.spec, model.spec().unwrap());
+    assert_eq!(outputs(&back.model, &d), outputs(&model, &d));
+}
+
+#[test]
 fn pytorch_names_without_key_map_are_listed_as_missing_and_unexpected() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let recipe = recipe::from_path(
