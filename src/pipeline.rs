@@ -109,13 +109,15 @@ pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<
 /// class count come from the data source.
 pub fn recipe_spec(recipe: &Recipe) -> Result<ModelSpec, Error> {
     if let (Some(input), Some(blocks)) = (recipe.model.input, &recipe.model.blocks) {
-        let spec = ModelSpec {
-            arch: recipe.model.arch.clone(),
-            input,
-            blocks: blocks.clone(),
+        // The class count is what the last block outputs.
+        let infos = crate::model::block_infos(&input, blocks)?;
+        let out = infos.last().map(|b| b.output.clone()).unwrap_or_default();
+        let [classes] = out[..] else {
+            return Err(Error::Run(format!(
+                "model.blocks: the last block outputs {out:?}; end with a linear block of one unit per class"
+            )));
         };
-        spec.infos()?;
-        return Ok(spec);
+        return model_spec(recipe, input, classes);
     }
     let ds = load_source(&recipe.data)?;
     model_spec(recipe, ds.shape, ds.num_classes)

@@ -342,36 +342,15 @@ pub fn load_weights(mut model: SplitModel, cfg: &WeightsConfig) -> Result<SplitM
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, ModelSpec, ResidualSpec};
+    use crate::model::{BlockSpec, ModelSpec};
     use burn::prelude::Device;
 
+    /// conv 3x3 4 (pool 2, bn) -> residual 4 -> linear 3, on 1x8x8.
     fn small_spec() -> ModelSpec {
-        ModelSpec {
-            arch: "small".into(),
-            input: [1, 8, 8],
-            blocks: vec![
-                BlockSpec::Conv(ConvSpec {
-                    out_channels: 4,
-                    kernel: 3,
-                    stride: 1,
-                    padding: None,
-                    pool: 2,
-                    batch_norm: true,
-                    activation: ActivationKind::Relu,
-                    order: Default::default(),
-                    bias: true,
-                }),
-                BlockSpec::Residual(ResidualSpec {
-                    activation: ActivationKind::Relu,
-                    bias: true,
-                }),
-                BlockSpec::Linear(LinearSpec {
-                    out_features: 3,
-                    activation: ActivationKind::None,
-                    batch_norm: false,
-                }),
-            ],
-        }
+        serde_norway::from_str(
+            "arch: small\ninput: [1, 8, 8]\nblocks:\n  - {kind: conv, out_channels: 4, pool: 2}\n  - {kind: residual}\n  - {kind: linear, out_features: 3, activation: none}\n",
+        )
+        .expect("a valid spec")
     }
 
     fn key(name: &str, shape: &[usize]) -> TensorKey {
