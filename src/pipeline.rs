@@ -82,6 +82,13 @@ pub fn prepare_data(recipe: &Recipe) -> Result<Splits, Error> {
 
 /// The model spec a recipe asks for, for data of this shape.
 pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<ModelSpec, Error> {
+    if let Some(given) = recipe.model.input
+        && given != input
+    {
+        return Err(Error::Run(format!(
+            "model.input: {given:?}, but the data's images are {input:?}"
+        )));
+    }
     let mut spec = match &recipe.model.blocks {
         Some(blocks) => ModelSpec {
             vae: None,
@@ -104,6 +111,40 @@ pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<
         )));
     }
     Ok(spec)
+}
+
+/// The model spec of a recipe, without splitting its data: a `blocks` model
+/// with `model.input` is taken as written; otherwise the input shape and the
+/// class count come from the data source.
+pub fn recipe_spec(recipe: &Recipe) -> Result<ModelSpec, Error> {
+    if let (Some(input), Some(blocks)) = (recipe.model.input, &recipe.model.blocks) {
+        // The class count is what the last block outputs.
+        let infos = crate::model::block_infos(&input, blocks)?;
+        let out = infos.last().map(|b| b.output.clone()).unwrap_or_default();
+        let [classes] = out[..] else {
+            return Err(Error::Run(format!(
+                "model.blocks: the last block outputs {out:?}; end with a linear block of one unit per class"
+            )));
+        };
+        return model_spec(recipe, input, classes);
+    }
+    let ds = load_source(&recipe.data)?;
+    model_spec(recipe, ds.shape, ds.num_classes)
+}
+
+/// Builds the recipe's model on `device`: initialised from the device's
+/// seeded generator, then, with `model.weights`, loaded from the user's file
+/// (which must fit the spec exactly; see [`crate::model::load_weights`]).
+pub fn build_model(
+    recipe: &Recipe,
+    spec: &ModelSpec,
+    device: &Device,
+) -> Result<SplitModel, Error> {
+    let model = SplitModel::new(spec, device)?;
+    Ok(match &recipe.model.weights {
+        Some(w) => crate::model::load_weights(model, w)?,
+        None => model,
+    })
 }
 
 /// The split the training defenses protect: the recipe's fixed split, or
@@ -241,7 +282,7 @@ pub fn run(
     );
     let t0 = Instant::now();
     device.seed(recipe.seed);
-    let model = SplitModel::new(&spec, device)?;
+    let model = build_model(recipe, &spec, device)?;
     let mut defenses = recipe.training.defenses.build();
     let trained = train(
         model,

@@ -36,6 +36,8 @@ fn conv(out: usize, pool: usize) -> BlockSpec {
         pool,
         batch_norm: true,
         activation: ActivationKind::Relu,
+        order: Default::default(),
+        bias: true,
     })
 }
 

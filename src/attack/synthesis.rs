@@ -32,7 +32,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::optimisation::{InversionError, first_problem, image_shape, total_variation, white_box};
-use crate::model::{Block, Features, SplitModel, activate};
+use crate::model::{Block, ConvOrder, Features, SplitModel, activate};
 use crate::train::{one_hot, soft_cross_entropy, to_vec};
 
 /// How synthetic inputs are made.
@@ -231,16 +231,23 @@ pub fn forward_with_bn_mismatch(model: &SplitModel, x: Tensor<4>) -> (Tensor<2>,
     for block in &model.blocks {
         f = match (block, f) {
             (Block::Conv(b), Features::Map(t)) => {
-                let mut y = activate(b.conv.forward(t), b.spec.activation);
-                if let Some(pool) = &b.pool {
-                    y = pool.forward(y);
-                }
-                if let Some(bn) = &b.bn {
-                    let (m, v) = map_stats(y.clone());
-                    total = total + bn_term(bn, m, v);
-                    y = bn.forward(y);
-                }
-                Features::Map(y)
+                let mut norm = |y: Tensor<4>| match &b.bn {
+                    Some(bn) => {
+                        let (m, v) = map_stats(y.clone());
+                        total = total.clone() + bn_term(bn, m, v);
+                        bn.forward(y)
+                    }
+                    None => y,
+                };
+                let pool = |y: Tensor<4>| match &b.pool {
+                    Some(pool) => pool.forward(y),
+                    None => y,
+                };
+                let y = b.conv.forward(t);
+                Features::Map(match b.spec.order {
+                    ConvOrder::ConvActPoolBn => norm(pool(activate(y, b.spec.activation))),
+                    ConvOrder::ConvBnActPool => pool(activate(norm(y), b.spec.activation)),
+                })
             }
             (Block::Linear(b), f) => {
                 let mut y = activate(b.linear.forward(f.flatten()), b.spec.activation);
@@ -409,11 +416,22 @@ mod tests {
     #[test]
     fn bn_mismatch_walk_computes_the_models_own_forward() {
         let device = Device::flex();
-        for name in ["cnn6", "vgg11-mnist"] {
+        // cnn6 with PyTorch's layer order too (conv, bn, act, pool), where the
+        // batch-norm statistics are taken before the activation.
+        let mut bn_first = zoo::spec("cnn6").unwrap();
+        for b in &mut bn_first.blocks {
+            if let crate::model::BlockSpec::Conv(c) = b {
+                c.order = ConvOrder::ConvBnActPool;
+            }
+        }
+        let specs = [
+            ("cnn6", zoo::spec("cnn6").unwrap()),
+            ("vgg11-mnist", zoo::spec("vgg11-mnist").unwrap()),
+            ("cnn6 bn-first", bn_first),
+        ];
+        for (name, spec) in specs {
             device.seed(2);
-            let model = SplitModel::new(&zoo::spec(name).unwrap(), &device)
-                .unwrap()
-                .valid();
+            let model = SplitModel::new(&spec, &device).unwrap().valid();
             let x = Tensor::<4>::random(
                 [3, 1, 28, 28],
                 burn::tensor::Distribution::Uniform(0.0, 1.0),

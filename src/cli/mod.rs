@@ -142,6 +142,16 @@ enum ModelCmd {
         #[arg(long)]
         arch: String,
     },
+    /// List the tensors a weights file must hold for a recipe's model (names
+    /// and shapes in PyTorch layout), and check `model.weights` against them.
+    Keys {
+        /// The recipe (YAML).
+        #[arg(long)]
+        recipe: PathBuf,
+        /// Override a recipe field (repeatable).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        overrides: Vec<Override>,
+    },
 }
 
 #[derive(Args)]
@@ -334,6 +344,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 "total parameters: {}",
                 burn::module::Module::num_params(&model)
             );
+            Ok(())
+        }
+        Command::Model(ModelCmd::Keys { recipe, overrides }) => {
+            let loaded = recipe::from_path(&recipe, &overrides)?;
+            let spec = pipeline::recipe_spec(&loaded.recipe)?;
+            let dev = Device::flex();
+            let model = SplitModel::new(&spec, &dev).map_err(Error::from)?;
+            let keys = splitguard::model::expected_tensors(&model);
+            println!(
+                "{} (input {:?}): {} tensors, PyTorch layout (linear weights [out, in])",
+                spec.arch,
+                spec.input,
+                keys.len()
+            );
+            for k in &keys {
+                println!("  {:<32} {:?}", k.name, k.shape);
+            }
+            if let Some(w) = &loaded.recipe.model.weights {
+                splitguard::model::load_weights(model, w).map_err(Error::from)?;
+                println!("{}: fits", w.path.display());
+            }
             Ok(())
         }
         Command::Attack(args) => {

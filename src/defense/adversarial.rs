@@ -240,6 +240,8 @@ mod tests {
                     pool: 2,
                     batch_norm: true,
                     activation: ActivationKind::Relu,
+                    order: Default::default(),
+                    bias: true,
                 }),
                 BlockSpec::Linear(LinearSpec {
                     out_features: 2,

@@ -402,6 +402,8 @@ mod tests {
             pool: 0,
             batch_norm: false,
             activation: ActivationKind::Relu,
+            order: Default::default(),
+            bias: true,
         });
         let conv = SplitModel::from_blocks("c", &[2, 5, 5], &[conv_spec], &device).unwrap();
         for (model, rows, cols) in [(&linear, 5, 7), (&conv, 3, 18)] {

@@ -26,7 +26,6 @@ use crate::attack::AttackRecord;
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::metrics::{pearson, spearman};
-use crate::model::SplitModel;
 use crate::pipeline::{model_spec, prepare_data};
 use crate::recipe::Recipe;
 use crate::train::{Evaluator, Silent, TrainRun, train};
@@ -202,7 +201,7 @@ pub fn run_leakage(
     let spec = model_spec(recipe, shape, splits.test.num_classes)?;
     check_blocks(&spec.blocks)?;
     device.seed(recipe.seed);
-    let mut model = SplitModel::new(&spec, device)?;
+    let mut model = crate::pipeline::build_model(recipe, &spec, device)?;
     if let Some(scale) = cfg.init_scale {
         model = uniform_init(model, scale, recipe.seed);
     }

@@ -11,7 +11,9 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 use burn::tensor::activation;
 
-use super::spec::{ActivationKind, BlockSpec, ConvSpec, FeatureShape, LinearSpec, ResidualSpec};
+use super::spec::{
+    ActivationKind, BlockSpec, ConvOrder, ConvSpec, FeatureShape, LinearSpec, ResidualSpec,
+};
 
 /// Features between blocks: spatial maps `[N, C, H, W]` or vectors `[N, D]`.
 #[derive(Clone, Debug)]
@@ -105,6 +107,7 @@ impl ConvBlock {
         let conv = Conv2dConfig::new([in_channels, spec.out_channels], [spec.kernel, spec.kernel])
             .with_stride([spec.stride, spec.stride])
             .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_bias(spec.bias)
             .init(device);
         let pool = (spec.pool > 1).then(|| {
             MaxPool2dConfig::new([spec.pool, spec.pool])
@@ -122,16 +125,22 @@ impl ConvBlock {
         }
     }
 
-    /// `[N, Cin, H, W] -> [N, Cout, H', W']`.
+    /// `[N, Cin, H, W] -> [N, Cout, H', W']`, layers in the spec's
+    /// [`ConvOrder`].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = activate(self.conv.forward(x), self.spec.activation);
-        if let Some(pool) = &self.pool {
-            x = pool.forward(x);
+        let bn = |x: Tensor<4>| match &self.bn {
+            Some(bn) => bn.forward(x),
+            None => x,
+        };
+        let pool = |x: Tensor<4>| match &self.pool {
+            Some(pool) => pool.forward(x),
+            None => x,
+        };
+        let x = self.conv.forward(x);
+        match self.spec.order {
+            ConvOrder::ConvActPoolBn => bn(pool(activate(x, self.spec.activation))),
+            ConvOrder::ConvBnActPool => pool(activate(bn(x), self.spec.activation)),
         }
-        if let Some(bn) = &self.bn {
-            x = bn.forward(x);
-        }
-        x
     }
 }
 
@@ -191,6 +200,7 @@ impl ResidualBlock {
         let conv = || {
             Conv2dConfig::new([channels, channels], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(spec.bias)
                 .init(device)
         };
         Self {

@@ -9,16 +9,21 @@ mod checkpoint;
 mod network;
 mod spec;
 pub mod vae;
+mod weights;
 pub mod zoo;
 
 pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use network::SplitModel;
 pub use spec::{
-    ActivationKind, BlockInfo, BlockSpec, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
+    ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
     ResidualSpec, block_infos,
 };
 pub use vae::{VaeHead, VaeSpec, kl_divergence};
+pub use weights::{
+    TensorKey, WeightsCheck, WeightsConfig, WeightsFormat, expected_tensors, file_tensors,
+    load_weights,
+};
 
 /// Errors of model building, splitting and checkpoint I/O.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,14 @@ pub enum ModelError {
         /// The file.
         path: String,
         /// What went wrong.
+        reason: String,
+    },
+    /// A weights file that cannot be read or does not fit the model.
+    #[error("weights {path}: {reason}")]
+    Weights {
+        /// The file.
+        path: String,
+        /// What went wrong, with every offending tensor listed.
         reason: String,
     },
 }

@@ -28,6 +28,25 @@ pub enum ActivationKind {
     None,
 }
 
+/// The order of the layers inside a conv block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvOrder {
+    /// conv, activation, max-pool, batch-norm (seed 004, Table 1; the zoo).
+    #[default]
+    ConvActPoolBn,
+    /// conv, batch-norm, activation, max-pool: PyTorch's usual
+    /// `Conv2d, BatchNorm2d, ReLU, MaxPool2d` (VGG-bn, ResNet stems), for
+    /// bringing such a network's weights.
+    ConvBnActPool,
+}
+
+impl ConvOrder {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 fn default_kernel() -> usize {
     3
 }
@@ -37,9 +56,13 @@ fn one() -> usize {
 fn yes() -> bool {
     true
 }
+fn is_true(b: &bool) -> bool {
+    *b
+}
 
 /// A convolution block: conv, activation, optional max-pool, optional
-/// batch-norm, in that order (seed 004, Table 1).
+/// batch-norm, in that order (seed 004, Table 1), or in PyTorch's usual
+/// order conv, batch-norm, activation, max-pool (see [`ConvOrder`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConvSpec {
@@ -63,6 +86,15 @@ pub struct ConvSpec {
     /// Activation after the convolution (default relu).
     #[serde(default)]
     pub activation: ActivationKind,
+    /// Layer order (default `conv_act_pool_bn`; `conv_bn_act_pool` for
+    /// PyTorch's conv, batch-norm, ReLU, pool). Not written when default, so
+    /// older specs and resolved recipes read and compare unchanged.
+    #[serde(default, skip_serializing_if = "ConvOrder::is_default")]
+    pub order: ConvOrder,
+    /// Learned bias in the convolution (default true; false for PyTorch's
+    /// `bias=False` convolutions before a batch-norm). Not written when true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub bias: bool,
 }
 
 /// A fully connected block: (flatten), linear, activation, optional batch-norm.
@@ -87,6 +119,11 @@ pub struct ResidualSpec {
     /// Activation (default relu).
     #[serde(default)]
     pub activation: ActivationKind,
+    /// Learned biases in both convolutions (default true; false for
+    /// torchvision-style blocks, whose convolutions have `bias=False`). Not
+    /// written when true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub bias: bool,
 }
 
 /// One block of a model; split points fall between blocks.
@@ -259,7 +296,8 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                         c.pool
                     )));
                 }
-                let params = (c.out_channels * cin * c.kernel * c.kernel + c.out_channels) as u64
+                let bias = if c.bias { c.out_channels } else { 0 };
+                let params = (c.out_channels * cin * c.kernel * c.kernel + bias) as u64
                     + if c.batch_norm {
                         2 * c.out_channels as u64
                     } else {
@@ -274,6 +312,9 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                 }
                 if c.batch_norm {
                     d += " bn";
+                }
+                if c.order == ConvOrder::ConvBnActPool {
+                    d += " (bn first)";
                 }
                 (vec![c.out_channels, ph, pw], 2 * macs, params, d)
             }
@@ -302,7 +343,7 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                     d,
                 )
             }
-            BlockSpec::Residual(_) => {
+            BlockSpec::Residual(r) => {
                 if shape.len() != 3 {
                     return Err(bad(format!(
                         "a residual block needs [C, H, W] input, got {shape:?}"
@@ -310,7 +351,8 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                 }
                 let (c, h, w) = (shape[0], shape[1], shape[2]);
                 let macs = 2 * (c * 9 * c * h * w) as u64;
-                let params = 2 * ((c * c * 9 + c) as u64 + 2 * c as u64);
+                let bias = if r.bias { c } else { 0 };
+                let params = 2 * ((c * c * 9 + bias) as u64 + 2 * c as u64);
                 (shape.clone(), 2 * macs, params, format!("residual {c}"))
             }
         };
@@ -377,11 +419,33 @@ mod tests {
                     pool: 0,
                     batch_norm: false,
                     activation: ActivationKind::Relu,
+                    order: Default::default(),
+                    bias: true,
                 }),
             ],
         };
         let err = spec.infos().unwrap_err().to_string();
         assert!(err.contains("blocks[1]"), "{err}");
+    }
+
+    #[test]
+    fn conv_order_is_optional_and_not_written_when_default() {
+        let yaml = "arch: t\ninput: [1, 8, 8]\nblocks:\n  - {kind: conv, out_channels: 2, pool: 2}\n  - {kind: conv, out_channels: 2, order: conv_bn_act_pool}\n";
+        let spec: ModelSpec = serde_norway::from_str(yaml).unwrap();
+        let orders: Vec<_> = spec
+            .blocks
+            .iter()
+            .map(|b| match b {
+                BlockSpec::Conv(c) => c.order,
+                _ => panic!("expected conv"),
+            })
+            .collect();
+        assert_eq!(orders, [ConvOrder::ConvActPoolBn, ConvOrder::ConvBnActPool]);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(json.matches("order").count(), 1, "{json}");
+        let infos = spec.infos().unwrap();
+        assert!(infos[1].description.ends_with("(bn first)"));
+        assert!(!infos[0].description.contains("first"));
     }
 
     #[test]

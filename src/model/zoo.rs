@@ -15,6 +15,8 @@ fn conv(out: usize, pool: usize) -> BlockSpec {
         pool,
         batch_norm: true,
         activation: ActivationKind::Relu,
+        order: Default::default(),
+        bias: true,
     })
 }
 
@@ -77,6 +79,8 @@ pub fn spec_for(name: &str, input: [usize; 3], classes: usize) -> Result<ModelSp
                     pool: 0,
                     batch_norm: false,
                     activation: Sigmoid,
+                    order: Default::default(),
+                    bias: true,
                 })
             };
             vec![c(2), c(2), c(1), fc(classes, false, Linear)]

@@ -215,6 +215,8 @@ mod tests {
             pool,
             batch_norm: false,
             activation: ActivationKind::Relu,
+            order: Default::default(),
+            bias: true,
         })
     }
 
@@ -313,6 +315,7 @@ mod tests {
                 conv(2, 0),
                 BlockSpec::Residual(ResidualSpec {
                     activation: ActivationKind::Relu,
+                    bias: true,
                 }),
                 fc(3),
             ],

@@ -324,6 +324,8 @@ mod tests {
                 pool: 0,
                 batch_norm: false,
                 activation: ActivationKind::Relu,
+                order: Default::default(),
+                bias: true,
             })
         };
         let head = BlockSpec::Linear(LinearSpec {

@@ -74,6 +74,8 @@ mod tests {
                 pool: 0,
                 batch_norm: false,
                 activation: ActivationKind::Relu,
+                order: Default::default(),
+                bias: true,
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 3,

@@ -387,6 +387,8 @@ mod tests {
                 pool: 0,
                 batch_norm: false,
                 activation: ActivationKind::None,
+                order: Default::default(),
+                bias: true,
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 2,

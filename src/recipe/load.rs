@@ -162,9 +162,12 @@ fn resolve(dir: &Path, p: &mut PathBuf) {
     }
 }
 
-/// Makes relative data paths relative to the recipe's folder.
+/// Makes relative data and weights paths relative to the recipe's folder.
 pub(super) fn resolve_paths(recipe: &mut Recipe, dir: &Path) {
     use super::DataSource::*;
+    if let Some(w) = &mut recipe.model.weights {
+        resolve(dir, &mut w.path);
+    }
     match &mut recipe.data.source {
         EmbeddedMnist => {}
         Idx { images, labels } => {

@@ -30,6 +30,14 @@ pub struct ModelSchema {
     /// architecture.
     #[serde(default)]
     blocks: Option<Vec<Json>>,
+    /// Shape of one input `[C, H, W]`; optional, must match the data when given.
+    #[serde(default)]
+    input: Option<[usize; 3]>,
+    /// A pretrained model's weights (PyTorch `state_dict` or safetensors,
+    /// PyTorch layout): `path`, `format`, `key_map`, `top_level_key`,
+    /// `allow_extra` (see the README, "Bring your own model").
+    #[serde(default)]
+    weights: Option<crate::model::WeightsConfig>,
 }
 
 /// One recipe field.

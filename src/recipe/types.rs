@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::attack::AuditConfig;
-use crate::model::BlockSpec;
+use crate::model::{BlockSpec, WeightsConfig};
 use crate::prune::PruneConfig;
 use crate::train::TrainConfig;
 
@@ -167,7 +167,18 @@ impl Default for DataConfig {
 pub struct ModelConfig {
     /// Zoo architecture (`cnn6`, `vgg11-mnist`, `lenet`), or a label for `blocks`.
     pub arch: String,
+    /// Shape of one input image `[C, H, W]` (default: the data's). When
+    /// given it must match the data; it lets `splitguard model keys` describe
+    /// a `blocks` model without loading data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<[usize; 3]>,
     /// The network as a list of blocks, instead of a zoo architecture.
     #[serde(default)]
     pub blocks: Option<Vec<BlockSpec>>,
+    /// Pretrained weights to start from (a PyTorch `state_dict` or a
+    /// safetensors file, in PyTorch layout); training fine-tunes them, and
+    /// `training.epochs: 0` audits them as they are (default: random
+    /// initialisation from the seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsConfig>,
 }

@@ -3,8 +3,9 @@
 
 use super::{AttackerData, DataSource, Recipe, SplitSetting};
 use crate::attack::{AttackKind, SplitSelection};
-use crate::model::zoo;
+use crate::model::{WeightsFormat, zoo};
 use crate::train::OptimizerConfig;
+use burn::store::KeyRemapper;
 
 /// Every problem of `r` as `path: message` lines (empty when valid).
 pub fn problems(r: &Recipe) -> Vec<String> {
@@ -82,6 +83,29 @@ pub fn problems(r: &Recipe) -> Vec<String> {
             }
         },
     };
+    if let Some(w) = &r.model.weights {
+        if w.path.as_os_str().is_empty() {
+            bad("model.weights.path", "must name a file, got ''".into());
+        } else if let Err(e) = w.resolved_format() {
+            bad("model.weights.format", e.to_string());
+        }
+        for (i, [from, _]) in w.key_map.iter().enumerate() {
+            if let Err(e) = KeyRemapper::new().add_pattern(from, "") {
+                bad(
+                    &format!("model.weights.key_map[{i}]"),
+                    format!("invalid regex '{from}': {e}"),
+                );
+            }
+        }
+        if w.top_level_key.is_some()
+            && matches!(w.resolved_format(), Ok(WeightsFormat::Safetensors))
+        {
+            bad(
+                "model.weights.top_level_key",
+                "applies to PyTorch files only; a safetensors file has no nesting".into(),
+            );
+        }
+    }
     let blocks = spec
         .as_ref()
         .map(|s| s.blocks.len())
@@ -143,8 +167,11 @@ pub fn problems(r: &Recipe) -> Vec<String> {
 
     // training
     let t = &r.training;
-    if t.epochs == 0 {
-        bad("training.epochs", "must be >= 1, got 0".into());
+    if t.epochs == 0 && r.model.weights.is_none() {
+        bad(
+            "training.epochs",
+            "must be >= 1, got 0 (0 is allowed with model.weights: audit a pretrained model as it is)".into(),
+        );
     }
     if t.batch_size < 2 {
         bad(
@@ -426,6 +453,57 @@ mod tests {
     #[test]
     fn model_blocks_cannot_be_empty() {
         rejects(&["model.blocks=[]"], "model.blocks");
+    }
+
+    #[test]
+    fn weights_format_must_be_known_or_given() {
+        rejects(
+            &["model.weights={path: net.bin2}"],
+            "model.weights.format: weights net.bin2: cannot tell the format",
+        );
+        check(&["model.weights={path: net.bin2, format: pytorch}"]).unwrap();
+        check(&["model.weights={path: net.safetensors}"]).unwrap();
+        check(&["model.weights={path: net.pth}"]).unwrap();
+        rejects(
+            &["model.weights={path: net.pt, format: onnx}"],
+            "unknown variant `onnx`",
+        );
+    }
+
+    #[test]
+    fn weights_key_map_must_be_valid_regex() {
+        rejects(
+            &[r#"model.weights={path: n.pt, key_map: [["^a\\.", "b."], ["(", "x"]]}"#],
+            "model.weights.key_map[1]: invalid regex '('",
+        );
+    }
+
+    #[test]
+    fn weights_top_level_key_is_for_pytorch_files() {
+        rejects(
+            &["model.weights={path: n.safetensors, top_level_key: state_dict}"],
+            "model.weights.top_level_key",
+        );
+        check(&["model.weights={path: n.pt, top_level_key: state_dict}"]).unwrap();
+    }
+
+    #[test]
+    fn zero_epochs_are_allowed_with_weights() {
+        check(&["training.epochs=0", "model.weights={path: n.safetensors}"]).unwrap();
+    }
+
+    #[test]
+    fn weights_path_is_relative_to_the_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.yaml");
+        std::fs::write(
+            &path,
+            "name: t\nmodel: {arch: cnn6, weights: {path: w/net.safetensors}}\n",
+        )
+        .unwrap();
+        let r = crate::recipe::from_path(&path, &[]).unwrap().recipe;
+        let w = r.model.weights.unwrap();
+        assert_eq!(w.path, dir.path().join("w/net.safetensors"));
     }
 
     #[test]

@@ -308,5 +308,13 @@ pub fn train(
             return Err(TrainError::Interrupted { epoch });
         }
     }
+    if cfg.epochs == 0
+        && let Some(path) = &run.checkpoint
+    {
+        // Nothing to train (a pretrained model audited as it is): the
+        // checkpoint still records the model, as epoch 0.
+        let extra = serde_json::json!({ "history": history, "seed": run.seed });
+        Checkpoint::save(path, &model, 0, extra, None)?;
+    }
     Ok(Trained { model, history })
 }

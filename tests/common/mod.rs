@@ -25,6 +25,8 @@ pub fn tiny_spec() -> ModelSpec {
                 pool: 2,
                 batch_norm: true,
                 activation: ActivationKind::Relu,
+                order: Default::default(),
+                bias: true,
             }),
             BlockSpec::Linear(LinearSpec {
                 out_features: 8,
