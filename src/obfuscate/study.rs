@@ -151,7 +151,23 @@ pub fn run_study(
                 seed,
                 device,
             )?;
-            fig4.push(json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "bytes_per_query": r["bytes_per_query"]}));
+            // `attack_error` is the first attribute's; every attribute's is
+            // in `attack_errors`.
+            let errors: serde_json::Map<String, serde_json::Value> = r["attacks"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            let name = x["attribute"].as_str().unwrap_or("?").to_string();
+                            (
+                                name,
+                                json!(1.0 - x["accuracy"].as_f64().unwrap_or(f64::NAN)),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            fig4.push(json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "attack_errors": errors, "bytes_per_query": r["bytes_per_query"]}));
         }
     }
     let summary = json!({"signal_content": curve, "figure3": fig3, "tradeoff_split": tk, "tradeoff": fig4, "skipped": skipped});
@@ -186,32 +202,51 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
             r["cumulative"].as_f64().unwrap_or(0.0)
         );
     }
-    md += "\n## Attribute attack per split (Figure 3)\n\n| split | setting | kept | bytes/query | target acc | attack acc | chance |\n|---|---|---|---|---|---|---|\n";
+    md += "\n## Attribute attack per split (Figure 3)\n\n| split | setting | kept | bytes/query | target acc | attribute | attack acc | chance |\n|---|---|---|---|---|---|---|---|\n";
     for e in &fig3 {
         for name in ["none", "distortion_free", "bounded"] {
             let r = &e[name];
-            md += &format!(
-                "| {} | {name} | {} | {:.0} | {:.4} | {:.4} | {:.4} |\n",
-                e["split"],
-                r["kept"],
-                r["bytes_per_query"].as_f64().unwrap_or(0.0),
-                r["target_accuracy"].as_f64().unwrap_or(0.0),
-                first_attack(r),
-                r["attacks"][0]["chance"].as_f64().unwrap_or(f64::NAN)
-            );
+            for a in r["attacks"].as_array().unwrap_or(&empty) {
+                md += &format!(
+                    "| {} | {name} | {} | {:.0} | {:.4} | {} | {:.4} | {:.4} |\n",
+                    e["split"],
+                    r["kept"],
+                    r["bytes_per_query"].as_f64().unwrap_or(0.0),
+                    r["target_accuracy"].as_f64().unwrap_or(0.0),
+                    a["attribute"].as_str().unwrap_or("?"),
+                    a["accuracy"].as_f64().unwrap_or(f64::NAN),
+                    a["chance"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
         }
     }
+    let names: Vec<String> = fig4
+        .first()
+        .and_then(|r| r["attack_errors"].as_object())
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     md += &format!(
-        "\n## Trade-off at split {} (Figure 4)\n\n| m' | bytes/query | target error | attack error |\n|---|---|---|---|\n",
-        s["tradeoff_split"]
+        "\n## Trade-off at split {} (Figure 4)\n\n| m' | bytes/query | target error |{}\n|---|---|---|{}\n",
+        s["tradeoff_split"],
+        names
+            .iter()
+            .map(|n| format!(" attack error ({n}) |"))
+            .collect::<String>(),
+        "---|".repeat(names.len())
     );
     for r in &fig4 {
         md += &format!(
-            "| {} | {} | {:.4} | {:.4} |\n",
+            "| {} | {} | {:.4} |{}\n",
             r["m"],
             r["bytes_per_query"],
             r["target_error"].as_f64().unwrap_or(0.0),
-            r["attack_error"].as_f64().unwrap_or(0.0)
+            names
+                .iter()
+                .map(|n| format!(
+                    " {:.4} |",
+                    r["attack_errors"][n].as_f64().unwrap_or(f64::NAN)
+                ))
+                .collect::<String>()
         );
     }
     for r in s["skipped"].as_array().unwrap_or(&empty) {
@@ -228,14 +263,32 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
     let text = serde_json::to_string_pretty(s).expect("json");
     crate::fsutil::write_atomic(&p, text.as_bytes()).map_err(|e| io(&p, &e))?;
     let mut fig3_series = Vec::new();
-    for name in ["none", "distortion_free", "bounded"] {
-        fig3_series.push(Series {
-            name: name.into(),
-            points: fig3
-                .iter()
-                .map(|e| (e["split"].as_f64().unwrap_or(0.0), first_attack(&e[name])))
-                .collect(),
-        });
+    let attributes: Vec<String> = fig3
+        .first()
+        .and_then(|e| e["none"]["attacks"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["attribute"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, attr) in attributes.iter().enumerate() {
+        for name in ["none", "distortion_free", "bounded"] {
+            fig3_series.push(Series {
+                name: if attributes.len() > 1 {
+                    format!("{attr}: {name}")
+                } else {
+                    name.into()
+                },
+                points: fig3
+                    .iter()
+                    .map(|e| {
+                        let acc = e[name]["attacks"][i]["accuracy"].as_f64();
+                        (e["split"].as_f64().unwrap_or(0.0), acc.unwrap_or(f64::NAN))
+                    })
+                    .collect(),
+            });
+        }
     }
     let plots = [
         (
