@@ -303,12 +303,18 @@ fn cli_model_keys_lists_the_names_and_exits_2_on_a_file_that_does_not_fit() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[test]
-fn pytorch_state_dict_with_key_map_computes_what_pytorch_did() {
+/// The fixtures folder and the recipe of `tests/fixtures/byo_net.yaml`.
+fn fixture_recipe() -> (PathBuf, Recipe) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let recipe = recipe::from_path(&fixtures.join("byo_net.yaml"), &[])
         .unwrap()
         .recipe;
+    (fixtures, recipe)
+}
+
+#[test]
+fn pytorch_state_dict_with_key_map_computes_what_pytorch_did() {
+    let (fixtures, recipe) = fixture_recipe();
     let d = Device::flex();
     let model = build(&recipe, &d).unwrap();
     let expected: serde_json::Value = serde_json::from_str(
@@ -346,10 +352,7 @@ fn pytorch_state_dict_with_key_map_computes_what_pytorch_did() {
 
 #[test]
 fn a_pytorch_order_bias_free_model_survives_a_checkpoint_round_trip() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let recipe = recipe::from_path(&fixtures.join("byo_net.yaml"), &[])
-        .unwrap()
-        .recipe;
+    let (fixtures, recipe) = fixture_recipe();
     let d = Device::flex();
     let model = build(&recipe, &d).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -119,13 +119,13 @@ pub(crate) mod tests {
         }
     }
 
-    /// Weights after one epoch with the given defenses config.
-    pub(crate) fn weights_after_one_epoch(defenses: DefensesConfig) -> Vec<f32> {
-        let ds = synthetic();
-        let dev = Device::flex().autodiff();
-        let spec = zoo::spec_for("cnn6", [1, 8, 8], 2).unwrap();
-        dev.seed(5);
-        let model = SplitModel::new(&spec, &dev).unwrap();
+    /// One training epoch of `model` on [`synthetic`] with the given
+    /// defenses (batch 16, seed 3, defended split 2).
+    pub(crate) fn one_epoch(
+        model: SplitModel,
+        defenses: &DefensesConfig,
+        dev: &Device,
+    ) -> crate::train::Trained {
         let cfg = TrainConfig {
             epochs: 1,
             batch_size: 16,
@@ -141,7 +141,16 @@ pub(crate) mod tests {
             metrics_log: None,
             resume: false,
         };
-        let out = train(model, &ds, &mut list, &run, &dev, &mut Silent).unwrap();
+        train(model, &synthetic(), &mut list, &run, dev, &mut Silent).unwrap()
+    }
+
+    /// Weights after one epoch with the given defenses config.
+    pub(crate) fn weights_after_one_epoch(defenses: DefensesConfig) -> Vec<f32> {
+        let dev = Device::flex().autodiff();
+        let spec = zoo::spec_for("cnn6", [1, 8, 8], 2).unwrap();
+        dev.seed(5);
+        let model = SplitModel::new(&spec, &dev).unwrap();
+        let out = one_epoch(model, &defenses, &dev);
         let mut w = Vec::new();
         for b in &out.model.blocks {
             if let crate::model::Block::Linear(l) = b {

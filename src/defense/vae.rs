@@ -66,10 +66,10 @@ impl Defense for Vae {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::defense::decov::tests::{synthetic, weights_after_one_epoch};
+    use crate::defense::decov::tests::{one_epoch, synthetic, weights_after_one_epoch};
     use crate::defense::{DefensesConfig, VaeConfig};
     use crate::model::{SplitModel, VaeSpec, zoo};
-    use crate::train::{Silent, TrainConfig, TrainRun, to_vec, train};
+    use crate::train::to_vec;
 
     fn vae(weight: f32) -> DefensesConfig {
         DefensesConfig {
@@ -103,22 +103,7 @@ mod tests {
             crate::model::vae::AffineMap::Linear(l) => to_vec(l.bias.as_ref().unwrap().val()),
         };
         let before = log_var_of(&model);
-        let cfg = TrainConfig {
-            epochs: 1,
-            batch_size: 16,
-            defenses: vae(1.0),
-            ..Default::default()
-        };
-        let mut list = cfg.defenses.build();
-        let run = TrainRun {
-            config: &cfg,
-            seed: 3,
-            split: 2,
-            checkpoint: None,
-            metrics_log: None,
-            resume: false,
-        };
-        let out = train(model, &ds, &mut list, &run, &dev, &mut Silent).unwrap();
+        let out = one_epoch(model, &vae(1.0), &dev);
         let after = log_var_of(&out.model);
         // KL pulls log sigma^2 from -4 towards 0 (sigma towards 1).
         assert!(
