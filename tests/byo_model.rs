@@ -352,7 +352,7 @@ fn pytorch_state_dict_with_key_map_computes_what_pytorch_did() {
 
 #[test]
 fn a_pytorch_order_bias_free_model_survives_a_checkpoint_round_trip() {
-    let (fixtures, recipe) = fixture_recipe();
+    let (_, recipe) = fixture_recipe();
     let d = Device::flex();
     let model = build(&recipe, &d).unwrap();
     let dir = tempfile::tempdir().unwrap();
