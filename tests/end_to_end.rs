@@ -154,4 +154,37 @@ fn recipe_runs_reproducibly_and_resumes_to_the_same_numbers() {
         splitguard::report::npy::read_npy_i64(&root.path().join("feat.labels.npy")).unwrap();
     assert_eq!(lshape, vec![shape[0]]);
     assert!(labels.iter().all(|&l| (0..10).contains(&l)));
+
+    // With an obfuscation section, export at the deployment split writes what
+    // the server receives: z' in the span of the top 3 signal vectors of the
+    // server's first operator (seed 004), unlike the plain features.
+    let mut obf = pipeline::open_run(&a, &dev).unwrap();
+    assert_eq!(obf.split, 2);
+    obf.recipe.obfuscation = Some(splitguard::obfuscate::stage::ObfuscationConfig {
+        mode: splitguard::obfuscate::stage::ModeSetting::Keep { m: 3 },
+        max_elements: None,
+        study: None,
+    });
+    let out_obf = root.path().join("obf.npy");
+    pipeline::export_features(&obf, 2, pipeline::Part::Test, &out_obf, false, &dev).unwrap();
+    let (zp, zshape) = splitguard::report::npy::read_npy_f32(&out_obf).unwrap();
+    assert_eq!(zshape, shape);
+    assert_ne!(zp, f);
+    let basis = splitguard::obfuscate::operator::BasisCache::default()
+        .basis(&obf.model, 2)
+        .unwrap();
+    let d = basis.dim();
+    for row in zp.chunks(d).take(20) {
+        let mut rest = row.to_vec();
+        for j in 0..3 {
+            let v = basis.vector(j).unwrap();
+            let c: f32 = v.iter().zip(row).map(|(a, b)| a * b).sum();
+            for (r, vi) in rest.iter_mut().zip(v) {
+                *r -= c * vi;
+            }
+        }
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let off = rest.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(off <= 1e-3 * norm.max(1.0), "{off} vs {norm}");
+    }
 }
