@@ -389,6 +389,8 @@ pub fn run(
         None => None,
     };
     let target_accuracy = obf.as_ref().map_or(target_accuracy, |o| o.target_accuracy);
+    // What the edge sends per query once obfuscated (mean over `test`).
+    let obf_bytes = obf.as_ref().map(|o| o.bytes_per_query.round() as u64);
     let attacks = run_audit_with(
         &model,
         &attacker,
@@ -436,6 +438,9 @@ pub fn run(
         &trained.history,
         attacks,
     )?;
+    if let Some(bytes) = obf_bytes {
+        report.bytes_per_query = bytes;
+    }
     report.partition = partition;
     report.prune = prune_report;
     report::write_all(&report, out)?;

@@ -69,7 +69,9 @@ pub struct Report {
     pub edge_flops: u64,
     /// Parameters on the edge at `split`.
     pub edge_params: u64,
-    /// Bytes sent per query at `split` (f32 features).
+    /// Bytes sent per query at `split`: the f32 features, or with an
+    /// `obfuscation:` section the coefficients the edge sends (mean over
+    /// `test`, rounded; seed 004).
     pub bytes_per_query: u64,
     /// Training defenses in effect.
     pub defenses: Vec<String>,
