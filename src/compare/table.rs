@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use super::RunSummary;
 use crate::attack::AttackRecord;
+use crate::report::markdown::{opt, table_head};
 
 /// An attack column group: reconstruction (MSE, PSNR, SSIM) or attribute
 /// inference (accuracy, chance), keyed by attack name (and attribute).
@@ -63,11 +64,6 @@ pub fn attack_keys(runs: &[RunSummary]) -> Vec<AttackKey> {
 /// A run's record for `key` at its deployed split.
 pub fn record<'a>(run: &'a RunSummary, key: &AttackKey) -> Option<&'a AttackRecord> {
     run.deployed_attacks().find(|a| key.matches(a))
-}
-
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map(|x| format!("{x:.digits$}"))
-        .unwrap_or_else(|| "-".into())
 }
 
 /// Markdown cell text: pipes escaped, line breaks flattened.
@@ -134,11 +130,20 @@ pub fn markdown_runs(runs: &[RunSummary]) -> String {
 /// The long Markdown table: every attack of every run at every split.
 pub fn markdown_attacks(runs: &[RunSummary]) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "| run | attack | split | MSE | PSNR (dB) | SSIM | attribute | accuracy | chance |"
+    table_head(
+        &mut s,
+        &[
+            "run",
+            "attack",
+            "split",
+            "MSE",
+            "PSNR (dB)",
+            "SSIM",
+            "attribute",
+            "accuracy",
+            "chance",
+        ],
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         for a in &r.attacks {
             let _ = writeln!(

@@ -153,13 +153,13 @@ impl DefensesConfig {
                     .map(|(f, m)| (format!("adversarial.{f}"), m)),
             );
         }
-        if let Some(d) = &self.decov
-            && !(d.weight.is_finite() && d.weight >= 0.0)
-        {
-            p.push((
-                "decov.weight".into(),
-                format!("must be finite and >= 0, got {}", d.weight),
-            ));
+        for (field, weight) in [
+            ("decov.weight", self.decov.as_ref().map(|d| d.weight)),
+            ("vae.weight", self.vae.as_ref().map(|v| v.weight)),
+        ] {
+            if let Some(w) = weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+                p.push((field.into(), format!("must be finite and >= 0, got {w}")));
+            }
         }
         if let Some(d) = &self.signal_dropout {
             if !(0.0..=1.0).contains(&d.rate) {
@@ -180,14 +180,6 @@ impl DefensesConfig {
                     "must be >= 1, got 0".into(),
                 ));
             }
-        }
-        if let Some(v) = &self.vae
-            && !(v.weight.is_finite() && v.weight >= 0.0)
-        {
-            p.push((
-                "vae.weight".into(),
-                format!("must be finite and >= 0, got {}", v.weight),
-            ));
         }
         p
     }

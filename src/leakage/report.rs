@@ -9,6 +9,7 @@ use crate::Error;
 use crate::fsutil::write_atomic;
 use crate::pipeline::files::{REPORT_JSON, REPORT_MD};
 use crate::report::grid::save_image_grid;
+use crate::report::markdown::{opt, table_head};
 use crate::report::plot::{LabelledPoint, ScatterPlot, save_svg, scatter_plot};
 
 /// Scale of each pixel in the grid PNG.
@@ -37,7 +38,7 @@ pub fn write(
     let svg = scatter_plot(&ScatterPlot {
         title: format!(
             "I2F vs. attack error (Spearman {})",
-            opt(report.i2f_vs_error.spearman)
+            opt(report.i2f_vs_error.spearman, 3)
         ),
         x_label: "log10 I2F (predicted ||x_hat - x||)".into(),
         y_label: "log10 ||x_hat - x|| (attack)".into(),
@@ -54,16 +55,12 @@ pub fn write(
     Ok(())
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
-}
-
 fn agreement_row(s: &mut String, what: &str, a: &Agreement) {
     let _ = writeln!(
         s,
         "| {what} | {} | {} | {} |",
-        opt(a.spearman),
-        opt(a.pearson),
+        opt(a.spearman, 3),
+        opt(a.pearson, 3),
         a.pairs
     );
 }
@@ -104,21 +101,34 @@ pub fn markdown(r: &LeakageReport) -> String {
         c.i2f.fd_step
     );
     let _ = writeln!(s, "## Does I2F rank the attack's error?\n");
-    let _ = writeln!(
-        s,
-        "| predictor vs. `||x_hat - x||` | Spearman | Pearson | pairs |"
+    table_head(
+        &mut s,
+        &[
+            "predictor vs. `||x_hat - x||`",
+            "Spearman",
+            "Pearson",
+            "pairs",
+        ],
     );
-    let _ = writeln!(s, "|---|---|---|---|");
     agreement_row(&mut s, "I2F, all pairs", &r.i2f_vs_error);
     agreement_row(&mut s, "I2F, perturbed pairs", &r.i2f_vs_error_perturbed);
     agreement_row(&mut s, "lower bound, all pairs", &r.bound_vs_error);
     let _ = writeln!(s, "\n![I2F vs. error]({})\n", files::SCATTER);
     let _ = writeln!(s, "## Per defense (means over the examples)\n");
-    let _ = writeln!(
-        s,
-        "| defense | MSE | PSNR (dB) | SSIM | `||x_hat - x||` | I2F | lower bound | label right | Spearman within |"
+    table_head(
+        &mut s,
+        &[
+            "defense",
+            "MSE",
+            "PSNR (dB)",
+            "SSIM",
+            "`||x_hat - x||`",
+            "I2F",
+            "lower bound",
+            "label right",
+            "Spearman within",
+        ],
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for t in &r.settings {
         let _ = writeln!(
             s,
@@ -131,7 +141,7 @@ pub fn markdown(r: &LeakageReport) -> String {
             t.i2f,
             t.lower_bound,
             100.0 * t.label_accuracy,
-            opt(t.within.spearman)
+            opt(t.within.spearman, 3)
         );
     }
     let _ = writeln!(
@@ -140,11 +150,20 @@ pub fn markdown(r: &LeakageReport) -> String {
         files::GRID
     );
     let _ = writeln!(s, "## Per example\n");
-    let _ = writeln!(
-        s,
-        "| example | label (attacker) | defense | MSE | SSIM | `||x_hat - x||` | I2F | bound | CG its |"
+    table_head(
+        &mut s,
+        &[
+            "example",
+            "label (attacker)",
+            "defense",
+            "MSE",
+            "SSIM",
+            "`||x_hat - x||`",
+            "I2F",
+            "bound",
+            "CG its",
+        ],
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for e in &r.results {
         let _ = writeln!(
             s,

@@ -43,10 +43,10 @@ use serde::{Deserialize, Serialize};
 use super::PruneError;
 use crate::data::Dataset;
 use crate::defense::{Defense, DefensesConfig, Lipschitz, StepContext};
-use crate::metrics::argmax_rows;
 use crate::model::{Features, SplitModel};
 use crate::train::{
-    EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy, to_vec,
+    EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy,
+    step_outcome, to_vec,
 };
 
 /// How the sparsity penalty weighs each mask entry.
@@ -302,7 +302,7 @@ pub fn train_masks(
                 }
                 (loss, task, logits)
             };
-            let loss_value = to_vec(loss.clone().detach())[0] as f64;
+            let (loss_value, batch_hits) = step_outcome(&loss, logits, &labels, classes);
             if !loss_value.is_finite() {
                 return Err(PruneError::NonFinite {
                     epoch,
@@ -310,9 +310,6 @@ pub fn train_masks(
                     value: loss_value,
                 });
             }
-            let pred = argmax_rows(&to_vec(logits.detach()), classes)
-                .expect("expected logits with one row per example");
-            let batch_hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
             let mut grads = loss.backward();
             let gw = GradientsParams::from_module(&mut grads, &masked.model);
             let gm = GradientsParams::from_module(&mut grads, &masked.masks);

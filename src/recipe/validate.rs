@@ -284,17 +284,8 @@ pub fn problems(r: &Recipe) -> Vec<String> {
         let at = |f: &str| format!("audit.attacks[{i}].{f}");
         match a {
             AttackKind::Decoder(d) => {
-                if d.epochs == 0 {
-                    bad(&at("epochs"), "must be >= 1, got 0".into());
-                }
-                if d.batch_size < 2 {
-                    bad(
-                        &at("batch_size"),
-                        format!("must be >= 2, got {}", d.batch_size),
-                    );
-                }
-                if !(d.lr.is_finite() && d.lr > 0.0) {
-                    bad(&at("lr"), format!("must be > 0, got {}", d.lr));
+                for (field, msg) in attacker_training_problems(d.epochs, d.batch_size, d.lr) {
+                    bad(&at(field), msg);
                 }
                 if d.width < 8 {
                     bad(&at("width"), format!("must be >= 8, got {}", d.width));
@@ -317,17 +308,8 @@ pub fn problems(r: &Recipe) -> Vec<String> {
                 }
             }
             AttackKind::Attribute(d) => {
-                if d.epochs == 0 {
-                    bad(&at("epochs"), "must be >= 1, got 0".into());
-                }
-                if d.batch_size < 2 {
-                    bad(
-                        &at("batch_size"),
-                        format!("must be >= 2, got {}", d.batch_size),
-                    );
-                }
-                if !(d.lr.is_finite() && d.lr > 0.0) {
-                    bad(&at("lr"), format!("must be > 0, got {}", d.lr));
+                for (field, msg) in attacker_training_problems(d.epochs, d.batch_size, d.lr) {
+                    bad(&at(field), msg);
                 }
             }
         }
@@ -336,6 +318,26 @@ pub fn problems(r: &Recipe) -> Vec<String> {
         for (path, msg) in l.problems() {
             bad(&format!("leakage.{path}"), msg);
         }
+    }
+    p
+}
+
+/// Problems with a trained attacker's epochs, mini-batch size and learning
+/// rate, as `(field, message)`.
+fn attacker_training_problems(
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+) -> Vec<(&'static str, String)> {
+    let mut p = Vec::new();
+    if epochs == 0 {
+        p.push(("epochs", "must be >= 1, got 0".to_string()));
+    }
+    if batch_size < 2 {
+        p.push(("batch_size", format!("must be >= 2, got {batch_size}")));
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        p.push(("lr", format!("must be > 0, got {lr}")));
     }
     p
 }

@@ -4,9 +4,16 @@ use std::fmt::Write;
 
 use super::Report;
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+/// `v` with `digits` decimals, or `-` when absent.
+pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
         .unwrap_or_else(|| "-".into())
+}
+
+/// Writes a Markdown table's header row and its separator row.
+pub(crate) fn table_head(s: &mut String, columns: &[&str]) {
+    let _ = writeln!(s, "| {} |", columns.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(columns.len()));
 }
 
 /// Renders the Markdown report; `plots` are SVG file names to embed.
@@ -33,11 +40,17 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
         }
     );
     let _ = writeln!(s, "## Summary\n");
-    let _ = writeln!(
-        s,
-        "| target accuracy (test) | split | edge FLOPs | edge params | bytes / query | defenses |"
+    table_head(
+        &mut s,
+        &[
+            "target accuracy (test)",
+            "split",
+            "edge FLOPs",
+            "edge params",
+            "bytes / query",
+            "defenses",
+        ],
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
     let _ = writeln!(
         s,
         "| {:.2}% | {} | {} | {} | {} | {} |\n",
@@ -54,8 +67,7 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
     );
 
     let _ = writeln!(s, "## Model `{}`\n", r.arch);
-    let _ = writeln!(s, "| split | block | output | FLOPs | params |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    table_head(&mut s, &["split", "block", "output", "FLOPs", "params"]);
     for b in &r.blocks {
         let _ = writeln!(
             s,
@@ -70,8 +82,10 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
     }
 
     let _ = writeln!(s, "## Training\n");
-    let _ = writeln!(s, "| epoch | lr | loss | task loss | train accuracy |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    table_head(
+        &mut s,
+        &["epoch", "lr", "loss", "task loss", "train accuracy"],
+    );
     for e in &r.training {
         let _ = writeln!(
             s,
@@ -94,11 +108,18 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
             s,
             "Intra-class variance R_c^2 of each split's features (classes by the model's predictions), normalised by the total variance. The transition is the largest relative drop; the golden zone is at and after it.\n"
         );
-        let _ = writeln!(
-            s,
-            "| split | dim | R_c^2 | R_c^2 / total | entropy / dim | edge FLOPs | golden zone |"
+        table_head(
+            &mut s,
+            &[
+                "split",
+                "dim",
+                "R_c^2",
+                "R_c^2 / total",
+                "entropy / dim",
+                "edge FLOPs",
+                "golden zone",
+            ],
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
         for row in &p.rows {
             let mark = if Some(row.split) == p.transition {
                 " (transition)"
@@ -136,11 +157,19 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
         s,
         "Reconstruction metrics on the `test` queries (pixels in [0, 1]; higher PSNR/SSIM and lower MSE mean more leakage).\n"
     );
-    let _ = writeln!(
-        s,
-        "| attack | split | MSE | PSNR (dB) | SSIM | attribute | accuracy | chance |"
+    table_head(
+        &mut s,
+        &[
+            "attack",
+            "split",
+            "MSE",
+            "PSNR (dB)",
+            "SSIM",
+            "attribute",
+            "accuracy",
+            "chance",
+        ],
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for a in &r.attacks {
         let _ = writeln!(
             s,
@@ -197,11 +226,18 @@ fn prune_section(s: &mut String, p: &crate::prune::PruneReport) {
         100.0 * p.accuracy_pruned,
         100.0 * p.accuracy
     );
-    let _ = writeln!(
+    table_head(
         s,
-        "| block | before | after | channels | FLOPs before | FLOPs after | on the edge |"
+        &[
+            "block",
+            "before",
+            "after",
+            "channels",
+            "FLOPs before",
+            "FLOPs after",
+            "on the edge",
+        ],
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for b in &p.blocks {
         let _ = writeln!(
             s,

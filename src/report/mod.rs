@@ -4,7 +4,7 @@
 
 pub mod grid;
 pub mod html;
-mod markdown;
+pub(crate) mod markdown;
 pub mod npy;
 pub mod plot;
 mod summary;

@@ -102,3 +102,18 @@ impl<'a> Evaluator<'a> {
         (out, shape)
     }
 }
+
+/// What one training step reports: the scalar loss value and how many of the
+/// batch's `labels` the `logits` `[N, classes]` got right.
+pub fn step_outcome(
+    loss: &Tensor<1>,
+    logits: Tensor<2>,
+    labels: &[u32],
+    classes: usize,
+) -> (f64, usize) {
+    let value = to_vec(loss.clone().detach())[0] as f64;
+    let pred = argmax_rows(&to_vec(logits.detach()), classes)
+        .expect("expected logits with one row per example");
+    let hits = pred.iter().zip(labels).filter(|(p, l)| p == l).count();
+    (value, hits)
+}

@@ -4,7 +4,7 @@ mod batch;
 mod config;
 mod trainer;
 
-pub use batch::{Evaluator, images_tensor, one_hot, to_vec};
+pub use batch::{Evaluator, images_tensor, one_hot, step_outcome, to_vec};
 pub use config::{LrDrops, OptimizerConfig, TrainConfig};
 pub use trainer::{
     EpochMetrics, Silent, TrainObserver, TrainRun, Trained, soft_cross_entropy, train,

@@ -23,12 +23,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::batch::{images_tensor, one_hot, to_vec};
+use super::batch::{images_tensor, one_hot, step_outcome, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
 use crate::data::Dataset;
 use crate::defense::{Defense, StepContext};
 use crate::fsutil::write_atomic;
-use crate::metrics::argmax_rows;
 use crate::model::{Checkpoint, Features, SplitModel};
 
 /// What one epoch measured.
@@ -242,7 +241,7 @@ pub fn train(
                     loss = loss + term;
                 }
             }
-            let loss_value = to_vec(loss.clone().detach())[0] as f64;
+            let (loss_value, batch_hits) = step_outcome(&loss, logits, &labels, classes);
             if !loss_value.is_finite() {
                 return Err(TrainError::NonFinite {
                     epoch,
@@ -250,9 +249,6 @@ pub fn train(
                     value: loss_value,
                 });
             }
-            let pred = argmax_rows(&to_vec(logits.detach()), classes)
-                .expect("expected logits with one row per example");
-            let batch_hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             let ctx = StepContext {
