@@ -12,7 +12,7 @@ pub mod vae;
 mod weights;
 pub mod zoo;
 
-pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate};
+pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate, leaky_relu};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use network::SplitModel;
 pub use spec::{

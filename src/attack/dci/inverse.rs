@@ -12,7 +12,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use rand::SeedableRng;
@@ -20,7 +19,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::DciConfig;
-use crate::model::Features;
+use crate::model::{Features, leaky_relu};
 use crate::train::to_vec;
 
 fn conv(cin: usize, cout: usize, kernel: usize, zero: bool, device: &Device) -> Conv2d {
