@@ -339,6 +339,10 @@ pub fn run_audit_with(
                         chance: None,
                         details: serde_json::json!({
                             "validation_mse": out.validation_mse,
+                            "best_epoch": out.best_epoch,
+                            "epochs_trained": out.validation_curve.len(),
+                            "train_curve": out.train_curve,
+                            "validation_curve": out.validation_curve,
                             "attempts": out.attempts,
                             "collapsed_attempts": out.collapsed,
                             "feature_shape": aux_set.feature_shape,
