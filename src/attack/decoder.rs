@@ -444,11 +444,13 @@ fn fit_decoder(
     let steps_per_epoch = idx.chunks(batch).filter(|b| b.len() > 1).count();
     let total_steps = steps_per_epoch * cfg.epochs;
     let (mut step, mut since_best) = (0, 0);
-    let mut fit: Option<Fit> = None;
+    // The best epoch so far: (validation MSE, decoder, its validation reconstructions, epoch).
+    let mut best: Option<(f64, Decoder, Vec<f32>, usize)> = None;
     let (mut train_curve, mut validation_curve) = (Vec::new(), Vec::new());
     for epoch in 1..=cfg.epochs {
         idx.shuffle(&mut rng);
-        let (mut sum, mut count) = (0.0, 0usize);
+        // Summed on the device and read once per epoch, not once per step.
+        let (mut sum, mut count) = (Tensor::<1>::zeros([1], device), 0usize);
         for b in idx.chunks(batch).filter(|b| b.len() > 1) {
             let z = Tensor::<2>::from_data(
                 TensorData::new(rows(data.z, data.dim, b), [b.len(), data.dim]),
@@ -459,26 +461,19 @@ fn fit_decoder(
                 device,
             );
             let loss = (dec.forward(z) - x).powi_scalar(2).mean();
-            sum += f64::from(to_vec(loss.clone())[0]) * b.len() as f64;
+            sum = sum + loss.clone().detach().mul_scalar(b.len() as f64);
             count += b.len();
             let grads = GradientsParams::from_grads(loss.backward(), &dec);
             dec = optim.step(cfg.schedule.at(cfg.lr, step, total_steps), dec, grads);
             step += 1;
         }
-        train_curve.push(sum / count.max(1) as f64);
+        train_curve.push(f64::from(to_vec(sum)[0]) / count.max(1) as f64);
         let val_rec = decode_all(&dec, data.z_val, data.dim, device);
         let val_mse = mean_sq_diff(&val_rec, data.x_val);
         validation_curve.push(val_mse);
-        if fit.as_ref().is_none_or(|f| val_mse < f.val_mse) {
+        if best.as_ref().is_none_or(|b| val_mse < b.0) {
             since_best = 0;
-            fit = Some(Fit {
-                dec: dec.clone(),
-                val_mse,
-                val_rec,
-                train_curve: Vec::new(),
-                validation_curve: Vec::new(),
-                best_epoch: epoch,
-            });
+            best = Some((val_mse, dec.clone(), val_rec, epoch));
         } else {
             since_best += 1;
             if cfg.patience > 0 && since_best >= cfg.patience {
@@ -486,10 +481,15 @@ fn fit_decoder(
             }
         }
     }
-    let mut fit = fit.expect("at least one epoch");
-    fit.train_curve = train_curve;
-    fit.validation_curve = validation_curve;
-    fit
+    let (val_mse, dec, val_rec, best_epoch) = best.expect("at least one epoch");
+    Fit {
+        dec,
+        val_mse,
+        val_rec,
+        train_curve,
+        validation_curve,
+        best_epoch,
+    }
 }
 
 #[cfg(test)]
