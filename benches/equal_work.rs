@@ -125,7 +125,13 @@ fn decoder_step(input: [usize; 3], steps: usize, warmup: usize, device: &Device)
     let [c, h, w] = input;
     let z = normal([64, c * h * w], device);
     let x = uniform([64, 1, 28, 28], device);
-    let mut dec = Some(Decoder::new(&input, [1, 28, 28], 64, device));
+    let mut dec = Some(Decoder::new(
+        &input,
+        [1, 28, 28],
+        64,
+        DecoderConfig::default().depth,
+        device,
+    ));
     let params = dec.as_ref().map_or(0, trainable);
     let mut optim = AdamConfig::new().init();
     time(steps, warmup, params, || {
@@ -244,6 +250,7 @@ fn main() {
             &[16, 14, 14],
             [1, 28, 28],
             cfg.width,
+            cfg.depth,
             &device,
         ));
         let t = time(steps.min(3), warmup.min(1), params, || {

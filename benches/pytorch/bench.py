@@ -47,6 +47,7 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-5  # burn-optim AdamConfig default
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # burn-nn BatchNormConfig defaults (same convention)
 LEAKY = 0.2  # decoder and DCI inverse slope
+DEPTH = 0  # decoder.rs DecoderConfig::default().depth: refining convs per resolution
 
 WORKLOADS = [
     "cnn6_train_step",
@@ -95,14 +96,15 @@ def cnn6_blocks(classes=10):
 
 
 class Decoder(nn.Module):
-    """src/attack/decoder.rs `Decoder::new(input, target, width)` for map
-    features `[C, h, w]` (the case every split of cnn6 up to 3 has): head conv
-    3x3 pad 1 -> BN -> leaky 0.2, then as many x2 transposed-conv stages
-    (k4 s2 p1, channels halved down to 16, BN, leaky 0.2) as fit inside the
-    target size, out conv 3x3 pad 1, a bilinear resize only when the size is
-    still off, sigmoid. Takes flattened features `[N, C*h*w]`."""
+    """src/attack/decoder.rs `Decoder::new(input, target, width, depth)` for
+    map features `[C, h, w]` (the case every split of cnn6 up to 3 has): head
+    conv 3x3 pad 1 -> BN -> leaky 0.2, `depth` refining convs (3x3 pad 1, BN,
+    leaky 0.2), then as many x2 transposed-conv stages (k4 s2 p1, channels
+    halved down to 16, BN, leaky 0.2, `depth` refining convs) as fit inside
+    the target size, out conv 3x3 pad 1, a bilinear resize only when the size
+    is still off, sigmoid. Takes flattened features `[N, C*h*w]`."""
 
-    def __init__(self, input_shape, target, width=64):
+    def __init__(self, input_shape, target, width=64, depth=DEPTH):
         super().__init__()
         c, h, w = input_shape
         tc, th, tw = target
@@ -119,12 +121,21 @@ class Decoder(nn.Module):
         self.target = (tc, th, tw)
         self.head = nn.Conv2d(c, width, 3, padding=1)
         self.bn0 = nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+        def refine(ch):
+            return nn.ModuleList(nn.ModuleDict({
+                "conv": nn.Conv2d(ch, ch, 3, padding=1),
+                "bn": nn.BatchNorm2d(ch, eps=BN_EPS, momentum=BN_MOMENTUM),
+            }) for _ in range(depth))
+
+        self.refine0 = refine(width)
         stages, ch = [], width
         for _ in range(n_up):
             nxt = max(ch // 2, 16)
             stages.append(nn.ModuleDict({
                 "deconv": nn.ConvTranspose2d(ch, nxt, 4, stride=2, padding=1),
                 "bn": nn.BatchNorm2d(nxt, eps=BN_EPS, momentum=BN_MOMENTUM),
+                "refine": refine(nxt),
             }))
             ch = nxt
         self.ups = nn.ModuleList(stages)
@@ -134,14 +145,21 @@ class Decoder(nn.Module):
         n, d = z.shape
         _, h, w = self.base
         x = self.head(z.reshape(n, d // (h * w), h, w))
-        x = F.leaky_relu(self.bn0(x), LEAKY)
+        x = self._refine(self.refine0, F.leaky_relu(self.bn0(x), LEAKY))
         for up in self.ups:
             x = F.leaky_relu(up["bn"](up["deconv"](x)), LEAKY)
+            x = self._refine(up["refine"], x)
         x = self.out(x)
         _, th, tw = self.target
         if tuple(x.shape[2:]) != (th, tw):
             x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=True)
         return torch.sigmoid(x)
+
+    @staticmethod
+    def _refine(stack, x):
+        for r in stack:
+            x = F.leaky_relu(r["bn"](r["conv"](x)), LEAKY)
+        return x
 
 
 class ConvInverse(nn.Module):
@@ -241,7 +259,7 @@ def decode_all(dec, z):
 
 
 def decoder_attack(aux_features, feature_shape, aux_images, image_shape, test_features,
-                   epochs=12, batch_size=64, lr=1e-3, restarts=2, width=64, seed=0,
+                   epochs=40, batch_size=32, lr=1e-3, restarts=2, width=64, seed=0,
                    adam_impl="default"):
     """decoder.rs `decoder_attack`: standardise with aux statistics, hold out
     a tenth (1..500) of aux for validation, train with shuffled batches
@@ -416,7 +434,7 @@ def main(argv=None):
 
         def audit():
             decoder_attack(aux_f, (16, 14, 14), aux_x, (1, 28, 28), test_f,
-                           epochs=2, batch_size=64, lr=1e-3, restarts=0, width=64, seed=7,
+                           epochs=2, batch_size=32, lr=1e-3, restarts=0, width=64, seed=7,
                            adam_impl=a.adam_impl)
         record("audit_decoder_split1", time_steps(audit, min(steps, 3), min(warmup, 1)), params)
 

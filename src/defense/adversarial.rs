@@ -131,6 +131,9 @@ impl AdversarialReconstruction {
                 &features.example_shape(),
                 [c, h, w],
                 self.cfg.width,
+                // The defender's own inversion model keeps the plain stack
+                // (seed 004's adversary), not the audit's deeper decoder.
+                0,
                 &images.device(),
             );
             decoder.visit(&mut Materialize);

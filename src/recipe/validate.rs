@@ -296,6 +296,9 @@ pub fn problems(r: &Recipe) -> Vec<String> {
                         format!("must be <= 10, got {}", d.restarts),
                     );
                 }
+                if d.depth > 8 {
+                    bad(&at("depth"), format!("must be <= 8, got {}", d.depth));
+                }
             }
             AttackKind::Optimisation(o) => {
                 for (field, msg) in o.problems() {
