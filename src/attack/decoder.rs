@@ -114,8 +114,11 @@ pub struct DecoderConfig {
     pub patience: usize,
     /// Extra 3x3 convolutions (batch-norm, leaky ReLU) at every resolution
     /// of the decoder (default 0, the plain transposed-conv stack). More
-    /// capacity at full resolution for shallow, large feature maps; its gain
-    /// is not yet measured, so the default keeps the measured network.
+    /// capacity at full resolution for shallow, large feature maps: on the
+    /// quickstart at split 1, depth 1 reached 29.5 dB in 12 epochs (validation
+    /// MSE 0.00121 against 0.00172 for depth 0), but each epoch costs ~2.5x on
+    /// flex, so at equal wall time the plain stack is as strong (30.1 dB at
+    /// 40 epochs); the default keeps it.
     #[serde(default = "d_depth")]
     pub depth: usize,
 }
