@@ -6,7 +6,7 @@
 //! under-stating leakage in every report.
 
 use burn::prelude::*;
-use splitguard::attack::{DecoderConfig, FeatureSet, decoder_attack};
+use splitguard::attack::{DecoderConfig, decoder_attack, feature_set};
 use splitguard::data::embedded_mnist;
 use splitguard::metrics::quality::{mse, psnr_from_mse};
 use splitguard::model::{SplitModel, zoo};
@@ -21,14 +21,8 @@ fn decoder_attack_keeps_its_strength_on_a_fixed_small_run() {
     let aux = all.subset(&(0..1200).collect::<Vec<_>>());
     let test = all.subset(&(5000..5200).collect::<Vec<_>>());
     let eval = Evaluator::new(&model, &device, 256);
-    let (aux_features, feature_shape) = eval.features(&aux, 1);
+    let aux_set = feature_set(&eval, &aux, 1);
     let (test_features, _) = eval.features(&test, 1);
-    let aux_set = FeatureSet {
-        features: aux_features,
-        feature_shape,
-        images: aux.images.clone(),
-        image_shape: aux.shape,
-    };
     let cfg = DecoderConfig {
         epochs: 6,
         batch_size: 32,

@@ -138,6 +138,16 @@ impl Default for DecoderConfig {
     }
 }
 
+/// Slope of the decoder's leaky ReLUs.
+const SLOPE: f64 = 0.2;
+
+/// A 3x3 convolution with padding 1 (keeps the map size).
+fn conv3x3(cin: usize, cout: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
 /// A 3x3 convolution that keeps the shape, batch-norm, leaky ReLU.
 #[derive(Module, Debug)]
 pub struct Refine {
@@ -148,9 +158,7 @@ pub struct Refine {
 impl Refine {
     fn new(ch: usize, device: &Device) -> Self {
         Self {
-            conv: Conv2dConfig::new([ch, ch], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device),
+            conv: conv3x3(ch, ch, device),
             bn: BatchNormConfig::new(ch).init(device),
         }
     }
@@ -161,7 +169,7 @@ impl Refine {
 
     fn forward_all(stack: &[Self], mut x: Tensor<4>) -> Tensor<4> {
         for r in stack {
-            x = leaky_relu(r.bn.forward(r.conv.forward(x)), 0.2);
+            x = leaky_relu(r.bn.forward(r.conv.forward(x)), SLOPE);
         }
         x
     }
@@ -217,9 +225,7 @@ impl Decoder {
                     n
                 };
                 let n_up = ups(h, th).max(ups(w, tw));
-                let head = Conv2dConfig::new([c, width], [3, 3])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device);
+                let head = conv3x3(c, width, device);
                 (None, Some(head), [width, h, w], n_up)
             }
             _ => {
@@ -243,9 +249,7 @@ impl Decoder {
             });
             ch = next;
         }
-        let out = Conv2dConfig::new([ch, tc], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .init(device);
+        let out = conv3x3(ch, tc, device);
         Self {
             fc,
             head,
@@ -271,9 +275,9 @@ impl Decoder {
             }
             (None, None) => unreachable!("expected a decoder with an input layer"),
         };
-        let mut x = Refine::forward_all(&self.refine0, leaky_relu(self.bn0.forward(x), 0.2));
+        let mut x = Refine::forward_all(&self.refine0, leaky_relu(self.bn0.forward(x), SLOPE));
         for up in &self.ups {
-            x = leaky_relu(up.bn.forward(up.deconv.forward(x)), 0.2);
+            x = leaky_relu(up.bn.forward(up.deconv.forward(x)), SLOPE);
             x = Refine::forward_all(&up.refine, x);
         }
         let mut x = self.out.forward(x);

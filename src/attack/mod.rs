@@ -14,7 +14,7 @@ pub mod synthesis;
 pub use attribute::{AttributeConfig, attribute_attack};
 pub use audit::{
     AttackKind, AttackRecord, AuditConfig, AuditObserver, FeatureTransform, SplitSelection,
-    run_audit, run_audit_with,
+    feature_set, run_audit, run_audit_with,
 };
 pub use decoder::{DecoderConfig, decoder_attack};
 
