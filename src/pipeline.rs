@@ -391,7 +391,7 @@ pub fn run(
     let target_accuracy = obf.as_ref().map_or(target_accuracy, |o| o.target_accuracy);
     // What the edge sends per query once obfuscated (mean over `test`).
     let obf_bytes = obf.as_ref().map(|o| o.bytes_per_query.round() as u64);
-    let attacks = run_audit_with(
+    let mut attacks = run_audit_with(
         &model,
         &attacker,
         &splits.test,
@@ -425,6 +425,13 @@ pub fn run(
         return Err(e);
     }
     timings.insert("attacks".into(), rec.seconds.into());
+    let floors = crate::attack::measure_floors(
+        &attacker,
+        &splits.test,
+        recipe.seed,
+        &Evaluator::new(&model, &inner, 256),
+    )?;
+    crate::attack::judge_against_floors(&mut attacks, &floors);
     let obs = rec.inner;
     timings.insert("audit_seconds".into(), t0.elapsed().as_secs_f64().into());
 
@@ -443,6 +450,7 @@ pub fn run(
     }
     report.partition = partition;
     report.prune = prune_report;
+    report.floors = Some(floors);
     report::write_all(&report, out)?;
     timings.insert(
         "total_seconds".into(),

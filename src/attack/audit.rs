@@ -10,9 +10,12 @@ use super::FeatureSet;
 use super::attribute::{AttributeConfig, attribute_attack};
 use super::dci::{DciAttacker, DciConfig};
 use super::decoder::{DecoderConfig, decoder_attack};
+use super::floors::ScoredReconstruction;
 use super::optimisation::{InversionError, OptimisationConfig, optimisation_attack};
 use crate::data::Dataset;
-use crate::metrics::{ReconstructionMetrics, reconstruction_metrics, spearman};
+use crate::metrics::{
+    ReconstructionMetrics, bootstrap_accuracy_ci, reconstruction_metrics, spearman,
+};
 use crate::model::SplitModel;
 use crate::report::grid::save_image_grid;
 use crate::train::Evaluator;
@@ -66,6 +69,14 @@ pub enum AttackKind {
 }
 
 impl AttackKind {
+    /// The attacker variant (only learned attackers have one).
+    pub fn variant(&self) -> super::AttackerVariant {
+        match self {
+            AttackKind::Decoder(d) => d.variant,
+            _ => super::AttackerVariant::Adaptive,
+        }
+    }
+
     /// The name reported in `report.json`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -115,10 +126,15 @@ impl Default for AuditConfig {
 }
 
 /// One attack's result, as written to `report.json` (DESIGN section 10).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttackRecord {
     /// Attack name (`decoder`, ...).
     pub attack: String,
+    /// The attack's label when it differs from its name: `decoder-paper`
+    /// for the paper's variant, `decoder-2` for the second decoder of a
+    /// recipe. Records, pictures and resume are keyed by it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub label: Option<String>,
     /// Split point attacked.
     pub split: usize,
     /// Mean per-image MSE of reconstructions (pixels in [0, 1]).
@@ -130,6 +146,15 @@ pub struct AttackRecord {
     /// Mean per-image SSIM.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ssim: Option<f64>,
+    /// Bootstrap 95% interval of `mse` over the test queries (seeded).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mse_ci: Option<[f64; 2]>,
+    /// Bootstrap 95% interval of `psnr`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub psnr_ci: Option<[f64; 2]>,
+    /// Bootstrap 95% interval of `ssim`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ssim_ci: Option<[f64; 2]>,
     /// File name of the picture grid (originals above reconstructions).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub image: Option<String>,
@@ -139,12 +164,121 @@ pub struct AttackRecord {
     /// Attack accuracy (attribute inference).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub accuracy: Option<f64>,
+    /// Bootstrap 95% interval of `accuracy`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accuracy_ci: Option<[f64; 2]>,
     /// Majority-class rate (attribute inference).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub chance: Option<f64>,
+    /// PSNR (dB) or accuracy above the label-only floor (see
+    /// [`super::floors`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub margin_over_label: Option<f64>,
+    /// Whether the features leak more than the label, by intervals.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub beyond_label: Option<super::floors::BeyondLabel>,
+    /// Why this attacker's number is a lower bound rather than a
+    /// measurement (under-trained, below chance, below the no-feature
+    /// floor); empty when none applies.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub under_trained: Vec<String>,
     /// Attack-specific details (attempts, validation loss, ...).
     #[serde(default)]
     pub details: serde_json::Value,
+}
+
+impl AttackRecord {
+    /// The label the record is keyed by: `label`, or the attack's name.
+    pub fn key(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.attack)
+    }
+
+    /// Adds a reason why the number is a lower bound.
+    pub fn flag(&mut self, reason: String) {
+        if !self.under_trained.contains(&reason) {
+            self.under_trained.push(reason);
+        }
+    }
+
+    /// Sets the reconstruction metrics with their intervals.
+    fn set_reconstruction(&mut self, s: &super::floors::ScoredReconstruction) {
+        self.mse = Some(s.mse);
+        self.psnr = Some(s.psnr);
+        self.ssim = Some(s.ssim);
+        self.mse_ci = s.mse_ci;
+        self.psnr_ci = s.psnr_ci;
+        self.ssim_ci = s.ssim_ci;
+    }
+}
+
+/// Why a learned attacker's validation curve says it did not converge, if
+/// it does: the loss never fell below its first epoch's value, or it was
+/// still falling (its best value in the last `window` epochs more than 1%
+/// below everything before) when the epoch budget `max_epochs` ran out.
+pub fn curve_verdict(validation: &[f64], max_epochs: usize, window: usize) -> Option<String> {
+    let first = *validation.first()?;
+    let best = validation.iter().copied().fold(f64::INFINITY, f64::min);
+    if validation.len() < 2 || best >= first {
+        return Some(format!(
+            "its validation loss never fell below its first epoch's ({first:.4} after {} epoch(s))",
+            validation.len()
+        ));
+    }
+    let n = validation.len();
+    let window = window.clamp(1, n - 1);
+    if n >= max_epochs {
+        let before = validation[..n - window]
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        // `best` is reached inside the last `window` epochs when it beats
+        // everything before them.
+        if best < 0.99 * before {
+            return Some(format!(
+                "its validation loss was still falling when its {max_epochs} epochs ran out ({before:.5} -> {best:.5} over the last {window})"
+            ));
+        }
+    }
+    None
+}
+
+/// The label of each attack: its name (with `-paper` for the paper's
+/// variant), numbered from the second occurrence on (`decoder-2`).
+pub fn attack_labels(attacks: &[AttackKind]) -> Vec<String> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    attacks
+        .iter()
+        .map(|a| {
+            let base = match a.variant() {
+                super::AttackerVariant::Adaptive => a.name().to_string(),
+                super::AttackerVariant::Paper => format!("{}-paper", a.name()),
+            };
+            let count = match seen.iter_mut().find(|(b, _)| *b == base) {
+                Some((_, c)) => {
+                    *c += 1;
+                    *c
+                }
+                None => {
+                    seen.push((base.clone(), 1));
+                    1
+                }
+            };
+            if count == 1 {
+                base
+            } else {
+                format!("{base}-{count}")
+            }
+        })
+        .collect()
+}
+
+/// A seed for the intervals of attack `label` at split `k`.
+fn interval_seed(seed: u64, label: &str, k: usize) -> u64 {
+    label
+        .bytes()
+        .fold(seed ^ 0xB007_5742 ^ (k as u64).rotate_left(40), |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+        })
 }
 
 /// Progress of the audit (the CLI draws it).
@@ -222,6 +356,7 @@ pub fn run_audit_with(
     let mut records = Vec::new();
     let shape = test.shape;
     let n_grid = cfg.grid_images.min(test.len());
+    let labels = attack_labels(&cfg.attacks);
     // DCI attackers synthesise their inputs and train each block inverse
     // once, then serve every split.
     let mut dci_attackers: Vec<Option<DciAttacker>> = cfg.attacks.iter().map(|_| None).collect();
@@ -233,27 +368,32 @@ pub fn run_audit_with(
             }
             .into());
         }
-        let previous = |a: &AttackKind| {
+        let previous = |label: &str| -> Vec<AttackRecord> {
             done.iter()
-                .find(|r| r.attack == a.name() && r.split == k)
+                .filter(|r| r.key() == label && r.split == k)
                 .cloned()
+                .collect()
         };
-        if cfg.attacks.iter().all(|a| previous(a).is_some()) {
-            records.extend(cfg.attacks.iter().filter_map(previous));
+        if labels.iter().all(|l| !previous(l).is_empty()) {
+            records.extend(labels.iter().flat_map(|l| previous(l)));
             continue;
         }
         let mut aux_set = feature_set(&eval, aux, k);
         aux_set.features = transform(k, std::mem::take(&mut aux_set.features))?;
         let test_features = transform(k, eval.features(test, k).0)?;
-        for (ai, attack) in cfg.attacks.iter().enumerate() {
-            if let Some(r) = previous(attack) {
-                records.extend(
-                    done.iter()
-                        .filter(|d| d.attack == r.attack && d.split == k)
-                        .cloned(),
-                );
+        for (ai, (attack, label)) in cfg.attacks.iter().zip(&labels).enumerate() {
+            let earlier = previous(label);
+            if !earlier.is_empty() {
+                records.extend(earlier);
                 continue;
             }
+            let ci_seed = interval_seed(seed, label, k);
+            let named = |attack: &str| AttackRecord {
+                attack: attack.into(),
+                label: (label != attack).then(|| label.clone()),
+                split: k,
+                ..AttackRecord::default()
+            };
             if let AttackKind::Attribute(ac) = attack {
                 for attr in &test.hidden {
                     if ac
@@ -266,7 +406,7 @@ pub fn run_audit_with(
                     let Some(aux_attr) = aux.hidden.iter().find(|a| a.name == attr.name) else {
                         continue;
                     };
-                    observer.attack_start("attribute", k);
+                    observer.attack_start(label, k);
                     let started = Instant::now();
                     let server = model.block_specs()[k..].to_vec();
                     let out = attribute_attack(
@@ -282,14 +422,13 @@ pub fn run_audit_with(
                         device,
                     )?;
                     let record = AttackRecord {
-                        attack: "attribute".into(),
-                        split: k,
-                        mse: None,
-                        psnr: None,
-                        ssim: None,
-                        image: None,
                         attribute: Some(attr.name.clone()),
                         accuracy: Some(out.accuracy),
+                        accuracy_ci: bootstrap_accuracy_ci(
+                            out.accuracy,
+                            test.len(),
+                            ci_seed ^ attr.name.len() as u64,
+                        ),
                         chance: Some(out.chance),
                         details: serde_json::json!({
                             "train_accuracy": out.train_accuracy,
@@ -297,59 +436,45 @@ pub fn run_audit_with(
                             "aux_images": aux.len(),
                             "test_images": test.len(),
                         }),
+                        ..named("attribute")
                     };
                     observer.attack_end(&record, started.elapsed().as_secs_f64());
                     records.push(record);
                 }
                 continue;
             }
-            observer.attack_start(attack.name(), k);
+            observer.attack_start(label, k);
             let started = Instant::now();
             let record = match attack {
                 AttackKind::Attribute(_) => unreachable!("handled above"),
                 AttackKind::Decoder(dc) => {
                     let out = decoder_attack(&aux_set, &test_features, dc, seed ^ k as u64, device);
-                    let m = reconstruction_metrics(
+                    let mut record = reconstruction_record(
+                        named("decoder"),
                         &test.images,
                         &out.reconstructions,
-                        test.len(),
                         shape,
-                    )?;
-                    let file = format!("decoder_split{k}.png");
-                    let il = test.image_len();
-                    save_image_grid(
-                        &out_dir.join(&file),
-                        &[
-                            &test.images[..n_grid * il],
-                            &out.reconstructions[..n_grid * il],
-                        ],
+                        out_dir,
                         n_grid,
-                        shape,
-                        3,
-                    )?;
-                    AttackRecord {
-                        attack: "decoder".into(),
-                        split: k,
-                        mse: Some(m.mse),
-                        psnr: Some(m.psnr),
-                        ssim: Some(m.ssim),
-                        image: Some(file),
-                        attribute: None,
-                        accuracy: None,
-                        chance: None,
-                        details: serde_json::json!({
-                            "validation_mse": out.validation_mse,
-                            "best_epoch": out.best_epoch,
-                            "epochs_trained": out.validation_curve.len(),
-                            "train_curve": out.train_curve,
-                            "validation_curve": out.validation_curve,
-                            "attempts": out.attempts,
-                            "collapsed_attempts": out.collapsed,
-                            "feature_shape": aux_set.feature_shape,
-                            "aux_images": aux.len(),
-                            "test_images": test.len(),
-                        }),
+                        ci_seed,
+                    )?
+                    .0;
+                    if let Some(why) = curve_verdict(&out.validation_curve, dc.epochs, 5) {
+                        record.flag(format!("under-trained: {why}"));
                     }
+                    record.details = serde_json::json!({
+                        "validation_mse": out.validation_mse,
+                        "best_epoch": out.best_epoch,
+                        "epochs_trained": out.validation_curve.len(),
+                        "train_curve": out.train_curve,
+                        "validation_curve": out.validation_curve,
+                        "attempts": out.attempts,
+                        "collapsed_attempts": out.collapsed,
+                        "feature_shape": aux_set.feature_shape,
+                        "aux_images": aux.len(),
+                        "test_images": test.len(),
+                    });
+                    record
                 }
                 AttackKind::Optimisation(oc) => {
                     let q = oc.query_count(test.len());
@@ -362,16 +487,16 @@ pub fn run_audit_with(
                         seed ^ k as u64,
                         device,
                     )
-                    .map_err(|e| inversion_error("optimisation", k, e))?;
+                    .map_err(|e| inversion_error(label, k, e))?;
                     let originals = &test.images[..q * test.image_len()];
                     let (mut record, _) = reconstruction_record(
-                        "optimisation",
-                        k,
+                        named("optimisation"),
                         originals,
                         &out.reconstructions,
                         shape,
                         out_dir,
                         n_grid,
+                        ci_seed,
                     )?;
                     let fe = &out.feature_error;
                     record.details = serde_json::json!({
@@ -387,9 +512,9 @@ pub fn run_audit_with(
                     let mut synthesis = serde_json::Value::Null;
                     if dci_attackers[ai].is_none() {
                         let a = DciAttacker::new(model, dc, seed, device)
-                            .map_err(|e| inversion_error("dci", k, e))?;
+                            .map_err(|e| inversion_error(label, k, e))?;
                         let s = a.synthesised();
-                        let file = "dci_synthesised.png".to_string();
+                        let file = format!("{label}_synthesised.png");
                         let shown = (2 * cfg.grid_images).min(s.len());
                         let il = s.shape.iter().product::<usize>();
                         save_image_grid(
@@ -413,19 +538,19 @@ pub fn run_audit_with(
                         .expect("expected the DCI attacker created above");
                     let out = attacker
                         .attack(k, &test_features)
-                        .map_err(|e| inversion_error("dci", k, e))?;
+                        .map_err(|e| inversion_error(label, k, e))?;
                     let (mut record, m) = reconstruction_record(
-                        "dci",
-                        k,
+                        named("dci"),
                         &test.images,
                         &out.reconstructions,
                         shape,
                         out_dir,
                         n_grid,
+                        ci_seed,
                     )?;
                     let true_mse: Vec<f64> = m.per_image.iter().map(|p| p.mse).collect();
                     let rho = spearman(&out.cycle, &true_mse);
-                    let cycle_file = format!("dci_split{k}_cycle.npy");
+                    let cycle_file = format!("{label}_split{k}_cycle.npy");
                     let pairs: Vec<f32> = out
                         .cycle
                         .iter()
@@ -463,23 +588,24 @@ fn inversion_error(attack: &str, k: usize, e: InversionError) -> crate::Error {
     crate::Error::Run(format!("{attack} attack at split {k}: {e}"))
 }
 
-/// Scores reconstructions against `originals` (`[n, C, H, W]`), saves the
-/// grid of the first `n_grid` as `<attack>_split<k>.png` and returns the
-/// record (details empty) with the metrics.
+/// Scores reconstructions against `originals` (`[n, C, H, W]`) with
+/// bootstrap intervals seeded by `ci_seed`, saves the grid of the first
+/// `n_grid` as `<label>_split<k>.png` and returns `record` filled in, with
+/// the metrics.
 fn reconstruction_record(
-    attack: &str,
-    k: usize,
+    mut record: AttackRecord,
     originals: &[f32],
     recons: &[f32],
     shape: [usize; 3],
     out_dir: &Path,
     n_grid: usize,
+    ci_seed: u64,
 ) -> Result<(AttackRecord, ReconstructionMetrics), crate::Error> {
     let il: usize = shape.iter().product();
     let n = originals.len() / il.max(1);
     let m = reconstruction_metrics(originals, recons, n, shape)?;
     let shown = n_grid.min(n);
-    let file = format!("{attack}_split{k}.png");
+    let file = format!("{}_split{}.png", record.key(), record.split);
     save_image_grid(
         &out_dir.join(&file),
         &[&originals[..shown * il], &recons[..shown * il]],
@@ -487,17 +613,61 @@ fn reconstruction_record(
         shape,
         3,
     )?;
-    let record = AttackRecord {
-        attack: attack.into(),
-        split: k,
-        mse: Some(m.mse),
-        psnr: Some(m.psnr),
-        ssim: Some(m.ssim),
-        image: Some(file),
-        attribute: None,
-        accuracy: None,
-        chance: None,
-        details: serde_json::Value::Null,
-    };
+    record.set_reconstruction(&ScoredReconstruction::new(&m, ci_seed));
+    record.image = Some(file);
     Ok((record, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curve_verdicts() {
+        // One epoch, or a loss that never falls: flagged.
+        assert!(curve_verdict(&[0.5], 1, 5).unwrap().contains("never fell"));
+        assert!(curve_verdict(&[0.5, 0.6, 0.5], 10, 5).is_some());
+        // Converged: best early, then flat; early-stopped before the cap.
+        assert_eq!(curve_verdict(&[0.5, 0.3, 0.2, 0.2, 0.21], 40, 5), None);
+        // Still falling at the cap: flagged; falling by under 1%: not.
+        let falling: Vec<f64> = (0..10).map(|i| 1.0 / (i + 1) as f64).collect();
+        assert!(
+            curve_verdict(&falling, 10, 5)
+                .unwrap()
+                .contains("still falling")
+        );
+        let flat: Vec<f64> = (0..10)
+            .map(|i| {
+                if i < 5 {
+                    1.0 - 0.1 * i as f64
+                } else {
+                    0.6 - 0.0001 * i as f64
+                }
+            })
+            .collect();
+        assert_eq!(curve_verdict(&flat, 10, 5), None);
+        assert_eq!(curve_verdict(&[], 10, 5), None);
+    }
+
+    #[test]
+    fn labels_number_repeats_and_name_the_paper_variant() {
+        use crate::attack::{AttackerVariant, DecoderConfig};
+        let d = AttackKind::Decoder(DecoderConfig::default());
+        let p = AttackKind::Decoder(DecoderConfig {
+            variant: AttackerVariant::Paper,
+            ..DecoderConfig::default()
+        });
+        let a = AttackKind::Attribute(Default::default());
+        assert_eq!(
+            attack_labels(&[d.clone(), p.clone(), d.clone(), a, p]),
+            [
+                "decoder",
+                "decoder-paper",
+                "decoder-2",
+                "attribute",
+                "decoder-paper-2"
+            ]
+        );
+        assert_eq!(attack_labels(&[d]), ["decoder"]);
+    }
 }

@@ -26,7 +26,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::FeatureSet;
+use super::{AttackerVariant, FeatureSet};
 use crate::train::to_vec;
 
 fn d_epochs() -> usize {
@@ -121,6 +121,11 @@ pub struct DecoderConfig {
     /// 40 epochs); the default keeps it.
     #[serde(default = "d_depth")]
     pub depth: usize,
+    /// `adaptive` (default) standardises the features with the attacker's
+    /// own statistics; `paper` trains on the raw features, as seed 001's
+    /// evaluation decoder does (see [`super::AttackerVariant`]).
+    #[serde(default, skip_serializing_if = "AttackerVariant::is_adaptive")]
+    pub variant: AttackerVariant,
 }
 
 impl Default for DecoderConfig {
@@ -134,6 +139,7 @@ impl Default for DecoderConfig {
             schedule: LrSchedule::default(),
             patience: d_patience(),
             depth: d_depth(),
+            variant: AttackerVariant::default(),
         }
     }
 }
@@ -314,6 +320,18 @@ impl Standardizer {
         }
     }
 
+    /// The standardisation `variant` trains with: fitted on `features` for
+    /// the adaptive attacker, the identity for the paper's.
+    pub fn for_variant(variant: AttackerVariant, features: &[f32], dim: usize) -> Self {
+        match variant {
+            AttackerVariant::Adaptive => Self::fit(features, dim),
+            AttackerVariant::Paper => Self {
+                mean: vec![0.0; dim],
+                inv_std: vec![1.0; dim],
+            },
+        }
+    }
+
     /// Applies the standardisation.
     pub fn apply(&self, features: &[f32]) -> Vec<f32> {
         let dim = self.mean.len();
@@ -424,7 +442,7 @@ pub fn decoder_attack(
     let dim = aux.dim();
     let image_len: usize = aux.image_shape.iter().product();
     let n = aux.len();
-    let std = Standardizer::fit(&aux.features, dim);
+    let std = Standardizer::for_variant(cfg.variant, &aux.features, dim);
     let z_all = std.apply(&aux.features);
     let z_test = std.apply(test_features);
 

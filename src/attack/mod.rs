@@ -8,15 +8,48 @@ pub mod attribute;
 mod audit;
 pub mod dci;
 pub mod decoder;
+pub mod floors;
 pub mod optimisation;
 pub mod synthesis;
 
 pub use attribute::{AttributeConfig, attribute_attack};
 pub use audit::{
     AttackKind, AttackRecord, AuditConfig, AuditObserver, FeatureTransform, SplitSelection,
-    feature_set, run_audit, run_audit_with,
+    attack_labels, curve_verdict, feature_set, run_audit, run_audit_with,
 };
 pub use decoder::{DecoderConfig, decoder_attack};
+pub use floors::{Floors, judge_against_floors, measure_floors};
+
+use serde::{Deserialize, Serialize};
+
+/// Which attacker a learned attack trains (issue: evidence; DESIGN 9).
+///
+/// Defense papers often evaluate with an attacker weaker than the one an
+/// adversary would write: seed 001 (PATROL, section 5) and seed 004
+/// (section 5.1) train their inversion and attribute models on the raw
+/// features. A defense that only rescales the features (a Lipschitz term, a
+/// noise scale) then looks effective against that attacker and not against
+/// one that standardises first. The audit can run both and the report says
+/// whether a defense's effect survives the adaptive one.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AttackerVariant {
+    /// Standardises the features with statistics of its own data (default).
+    #[default]
+    Adaptive,
+    /// The papers' attacker: trains on the raw features.
+    Paper,
+}
+
+impl AttackerVariant {
+    /// True for the default, so recipes and reports that never name a
+    /// variant keep their exact text.
+    pub fn is_adaptive(&self) -> bool {
+        *self == AttackerVariant::Adaptive
+    }
+}
 
 /// Features the server receives for a set of images, with the images (the
 /// attacker's auxiliary data, or ground truth for scoring).

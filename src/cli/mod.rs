@@ -223,17 +223,32 @@ pub fn main() -> ExitCode {
 
 fn print_attacks(records: &[splitguard::attack::AttackRecord]) {
     for a in records {
+        let ci = |c: Option<[f64; 2]>, d: usize| {
+            c.map(|[lo, hi]| format!(" [{lo:.d$}, {hi:.d$}]"))
+                .unwrap_or_default()
+        };
+        let margin = a
+            .margin_over_label
+            .map(|m| format!(", {m:+.2} over the label floor"))
+            .unwrap_or_default();
         if let (Some(psnr), Some(ssim)) = (a.psnr, a.ssim) {
             println!(
-                "  {:<12} split {:>2}: PSNR {psnr:6.2} dB, SSIM {ssim:.3}",
-                a.attack, a.split
+                "  {:<14} split {:>2}: PSNR {psnr:6.2}{} dB, SSIM {ssim:.3}{margin}",
+                a.key(),
+                a.split,
+                ci(a.psnr_ci, 2)
             );
         } else if let (Some(acc), Some(ch)) = (a.accuracy, a.chance) {
             let attr = a.attribute.as_deref().unwrap_or("");
             println!(
-                "  {:<12} split {:>2}: {attr} accuracy {acc:.3} (chance {ch:.3})",
-                a.attack, a.split
+                "  {:<14} split {:>2}: {attr} accuracy {acc:.3}{} (chance {ch:.3}){margin}",
+                a.key(),
+                a.split,
+                ci(a.accuracy_ci, 3)
             );
+        }
+        for why in &a.under_trained {
+            println!("  {:<14}           lower bound: {why}", "");
         }
     }
 }
@@ -280,19 +295,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 report.edge_flops,
                 out.join(pipeline::files::REPORT_MD).display()
             );
-            for a in &report.attacks {
-                if let (Some(psnr), Some(ssim)) = (a.psnr, a.ssim) {
-                    println!(
-                        "  {:<12} split {:>2}: PSNR {psnr:6.2} dB, SSIM {ssim:.3}",
-                        a.attack, a.split
-                    );
-                } else if let (Some(acc), Some(ch)) = (a.accuracy, a.chance) {
-                    println!(
-                        "  {:<12} split {:>2}: accuracy {acc:.3} (chance {ch:.3})",
-                        a.attack, a.split
-                    );
-                }
-            }
+            print_attacks(&report.attacks);
             Ok(())
         }
         Command::Recipe(RecipeCmd::Check { recipe, overrides }) => {
@@ -375,7 +378,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let out = args.out.unwrap_or_else(|| args.run.join("attack"));
             std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
             let attacker = pipeline::attacker_data(&recipe, &run.splits)?;
-            let records = splitguard::attack::run_audit(
+            let mut records = splitguard::attack::run_audit(
                 &run.model,
                 &attacker,
                 &run.splits.test,
@@ -386,6 +389,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &[],
                 &mut progress::Progress::default(),
             )?;
+            let inner = dev.clone().inner();
+            let floors = splitguard::attack::measure_floors(
+                &attacker,
+                &run.splits.test,
+                recipe.seed,
+                &splitguard::train::Evaluator::new(&run.model, &inner, 256),
+            )?;
+            splitguard::attack::judge_against_floors(&mut records, &floors);
             let path = out.join("attacks.json");
             splitguard::fsutil::write_atomic(
                 &path,

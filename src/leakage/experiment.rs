@@ -342,9 +342,6 @@ pub fn run_leakage(
             psnr: Some(s.psnr),
             ssim: Some(s.ssim),
             image: Some(files::GRID.into()),
-            attribute: None,
-            accuracy: None,
-            chance: None,
             details: serde_json::json!({
                 "defense": s.defense,
                 "i2f": s.i2f,
@@ -352,6 +349,7 @@ pub fn run_leakage(
                 "error_norm": s.error_norm,
                 "label_accuracy": s.label_accuracy,
             }),
+            ..AttackRecord::default()
         })
         .collect();
     let report = LeakageReport {

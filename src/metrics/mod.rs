@@ -4,11 +4,13 @@
 //! rather than tensors, so the attack code, the CLI and the tests all call the
 //! same code on host data and the numbers do not depend on a backend.
 
+pub mod bootstrap;
 pub mod classification;
 pub mod correlation;
 pub mod error;
 pub mod quality;
 
+pub use bootstrap::{BOOTSTRAP_RESAMPLES, bootstrap_accuracy_ci, bootstrap_mean_ci};
 pub use classification::{accuracy, argmax_rows, majority_rate};
 pub use correlation::{pearson, spearman};
 pub use error::MetricsError;

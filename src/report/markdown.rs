@@ -152,39 +152,7 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
         );
     }
 
-    let _ = writeln!(s, "## Attacks\n");
-    let _ = writeln!(
-        s,
-        "Reconstruction metrics on the `test` queries (pixels in [0, 1]; higher PSNR/SSIM and lower MSE mean more leakage).\n"
-    );
-    table_head(
-        &mut s,
-        &[
-            "attack",
-            "split",
-            "MSE",
-            "PSNR (dB)",
-            "SSIM",
-            "attribute",
-            "accuracy",
-            "chance",
-        ],
-    );
-    for a in &r.attacks {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            a.attack,
-            a.split,
-            opt(a.mse, 4),
-            opt(a.psnr, 2),
-            opt(a.ssim, 3),
-            a.attribute.as_deref().unwrap_or("-"),
-            opt(a.accuracy, 3),
-            opt(a.chance, 3)
-        );
-    }
-    s.push('\n');
+    attacks_section(&mut s, r);
     for (title, file) in plots {
         let _ = writeln!(s, "### {title}\n\n![{title}]({file})\n");
     }
@@ -202,11 +170,219 @@ pub fn render(r: &Report, plots: &[(&str, String)]) -> String {
             let _ = writeln!(
                 s,
                 "**{} at split {}**\n\n![{} split {}]({})\n",
-                a.attack, a.split, a.attack, a.split, file
+                a.key(),
+                a.split,
+                a.key(),
+                a.split,
+                file
             );
         }
     }
     s
+}
+
+/// `v` with its interval, `30.14 [29.90, 30.38]`, or `-` when absent.
+pub(crate) fn with_ci(v: Option<f64>, ci: Option<[f64; 2]>, digits: usize) -> String {
+    match (v, ci) {
+        (Some(x), Some([lo, hi])) => format!("{x:.digits$} [{lo:.digits$}, {hi:.digits$}]"),
+        _ => opt(v, digits),
+    }
+}
+
+/// The attacks table (with bootstrap intervals and the margin over the
+/// label floor), the floors, one sentence per split on label leakage, the
+/// paper's attacker against the adaptive one, and the lower-bound flags.
+fn attacks_section(s: &mut String, r: &Report) {
+    use crate::attack::floors::BeyondLabel;
+    let _ = writeln!(s, "## Attacks\n");
+    let _ = writeln!(
+        s,
+        "Reconstruction metrics on the `test` queries (pixels in [0, 1]; higher PSNR/SSIM and lower MSE mean more leakage), each with its bootstrap 95% interval over the queries. The margin is the PSNR (dB) or accuracy above the label-only floor.\n"
+    );
+    table_head(
+        s,
+        &[
+            "attack",
+            "split",
+            "MSE",
+            "PSNR (dB)",
+            "SSIM",
+            "attribute",
+            "accuracy",
+            "chance",
+            "margin over label",
+        ],
+    );
+    for a in &r.attacks {
+        let flag = if a.under_trained.is_empty() {
+            ""
+        } else {
+            " (lower bound)"
+        };
+        let _ = writeln!(
+            s,
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            a.key(),
+            flag,
+            a.split,
+            with_ci(a.mse, a.mse_ci, 4),
+            with_ci(a.psnr, a.psnr_ci, 2),
+            with_ci(a.ssim, a.ssim_ci, 3),
+            a.attribute.as_deref().unwrap_or("-"),
+            with_ci(a.accuracy, a.accuracy_ci, 3),
+            opt(a.chance, 3),
+            match (a.margin_over_label, a.psnr) {
+                (Some(m), Some(_)) => format!("{m:+.2} dB"),
+                (Some(m), None) => format!("{m:+.3}"),
+                _ => "-".into(),
+            }
+        );
+    }
+    s.push('\n');
+    if let Some(f) = &r.floors {
+        let _ = writeln!(s, "### Floors\n");
+        let _ = writeln!(
+            s,
+            "What an attacker gets without the features, on the same queries: the mean image of its data (no features), and the mean image of its data's class that the model predicts for the query (only the label, which the server learns anyway). For attributes: chance (majority rate on `test`) and a label-only attacker (the attribute value most frequent among the attacker's images the model puts in the predicted class).\n"
+        );
+        table_head(s, &["floor", "MSE", "PSNR (dB)", "SSIM"]);
+        for (name, x) in [
+            ("no features (mean image)", &f.mean_image),
+            ("label only (class mean)", &f.label),
+        ] {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} |",
+                with_ci(Some(x.mse), x.mse_ci, 4),
+                with_ci(Some(x.psnr), x.psnr_ci, 2),
+                with_ci(Some(x.ssim), x.ssim_ci, 3)
+            );
+        }
+        s.push('\n');
+        if !f.attributes.is_empty() {
+            table_head(s, &["attribute", "chance", "label-only accuracy"]);
+            for a in &f.attributes {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.3} | {} |",
+                    a.attribute,
+                    a.chance,
+                    with_ci(Some(a.label_only), a.label_only_ci, 3)
+                );
+            }
+            s.push('\n');
+        }
+        let mut sentences = Vec::new();
+        for a in &r.attacks {
+            let Some(v) = a.beyond_label else { continue };
+            let what = match (&a.attribute, a.psnr) {
+                (Some(attr), _) => format!(
+                    "{} on `{attr}` reaches {} against {:.3} from the label alone",
+                    a.key(),
+                    with_ci(a.accuracy, a.accuracy_ci, 3),
+                    a.accuracy.unwrap_or(0.0) - a.margin_over_label.unwrap_or(0.0)
+                ),
+                (None, Some(_)) => format!(
+                    "{} reaches {} dB against {} dB from the label alone",
+                    a.key(),
+                    with_ci(a.psnr, a.psnr_ci, 2),
+                    with_ci(Some(f.label.psnr), f.label.psnr_ci, 2)
+                ),
+                _ => continue,
+            };
+            let verdict = match v {
+                BeyondLabel::More => "the features leak more than the label does",
+                BeyondLabel::Indistinguishable => {
+                    "the intervals overlap: no evidence that the features leak more than the label"
+                }
+                BeyondLabel::Less => {
+                    "below the label-only attacker: this attacker reads less than the label gives"
+                }
+            };
+            sentences.push(format!("- Split {}: {what}; {verdict}.", a.split));
+        }
+        if !sentences.is_empty() {
+            let _ = writeln!(s, "{}\n", sentences.join("\n"));
+        }
+    }
+    let pairs = paper_vs_adaptive(&r.attacks);
+    if !pairs.is_empty() {
+        let _ = writeln!(s, "### The papers' attacker against the adaptive one\n");
+        let _ = writeln!(
+            s,
+            "The paper's variant trains on the raw features, as the defense papers evaluate; the adaptive one standardises them first. Where the adaptive attacker recovers more, a defense measured with the paper's attacker looks stronger than it is.\n"
+        );
+        for line in pairs {
+            let _ = writeln!(s, "- {line}");
+        }
+        s.push('\n');
+    }
+    let flagged: Vec<_> = r
+        .attacks
+        .iter()
+        .filter(|a| !a.under_trained.is_empty())
+        .collect();
+    if !flagged.is_empty() {
+        let _ = writeln!(s, "### Lower bounds, not measurements\n");
+        for a in flagged {
+            let _ = writeln!(
+                s,
+                "- {} at split {}{}: {}. Its number is a lower bound of what the features give away.",
+                a.key(),
+                a.split,
+                a.attribute
+                    .as_ref()
+                    .map(|x| format!(" (`{x}`)"))
+                    .unwrap_or_default(),
+                a.under_trained.join("; ")
+            );
+        }
+        s.push('\n');
+    }
+}
+
+/// One sentence per split where both a `<kind>` and a `<kind>-paper` record
+/// exist: how much more (or less) the adaptive attacker recovers, judged by
+/// the intervals.
+fn paper_vs_adaptive(attacks: &[crate::attack::AttackRecord]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in attacks {
+        let Some(base) = p.key().strip_suffix("-paper") else {
+            continue;
+        };
+        let Some(a) = attacks
+            .iter()
+            .find(|a| a.key() == base && a.split == p.split && a.attribute == p.attribute)
+        else {
+            continue;
+        };
+        let (va, vp, ca, cp, unit) = match (a.psnr, p.psnr, a.accuracy, p.accuracy) {
+            (Some(x), Some(y), _, _) => (x, y, a.psnr_ci, p.psnr_ci, " dB"),
+            (_, _, Some(x), Some(y)) => (x, y, a.accuracy_ci, p.accuracy_ci, ""),
+            _ => continue,
+        };
+        let verdict = match crate::attack::floors::BeyondLabel::judge(va, ca, vp, cp) {
+            crate::attack::floors::BeyondLabel::More => {
+                "the adaptive attacker is stronger: the paper's attacker under-states leakage"
+            }
+            crate::attack::floors::BeyondLabel::Less => "the paper's attacker is stronger here",
+            crate::attack::floors::BeyondLabel::Indistinguishable => {
+                "the intervals overlap: the two attackers agree"
+            }
+        };
+        out.push(format!(
+            "Split {}{}: adaptive {:.3}{unit}, paper {:.3}{unit} ({:+.3}{unit}); {verdict}.",
+            p.split,
+            p.attribute
+                .as_ref()
+                .map(|x| format!(" (`{x}`)"))
+                .unwrap_or_default(),
+            va,
+            vp,
+            va - vp
+        ));
+    }
+    out
 }
 
 /// The `prune` section: budget, split reached, per-block channels and FLOPs.

@@ -85,6 +85,10 @@ pub struct Report {
     pub training: Vec<EpochSummary>,
     /// Every attack's result.
     pub attacks: Vec<AttackRecord>,
+    /// What an attacker gets without features (mean image), with only the
+    /// label (class-mean image, label-only attribute attacker) and chance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floors: Option<crate::attack::Floors>,
     /// The golden-partition analysis, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<crate::partition::PartitionReport>,
@@ -152,6 +156,7 @@ impl Report {
                 })
                 .collect(),
             attacks,
+            floors: None,
             partition: None,
             prune: None,
             recipe: recipe.clone(),

@@ -1,0 +1,110 @@
+//! The audit's evidence on a small slice of real data (embedded MNIST, a
+//! seeded cnn6): intervals on every number, floors, the paper's attacker
+//! beside the adaptive one, and flags on attackers that did not learn.
+
+use burn::prelude::*;
+use splitguard::attack::floors::{class_mean_images, mean_image};
+use splitguard::attack::{
+    AttackKind, AttackerVariant, AuditConfig, DecoderConfig, SplitSelection, judge_against_floors,
+    measure_floors, run_audit,
+};
+use splitguard::data::embedded_mnist;
+use splitguard::metrics::{psnr_from_mse, quality::mse};
+use splitguard::model::{SplitModel, zoo};
+use splitguard::train::Evaluator;
+
+#[test]
+fn audit_reports_intervals_floors_variants_and_flags_a_one_epoch_attacker() {
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+    let all = embedded_mnist().unwrap();
+    let aux = all.subset(&(0..400).collect::<Vec<_>>());
+    let test = all.subset(&(5000..5120).collect::<Vec<_>>());
+    let one_epoch = DecoderConfig {
+        epochs: 1,
+        restarts: 0,
+        width: 16,
+        ..DecoderConfig::default()
+    };
+    let cfg = AuditConfig {
+        splits: SplitSelection::List(vec![1]),
+        attacks: vec![
+            AttackKind::Decoder(one_epoch.clone()),
+            AttackKind::Decoder(DecoderConfig {
+                variant: AttackerVariant::Paper,
+                ..one_epoch.clone()
+            }),
+            AttackKind::Decoder(DecoderConfig {
+                width: 8,
+                ..one_epoch
+            }),
+        ],
+        grid_images: 4,
+        attacker_data: Default::default(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = run_audit(
+        &model,
+        &aux,
+        &test,
+        &cfg,
+        7,
+        dir.path(),
+        &device,
+        &[],
+        &mut (),
+    )
+    .unwrap();
+    let inner = device.clone().inner();
+    let floors = measure_floors(&aux, &test, 7, &Evaluator::new(&model, &inner, 64)).unwrap();
+    judge_against_floors(&mut records, &floors);
+
+    // Three records keyed by label, three pictures: none overwrites another.
+    let keys: Vec<&str> = records.iter().map(|r| r.key()).collect();
+    assert_eq!(keys, ["decoder", "decoder-paper", "decoder-2"]);
+    for r in &records {
+        let file = r.image.as_ref().unwrap();
+        assert!(dir.path().join(file).exists(), "{file}");
+        // Every metric carries an interval around its value.
+        let [lo, hi] = r.psnr_ci.unwrap();
+        assert!(lo <= r.psnr.unwrap() && r.psnr.unwrap() <= hi);
+        assert!(r.mse_ci.is_some() && r.ssim_ci.is_some());
+        // One epoch cannot show a falling validation loss: a lower bound.
+        assert!(
+            r.under_trained.iter().any(|w| w.contains("under-trained")),
+            "{:?}",
+            r.under_trained
+        );
+        let margin = r.margin_over_label.unwrap();
+        assert!((margin - (r.psnr.unwrap() - floors.label.psnr)).abs() < 1e-12);
+        assert!(r.beyond_label.is_some());
+    }
+
+    // The floors are what their definitions say, recomputed by hand.
+    let il = test.image_len();
+    let mean = mean_image(&aux.images, il);
+    let by_hand: f64 = test
+        .images
+        .chunks(il)
+        .map(|x| psnr_from_mse(mse(x, &mean)))
+        .sum::<f64>()
+        / test.len() as f64;
+    assert!((floors.mean_image.psnr - by_hand).abs() < 1e-9);
+    let predicted = Evaluator::new(&model, &inner, 64).predict(&test);
+    let means = class_mean_images(&aux.images, &aux.targets, 10, il);
+    let by_hand: f64 = test
+        .images
+        .chunks(il)
+        .zip(&predicted)
+        .map(|(x, &c)| psnr_from_mse(mse(x, &means[c as usize * il..(c as usize + 1) * il])))
+        .sum::<f64>()
+        / test.len() as f64;
+    assert!((floors.label.psnr - by_hand).abs() < 1e-9);
+    let writer = floors
+        .attributes
+        .iter()
+        .find(|a| a.attribute == "writer")
+        .unwrap();
+    assert!((0.0..=1.0).contains(&writer.label_only) && writer.chance >= 0.5);
+}
