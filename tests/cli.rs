@@ -40,6 +40,16 @@ fn bad_recipes_exit_2_naming_file_field_and_allowed_values() {
             "name: t\nmodel: {arch: cnn6}\ntraining: {batch_size: 0}\n",
             "training.batch_size: must be >= 2",
         ),
+        (
+            "wide.yaml",
+            "name: t\nmodel: {arch: x, blocks: [{kind: conv, out_channels: 100000000}, {kind: linear, out_features: 10}]}\n",
+            "model.blocks[0].out_channels: must be in 1..=65536",
+        ),
+        (
+            "pool.yaml",
+            "name: t\nmodel: {arch: x, blocks: [{kind: conv, out_channels: 4, pool: 64}, {kind: linear, out_features: 10}]}\n",
+            "model.blocks: do not fit the input [1, 28, 28]",
+        ),
     ];
     for (file, text, expected) in cases {
         let path = write(dir.path(), file, text);
@@ -50,6 +60,19 @@ fn bad_recipes_exit_2_naming_file_field_and_allowed_values() {
             assert!(err.contains(expected), "expected '{expected}' in: {err}");
         }
     }
+}
+
+#[test]
+fn endless_or_huge_recipe_files_are_refused_in_bounded_memory() {
+    // /dev/zero never ends: the read stops at the limit instead of
+    // exhausting memory.
+    let (code, _, err) = splitguard(&["recipe", "check", "/dev/zero"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/dev/zero") && err.contains("limit"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = splitguard(&["run", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("folder"), "{err}");
 }
 
 #[test]

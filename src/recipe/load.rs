@@ -44,16 +44,47 @@ impl std::str::FromStr for Override {
     }
 }
 
+/// Largest recipe file read (1 MiB): recipes are a page of YAML; anything
+/// larger (or endless, like `/dev/zero`) is refused before it is read.
+pub const MAX_RECIPE_BYTES: u64 = 1 << 20;
+
+/// Reads a recipe file's text in bounded memory: a regular file (or a pipe
+/// or device) of at most [`MAX_RECIPE_BYTES`], valid UTF-8.
+pub(super) fn read_recipe_text(path: &Path) -> Result<String, RecipeError> {
+    use std::io::Read;
+    let err = |reason: String| RecipeError::Read {
+        file: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(err("is a folder, not a recipe file".into()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RECIPE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > MAX_RECIPE_BYTES {
+        return Err(err(format!(
+            "longer than the limit of {MAX_RECIPE_BYTES} bytes; a recipe is a page of YAML"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| err(format!("not UTF-8 text: {e}")))
+}
+
+/// The folder a recipe's relative paths are relative to, made absolute so
+/// they mean the same file from any working directory (and when a run
+/// folder's `recipe.resolved.yaml` is read back).
+pub(super) fn recipe_dir(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
 /// Reads and checks a recipe file.
 pub fn from_path(path: &Path, overrides: &[Override]) -> Result<LoadedRecipe, RecipeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RecipeError::Read {
-        file: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let text = read_recipe_text(path)?;
     let mut loaded = from_str(&text, &path.display().to_string(), overrides)?;
-    if let Some(dir) = path.parent() {
-        resolve_paths(&mut loaded.recipe, dir);
-    }
+    resolve_paths(&mut loaded.recipe, &recipe_dir(path));
     Ok(loaded)
 }
 
@@ -162,13 +193,21 @@ fn resolve(dir: &Path, p: &mut PathBuf) {
     }
 }
 
-/// Makes relative data and weights paths relative to the recipe's folder.
+/// Makes relative data and weights paths relative to the recipe's folder
+/// (the victims' data, the attacker's own dataset, the weights).
 pub(super) fn resolve_paths(recipe: &mut Recipe, dir: &Path) {
-    use super::DataSource::*;
     if let Some(w) = &mut recipe.model.weights {
         resolve(dir, &mut w.path);
     }
-    match &mut recipe.data.source {
+    resolve_source(&mut recipe.data.source, dir);
+    if let super::AttackerData::Dataset { source, .. } = &mut recipe.audit.attacker_data {
+        resolve_source(source, dir);
+    }
+}
+
+fn resolve_source(source: &mut super::DataSource, dir: &Path) {
+    use super::DataSource::*;
+    match source {
         EmbeddedMnist => {}
         Idx { images, labels } => {
             resolve(dir, images);

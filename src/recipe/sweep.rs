@@ -17,11 +17,16 @@ use std::path::Path;
 
 use serde_norway::Value;
 
-use super::load::{from_str, resolve_paths};
+use super::load::{from_str, read_recipe_text, recipe_dir, resolve_paths};
 use super::{LoadedRecipe, Override, RecipeError};
 
 /// The top-level key that holds the sweep.
 pub const SWEEP_KEY: &str = "sweep";
+
+/// Most grid points a sweep may expand to: each point is a whole run (and
+/// a typed recipe in memory), so a larger grid is a mistake, refused before
+/// anything is expanded.
+pub const MAX_SWEEP_POINTS: usize = 1000;
 
 /// Longest folder name a point gets (its index prefix keeps names unique).
 const MAX_LABEL: usize = 150;
@@ -99,18 +104,14 @@ impl std::str::FromStr for Shard {
 /// Reads a recipe file that may hold a `sweep:`; relative data paths are
 /// resolved against the file's folder, as [`super::from_path`] does.
 pub fn plan_from_path(path: &Path, overrides: &[Override]) -> Result<Plan, RecipeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RecipeError::Read {
-        file: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let text = read_recipe_text(path)?;
     let mut plan = plan_from_str(&text, &path.display().to_string(), overrides)?;
-    if let Some(dir) = path.parent() {
-        match &mut plan {
-            Plan::Single(l) => resolve_paths(&mut l.recipe, dir),
-            Plan::Sweep(s) => {
-                for p in &mut s.points {
-                    resolve_paths(&mut p.loaded.recipe, dir);
-                }
+    let dir = recipe_dir(path);
+    match &mut plan {
+        Plan::Single(l) => resolve_paths(&mut l.recipe, &dir),
+        Plan::Sweep(s) => {
+            for p in &mut s.points {
+                resolve_paths(&mut p.loaded.recipe, &dir);
             }
         }
     }
@@ -149,6 +150,18 @@ pub fn plan_from_str(
         problems,
     };
     let axes = axes(&sweep).map_err(invalid)?;
+    let sizes: Vec<usize> = axes.iter().map(|(_, v)| v.len()).collect();
+    let count = sizes
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .filter(|&c| c <= MAX_SWEEP_POINTS);
+    if count.is_none() {
+        let shown: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        return Err(invalid(vec![format!(
+            "sweep: the grid has {} points, more than the limit of {MAX_SWEEP_POINTS} runs; sweep fewer fields or values, or split the sweep into several recipes",
+            shown.join(" x ")
+        )]));
+    }
     let base = serde_norway::to_string(&value).map_err(|e| RecipeError::Parse {
         file: source.to_string(),
         message: e.to_string(),
@@ -435,6 +448,20 @@ training:
         );
         let e = error(&format!("{BASE}sweep:\n  training.epochs: [one]\n"));
         assert!(e.contains("training.epochs: value one"), "{e}");
+    }
+
+    #[test]
+    fn a_grid_beyond_the_limit_is_refused_before_expanding() {
+        // 9 keys x 10 values: 10^9 points, refused at once in bounded memory.
+        let keys: String = (0..9)
+            .map(|i| format!("  training.x{i}: [0,1,2,3,4,5,6,7,8,9]\n"))
+            .collect();
+        let e = error(&format!("{BASE}sweep:\n{keys}"));
+        assert!(
+            e.contains("10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 points")
+                && e.contains("limit of 1000"),
+            "{e}"
+        );
     }
 
     #[test]

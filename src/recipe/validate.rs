@@ -7,6 +7,74 @@ use crate::model::{WeightsFormat, zoo};
 use crate::train::OptimizerConfig;
 use burn::store::KeyRemapper;
 
+/// Widest block a recipe may describe (channels or features): far above any
+/// network that runs on an edge device, far below what exhausts memory.
+pub const MAX_WIDTH: usize = 1 << 16;
+
+/// Most parameters a described model may have (a billion: 4 GB of f32).
+pub const MAX_PARAMS: u64 = 1_000_000_000;
+
+/// Most FLOPs per example a described model may cost (a hundred GFLOPs,
+/// ~25x a ResNet-50 at 224x224).
+pub const MAX_FLOPS: u64 = 100_000_000_000;
+
+/// Problems of inline `model.blocks`: widths within `1..=MAX_WIDTH`, and,
+/// where the input shape is known before the data is read (`model.input`,
+/// or the embedded MNIST), shapes that fit (a pool no larger than its map)
+/// and a size within [`MAX_PARAMS`] / [`MAX_FLOPS`], so that `recipe check`
+/// refuses what `run` could not build.
+fn model_size_problems(
+    r: &Recipe,
+    blocks: &[crate::model::BlockSpec],
+    bad: &mut impl FnMut(&str, String),
+) {
+    use crate::model::BlockSpec;
+    let mut widths_ok = true;
+    for (i, b) in blocks.iter().enumerate() {
+        let (field, w) = match b {
+            BlockSpec::Conv(c) => ("out_channels", c.out_channels),
+            BlockSpec::Linear(l) => ("out_features", l.out_features),
+            BlockSpec::Residual(_) => continue,
+        };
+        if !(1..=MAX_WIDTH).contains(&w) {
+            widths_ok = false;
+            bad(
+                &format!("model.blocks[{i}].{field}"),
+                format!("must be in 1..={MAX_WIDTH}, got {w}"),
+            );
+        }
+    }
+    let input = r.model.input.or(match r.data.source {
+        DataSource::EmbeddedMnist => Some([1, 28, 28]),
+        _ => None,
+    });
+    let (Some(input), true) = (input, widths_ok) else {
+        return;
+    };
+    match crate::model::block_infos(&input, blocks) {
+        Err(e) => bad(
+            "model.blocks",
+            format!("do not fit the input {input:?}: {e}"),
+        ),
+        Ok(infos) => {
+            let params: u64 = infos.iter().map(|b| b.params).sum();
+            let flops: u64 = infos.iter().map(|b| b.flops).sum();
+            if params > MAX_PARAMS {
+                bad(
+                    "model.blocks",
+                    format!("{params} parameters, more than the limit of {MAX_PARAMS}"),
+                );
+            }
+            if flops > MAX_FLOPS {
+                bad(
+                    "model.blocks",
+                    format!("{flops} FLOPs per example, more than the limit of {MAX_FLOPS}"),
+                );
+            }
+        }
+    }
+}
+
 /// Every problem of `r` as `path: message` lines (empty when valid).
 pub fn problems(r: &Recipe) -> Vec<String> {
     let mut p: Vec<String> = Vec::new();
@@ -105,6 +173,9 @@ pub fn problems(r: &Recipe) -> Vec<String> {
                 "applies to PyTorch files only; a safetensors file has no nesting".into(),
             );
         }
+    }
+    if let Some(blocks) = &r.model.blocks {
+        model_size_problems(r, blocks, &mut bad);
     }
     let blocks = spec
         .as_ref()
