@@ -377,20 +377,11 @@ pub fn run(
         seconds: Vec::new(),
         error: None,
     };
-    let obf = match &recipe.obfuscation {
-        Some(cfg) => Some(crate::obfuscate::study::deploy(
-            cfg,
-            &model,
-            &attacker,
-            &splits.test,
-            split,
-            &inner,
-        )?),
-        None => None,
-    };
-    let target_accuracy = obf.as_ref().map_or(target_accuracy, |o| o.target_accuracy);
+    let view = ServerView::new(recipe, &model, &splits, split, &inner)?;
+    let obf = view.obfuscation.as_ref();
+    let target_accuracy = obf.map_or(target_accuracy, |o| o.target_accuracy);
     // What the edge sends per query once obfuscated (mean over `test`).
-    let obf_bytes = obf.as_ref().map(|o| o.bytes_per_query.round() as u64);
+    let obf_bytes = obf.map(|o| o.bytes_per_query.round() as u64);
     let mut attacks = run_audit_with(
         &model,
         &attacker,
@@ -401,12 +392,9 @@ pub fn run(
         device,
         &done,
         &mut rec,
-        &|k, z| match &obf {
-            Some(o) if k == split => o.apply(z),
-            _ => Ok(z),
-        },
+        &|k, z| view.apply(k, z),
     )?;
-    if let (Some(cfg), Some(o)) = (&recipe.obfuscation, obf) {
+    if let (Some(cfg), Some(o)) = (&recipe.obfuscation, view.obfuscation) {
         rec.inner
             .stage("obfuscation", "signal content and attribute-attack study");
         crate::obfuscate::study::finish(
@@ -465,6 +453,88 @@ pub fn run(
     )
     .map_err(|e| Error::io(&tpath, e))?;
     Ok(report)
+}
+
+/// What the server receives: the edge's features at every split, and at the
+/// deployment split the run's obfuscation (seed 004), resolved and
+/// calibrated exactly as the run does. `run`, `attack` and
+/// `export-features` all attack or export through this one view (the VAE
+/// mean, where the model has a VAE head, is already what the edge model
+/// outputs).
+pub struct ServerView {
+    /// The deployment split.
+    pub split: usize,
+    /// The obfuscation at `split`, when the recipe has one.
+    pub obfuscation: Option<crate::obfuscate::study::Deployment>,
+}
+
+impl ServerView {
+    /// The view of `model` deployed at `split` under `recipe`: the
+    /// obfuscation is calibrated on the owner's `train` data (the defender
+    /// never uses the attacker's data). `device` is an inference device.
+    pub fn new(
+        recipe: &Recipe,
+        model: &SplitModel,
+        splits: &Splits,
+        split: usize,
+        device: &Device,
+    ) -> Result<Self, Error> {
+        let obfuscation = match &recipe.obfuscation {
+            Some(cfg) => Some(crate::obfuscate::study::deploy(
+                cfg,
+                model,
+                &splits.train,
+                &splits.test,
+                split,
+                device,
+            )?),
+            None => None,
+        };
+        Ok(Self { split, obfuscation })
+    }
+
+    /// What the server receives for flattened edge features `z` of split `k`.
+    pub fn apply(&self, k: usize, z: Vec<f32>) -> Result<Vec<f32>, Error> {
+        match &self.obfuscation {
+            Some(o) if k == self.split => o.apply(z),
+            _ => Ok(z),
+        }
+    }
+}
+
+/// Re-attacks a finished run through its server view (`splitguard attack`):
+/// `recipe` is the run's recipe with any new `audit` settings; records go
+/// to `out` with their pictures, judged against the floors.
+pub fn attack_run(
+    run: &OpenedRun,
+    recipe: &Recipe,
+    out: &Path,
+    device: &Device,
+    observer: &mut dyn AuditObserver,
+) -> Result<Vec<AttackRecord>, Error> {
+    let inner = device.clone().inner();
+    let attacker = attacker_data(recipe, &run.splits)?;
+    let view = ServerView::new(recipe, &run.model, &run.splits, run.split, &inner)?;
+    let mut records = run_audit_with(
+        &run.model,
+        &attacker,
+        &run.splits.test,
+        &recipe.audit,
+        recipe.seed,
+        out,
+        device,
+        &[],
+        observer,
+        &|k, z| view.apply(k, z),
+    )?;
+    let floors = crate::attack::measure_floors(
+        &attacker,
+        &run.splits.test,
+        recipe.seed,
+        &Evaluator::new(&run.model, &inner, 256),
+    )?;
+    crate::attack::judge_against_floors(&mut records, &floors);
+    Ok(records)
 }
 
 /// A finished (or partly finished) run folder, opened for later commands.
@@ -587,21 +657,9 @@ pub fn export_features(
         Part::Test => &run.splits.test,
     };
     let eval = Evaluator::new(&run.model, device, 256);
-    let (mut features, shape) = eval.features(ds, k);
-    if let Some(cfg) = run.recipe.obfuscation.as_ref().filter(|_| k == run.split) {
-        // What the server receives: the run's obfuscation at its deployment
-        // split, resolved (and calibrated on the attacker's data) as the run did.
-        let attacker = attacker_data(&run.recipe, &run.splits)?;
-        let deployed = crate::obfuscate::study::deploy(
-            cfg,
-            &run.model,
-            &attacker,
-            &run.splits.test,
-            k,
-            device,
-        )?;
-        features = deployed.apply(features)?;
-    }
+    let (features, shape) = eval.features(ds, k);
+    let features = ServerView::new(&run.recipe, &run.model, &run.splits, run.split, device)?
+        .apply(k, features)?;
     let mut full_shape = vec![ds.len()];
     full_shape.extend(&shape);
     let sibling = |suffix: &str| -> PathBuf {

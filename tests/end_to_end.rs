@@ -242,6 +242,22 @@ audit:
         opened.model.vae_spec(),
         Some(splitguard::model::VaeSpec { at: 3 })
     );
+    // `attack` on the run folder sees what the run's server saw (the
+    // obfuscated features) and so reproduces the run's own numbers.
+    let again = root.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let records = pipeline::attack_run(
+        &opened,
+        &opened.recipe,
+        &again,
+        &Device::flex().autodiff(),
+        &mut (),
+    )
+    .unwrap();
+    let reported: Vec<splitguard::attack::AttackRecord> =
+        serde_json::from_value(r["attacks"].clone()).unwrap();
+    assert!(!records.is_empty());
+    assert_eq!(records, reported);
     let out = root.path().join("z.npy");
     pipeline::export_features(&opened, 3, pipeline::Part::Test, &out, false, &dev).unwrap();
     let (z, shape) = splitguard::report::npy::read_npy_f32(&out).unwrap();

@@ -377,26 +377,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let recipe = recipe::from_path(&rpath, &args.overrides)?.recipe;
             let out = args.out.unwrap_or_else(|| args.run.join("attack"));
             std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-            let attacker = pipeline::attacker_data(&recipe, &run.splits)?;
-            let mut records = splitguard::attack::run_audit(
-                &run.model,
-                &attacker,
-                &run.splits.test,
-                &recipe.audit,
-                recipe.seed,
+            let records = pipeline::attack_run(
+                &run,
+                &recipe,
                 &out,
                 &dev,
-                &[],
                 &mut progress::Progress::default(),
             )?;
-            let inner = dev.clone().inner();
-            let floors = splitguard::attack::measure_floors(
-                &attacker,
-                &run.splits.test,
-                recipe.seed,
-                &splitguard::train::Evaluator::new(&run.model, &inner, 256),
-            )?;
-            splitguard::attack::judge_against_floors(&mut records, &floors);
             let path = out.join("attacks.json");
             splitguard::fsutil::write_atomic(
                 &path,
