@@ -585,7 +585,7 @@ pub fn run_audit_with(
 }
 
 fn inversion_error(attack: &str, k: usize, e: InversionError) -> crate::Error {
-    crate::Error::Run(format!("{attack} attack at split {k}: {e}"))
+    crate::Error::internal(format!("{attack} attack at split {k}"), e)
 }
 
 /// Scores reconstructions against `originals` (`[n, C, H, W]`) with

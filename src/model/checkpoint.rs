@@ -75,11 +75,15 @@ impl Checkpoint {
         // `valid()` first: batch-norm running statistics keep their latest
         // update in a per-thread slot until synced, and a record reads only
         // the synced value (burn 0.22 `RunningState`).
-        let weights = model
-            .valid()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| err(path, format!("cannot serialize weights: {e}")))?;
+        let weights =
+            model
+                .valid()
+                .into_record()
+                .into_bytes()
+                .map_err(|e| ModelError::Serialize {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
         let optim = optimizer.unwrap_or(&[]);
         let mut buf = Vec::with_capacity(meta.len() + weights.len() + optim.len() + 64);
         buf.extend_from_slice(MAGIC);

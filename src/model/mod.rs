@@ -55,6 +55,15 @@ pub enum ModelError {
         /// What went wrong.
         reason: String,
     },
+    /// The model could not be encoded for a checkpoint (an internal failure,
+    /// not a bad file).
+    #[error("checkpoint {path}: cannot serialize weights: {reason}")]
+    Serialize {
+        /// The file being written.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A weights file that cannot be read or does not fit the model.
     #[error("weights {path}: {reason}")]
     Weights {

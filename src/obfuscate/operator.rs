@@ -73,8 +73,13 @@ pub enum OperatorError {
 }
 
 impl From<OperatorError> for crate::Error {
+    /// A split the recipe chose badly is the user's (exit 2); a matrix that
+    /// could not be built or decomposed is splitguard's (exit 1).
     fn from(e: OperatorError) -> Self {
-        crate::Error::Run(format!("obfuscation: {e}"))
+        match e {
+            OperatorError::Obfuscate { .. } => crate::Error::internal("obfuscation", e),
+            _ => crate::Error::Run(format!("obfuscation: {e}")),
+        }
     }
 }
 

@@ -137,8 +137,8 @@ pub fn apply(
         return Ok((z.to_vec(), raw_bytes(basis.dim()) as f64));
     }
     let n = z.len() / basis.dim().max(1);
-    let out = obfuscate_batch(basis, z, n, mode)
-        .map_err(|e| crate::Error::Run(format!("obfuscation: {e}")))?;
+    let out =
+        obfuscate_batch(basis, z, n, mode).map_err(|e| crate::Error::internal("obfuscation", e))?;
     let bytes = out.mean_bytes_sent();
     Ok((out.z_prime, bytes))
 }

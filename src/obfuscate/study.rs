@@ -118,7 +118,7 @@ pub fn run_study(
         let n = z.len() / basis.dim();
         let ratios = basis
             .log_signal_ratio_batch(&z, n)
-            .map_err(|e| crate::Error::Run(format!("obfuscation: {e}")))?;
+            .map_err(|e| crate::Error::internal("obfuscation", e))?;
         let finite: Vec<f64> = ratios.into_iter().filter(|r| r.is_finite()).collect();
         let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
         cum += mean;

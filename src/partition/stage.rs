@@ -104,7 +104,7 @@ pub fn analyse(
         let (features, shape) = eval.features(&held, k);
         let dim: usize = shape.iter().product();
         let s = layer_stats(&features, n, dim, &predicted)
-            .map_err(|e| Error::Run(format!("partition at split {k}: {e}")))?;
+            .map_err(|e| Error::internal(format!("partition at split {k}"), e))?;
         rows.push(PartitionRow {
             split: k,
             dim,
@@ -116,10 +116,9 @@ pub fn analyse(
         });
     }
     let curve: Vec<f64> = rows.iter().map(|r| r.normalized_rc2).collect();
-    let t =
-        detect_transition(&curve, cfg.margin).map_err(|e| Error::Run(format!("partition: {e}")))?;
+    let t = detect_transition(&curve, cfg.margin).map_err(|e| Error::internal("partition", e))?;
     let zone = match &t {
-        Some(t) => golden_zone(t, rows.len()).map_err(|e| Error::Run(format!("partition: {e}")))?,
+        Some(t) => golden_zone(t, rows.len()).map_err(|e| Error::internal("partition", e))?,
         // No drop at all: only the decision layers count as the zone.
         None => rows.len().saturating_sub(2)..rows.len(),
     };
@@ -140,8 +139,7 @@ pub fn analyse(
         chosen,
         reason,
         nearest,
-    } = choose_split(&candidates, cfg.budget_flops)
-        .map_err(|e| Error::Run(format!("partition: {e}")))?;
+    } = choose_split(&candidates, cfg.budget_flops).map_err(|e| Error::internal("partition", e))?;
     Ok(PartitionReport {
         transition: t.as_ref().map(|t| rows[t.primary].split),
         secondary: t.as_ref().and_then(|t| t.secondary.map(|s| rows[s].split)),
