@@ -7,11 +7,13 @@
 pub mod classification;
 pub mod correlation;
 pub mod error;
+pub mod interval;
 pub mod quality;
 
 pub use classification::{accuracy, argmax_rows, majority_rate};
 pub use correlation::{pearson, spearman};
 pub use error::MetricsError;
+pub use interval::{CONFIDENCE, Interval, t_cdf, t_interval, t_quantile};
 pub use quality::{
     ImageMetrics, PSNR_CAP_DB, ReconstructionMetrics, mse, psnr_from_mse, reconstruction_metrics,
     ssim,
