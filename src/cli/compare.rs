@@ -74,8 +74,8 @@ pub fn run_sweep(
         println!(
             "{}: target accuracy {:.2}% at split {}",
             point.label,
-            100.0 * r.target_accuracy,
-            r.split
+            100.0 * r.target_accuracy(),
+            r.split()
         );
     }
     if outcome.other_shards > 0 {
