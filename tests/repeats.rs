@@ -320,6 +320,23 @@ fn a_sweep_of_repeated_points_runs_in_shards_and_compares_with_intervals() {
         assert!(line.contains("% ± "), "{line}");
     }
     assert!(md.contains("95% Student-t interval"), "{md}");
+    // Point 1 against point 0: the difference of the means with its Welch interval.
+    assert!(md.contains("## Differences beyond seed noise"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with(&format!("| {} | decoder psnr | 2 |", points[1])))
+        .unwrap_or_else(|| panic!("no decoder row in {md}"));
+    let psnr = |i: usize| {
+        let r = json(&out.join(&points[i]).join(files::REPORT_JSON));
+        find(&r, "decoder")["over_repeats"]["psnr"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let d = splitguard::metrics::welch_difference(&psnr(0), &psnr(1));
+    assert!(row.contains(&format!("| {:+.2} dB |", d.diff)), "{row}");
     // Error bars on the trade-off plots: per run, an x and a y bar, each a
     // stem and two caps.
     for svg in ["tradeoff_psnr.svg", "tradeoff_error.svg"] {

@@ -18,8 +18,11 @@
 //! A run with `repeats: N > 1` is read from its aggregate `report.json`
 //! (means, and each number's 95% t interval over the repeats): the tables
 //! show `mean ± half-width`, the CSV files the interval's ends, and the
-//! plots draw the intervals as error bars.
+//! plots draw the intervals as error bars; with two or more such runs, a
+//! section gives each one's difference from the first with its Welch t
+//! interval (did the setting change the number beyond seed noise?).
 
+mod difference;
 mod gather;
 pub mod sweep;
 mod table;
@@ -27,6 +30,7 @@ mod table;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use difference::{DifferenceRow, differences, markdown_differences};
 pub use gather::{
     Gathered, Repeated, RunSummary, SWEEP_MANIFEST, describe_defenses, gather, load_run,
 };
@@ -235,6 +239,11 @@ fn markdown(g: &Gathered, metric: &str) -> String {
     }
     let _ = writeln!(s, "\n## Every attack at every split\n");
     s.push_str(&markdown_attacks(&g.runs));
+    let diffs = markdown_differences(&g.runs);
+    if !diffs.is_empty() {
+        s.push('\n');
+        s.push_str(&diffs);
+    }
     let _ = writeln!(s, "\n## Privacy-utility trade-offs\n");
     let _ = writeln!(
         s,

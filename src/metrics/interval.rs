@@ -66,6 +66,58 @@ pub fn t_interval(values: &[f64]) -> Interval {
     }
 }
 
+/// The difference of two samples' means, `mean(b) - mean(a)`, with its 95%
+/// Welch t interval (unequal variances; Welch 1947, with the
+/// Welch-Satterthwaite degrees of freedom).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    /// `mean(b) - mean(a)`.
+    pub diff: f64,
+    /// Welch-Satterthwaite degrees of freedom (`None` when both samples have
+    /// no spread, or either has fewer than 2 values).
+    pub df: Option<f64>,
+    /// Lower end of the 95% interval (`None` as for `df`).
+    pub lo: Option<f64>,
+    /// Upper end of the 95% interval.
+    pub hi: Option<f64>,
+}
+
+impl Difference {
+    /// Whether the interval excludes 0: the means differ beyond chance at
+    /// the 5% level (`None` without an interval).
+    pub fn excludes_zero(&self) -> Option<bool> {
+        Some(self.lo? > 0.0 || self.hi? < 0.0)
+    }
+}
+
+/// `mean(b) - mean(a)` with its 95% Welch t interval (see [`Difference`]).
+pub fn welch_difference(a: &[f64], b: &[f64]) -> Difference {
+    let (ia, ib) = (t_interval(a), t_interval(b));
+    let diff = ib.mean - ia.mean;
+    let none = Difference {
+        diff,
+        df: None,
+        lo: None,
+        hi: None,
+    };
+    let (Some(sa), Some(sb)) = (ia.sd, ib.sd) else {
+        return none;
+    };
+    let (va, vb) = (sa * sa / ia.n as f64, sb * sb / ib.n as f64);
+    let se2 = va + vb;
+    if se2 <= 0.0 {
+        return none;
+    }
+    let df = se2 * se2 / (va * va / (ia.n - 1) as f64 + vb * vb / (ib.n - 1) as f64);
+    let half = t_quantile(0.5 + CONFIDENCE / 2.0, df) * se2.sqrt();
+    Difference {
+        diff,
+        df: Some(df),
+        lo: Some(diff - half),
+        hi: Some(diff + half),
+    }
+}
+
 /// The `p` quantile of Student's t distribution with `df` degrees of
 /// freedom: the `t` with `P(T <= t) = p`. NaN unless `0 < p < 1` and `df > 0`.
 pub fn t_quantile(p: f64, df: f64) -> f64 {
@@ -255,6 +307,34 @@ mod tests {
         // Equal values: a true zero spread.
         let iv = t_interval(&[2.0, 2.0, 2.0]);
         assert_eq!((iv.sd, iv.lo, iv.hi), (Some(0.0), Some(2.0), Some(2.0)));
+    }
+
+    #[test]
+    fn welch_difference_equals_a_naive_recomputation() {
+        let a = [20.0, 22.0, 21.0];
+        let b = [18.0, 18.5, 17.0, 18.1];
+        let d = welch_difference(&a, &b);
+        // By hand: means 21 and 17.9, variances 1 and 0.406667.
+        let (ma, mb) = (21.0, 17.9);
+        let va = ((20.0f64 - ma).powi(2) + 1.0 + 0.0) / 2.0;
+        let vb = [18.0f64, 18.5, 17.0, 18.1]
+            .iter()
+            .map(|x| (x - mb).powi(2))
+            .sum::<f64>()
+            / 3.0;
+        let (sa, sb) = (va / 3.0, vb / 4.0);
+        let df = (sa + sb).powi(2) / (sa * sa / 2.0 + sb * sb / 3.0);
+        let half = t_quantile(0.975, df) * (sa + sb).sqrt();
+        assert!((d.diff - (mb - ma)).abs() < 1e-12);
+        assert!((d.df.unwrap() - df).abs() < 1e-9);
+        assert!((d.lo.unwrap() - (mb - ma - half)).abs() < 1e-9);
+        assert_eq!(d.excludes_zero(), Some(true));
+        // Noisy samples that overlap: no difference shown.
+        let d = welch_difference(&[1.0, 3.0], &[2.0, 2.5]);
+        assert_eq!(d.excludes_zero(), Some(false));
+        // One value, or no spread at all: no interval.
+        assert_eq!(welch_difference(&[1.0], &[2.0, 3.0]).excludes_zero(), None);
+        assert_eq!(welch_difference(&[1.0, 1.0], &[2.0, 2.0]).lo, None);
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub mod quality;
 pub use classification::{accuracy, argmax_rows, majority_rate};
 pub use correlation::{pearson, spearman};
 pub use error::MetricsError;
-pub use interval::{CONFIDENCE, Interval, t_cdf, t_interval, t_quantile};
+pub use interval::{
+    CONFIDENCE, Difference, Interval, t_cdf, t_interval, t_quantile, welch_difference,
+};
 pub use quality::{
     ImageMetrics, PSNR_CAP_DB, ReconstructionMetrics, mse, psnr_from_mse, reconstruction_metrics,
     ssim,

@@ -45,6 +45,8 @@ pub struct Recipe {
     /// number's mean, standard deviation and 95% Student-t interval over the
     /// repeats (1..=100, default 1: one run, no `rep_0/`).
     #[serde(default = "default_repeats", skip_serializing_if = "is_one")]
+    // schemars leaves out a default that `skip_serializing_if` skips: state it.
+    #[schemars(extend("default" = 1), range(min = 1, max = 100))]
     pub repeats: usize,
     /// Where the images come from and how they are split.
     #[serde(default)]
