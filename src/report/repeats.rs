@@ -125,8 +125,11 @@ pub fn record_key(r: &AttackRecord) -> &str {
     &r.attack
 }
 
+/// How to read one metric of a record.
+type Reader = fn(&AttackRecord) -> Option<f64>;
+
 /// The metrics a record may carry, with how to read each.
-const METRICS: [(&str, fn(&AttackRecord) -> Option<f64>); 5] = [
+const METRICS: [(&str, Reader); 5] = [
     ("mse", |a| a.mse),
     ("psnr", |a| a.psnr),
     ("ssim", |a| a.ssim),
