@@ -22,7 +22,9 @@
 //! - [`attack`]: attackers that see exactly what the server sees and return
 //!   [`attack::AttackRecord`]s with [`metrics`] (MSE, PSNR, SSIM, accuracy).
 //! - [`report::Report`]: `report.json` (stable keys) and `report.md`.
-//! - [`pipeline::run`] chains the stages for `splitguard run`;
+//! - [`pipeline::run`] chains the stages for `splitguard run` (with
+//!   `repeats: N`, N times from derived seeds, then
+//!   [`report::RepeatsReport`]: every number's mean and t interval);
 //!   [`compare`] puts finished runs (or a sweep's) in one table and plot.
 
 pub mod attack;

@@ -3,6 +3,8 @@
 //! folder, so a killed run resumes: training from its last epoch checkpoint,
 //! the audit from the attacks already recorded.
 
+mod repeats;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,8 +17,10 @@ use crate::fsutil::write_atomic;
 use crate::model::{ModelSpec, SplitModel, zoo};
 use crate::partition::PartitionConfig;
 use crate::recipe::{AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, SplitSetting};
-use crate::report::{self, Report};
+use crate::report::{self, RepeatsReport, Report};
+
 use crate::train::{Evaluator, TrainObserver, TrainRun, train};
+pub use repeats::repeat_seed;
 
 /// File names inside a run folder.
 pub mod files {
@@ -223,24 +227,66 @@ impl AuditObserver for Recording<'_> {
     }
 }
 
-/// Runs a whole recipe into `opts.out_dir`.
+/// What a run produced: one report, or with `repeats: N > 1` the
+/// aggregate over its repeats (each repeat's own report is in `rep_i/`).
+#[derive(Clone, Debug)]
+pub enum RunOutcome {
+    /// A recipe with `repeats: 1`.
+    Single(Box<Report>),
+    /// A recipe with `repeats: N > 1`.
+    Repeats(Box<RepeatsReport>),
+}
+
+impl RunOutcome {
+    /// Target accuracy on `test` (the mean over repeats).
+    pub fn target_accuracy(&self) -> f64 {
+        match self {
+            RunOutcome::Single(r) => r.target_accuracy,
+            RunOutcome::Repeats(r) => r.target_accuracy,
+        }
+    }
+
+    /// The deployment split (the most common one over repeats).
+    pub fn split(&self) -> usize {
+        match self {
+            RunOutcome::Single(r) => r.split,
+            RunOutcome::Repeats(r) => r.split,
+        }
+    }
+
+    /// The report of a single run (`None` for repeats).
+    pub fn into_single(self) -> Option<Report> {
+        match self {
+            RunOutcome::Single(r) => Some(*r),
+            RunOutcome::Repeats(_) => None,
+        }
+    }
+}
+
+/// Runs a whole recipe into `opts.out_dir`: once, or with `repeats: N > 1`
+/// N times from derived seeds into `rep_0/ .. rep_{N-1}/` (see
+/// [`repeat_seed`]), then the aggregate report at the top of the folder.
 pub fn run(
     loaded: &LoadedRecipe,
     opts: &RunOptions,
     device: &Device,
     obs: &mut dyn RunObserver,
-) -> Result<Report, Error> {
-    let recipe = &loaded.recipe;
-    let out = &opts.out_dir;
-    let started = Instant::now();
-    let mut timings = serde_json::Map::new();
+) -> Result<RunOutcome, Error> {
+    match loaded.recipe.repeats {
+        n if n > 1 => {
+            repeats::run(loaded, opts, device, obs).map(|r| RunOutcome::Repeats(Box::new(r)))
+        }
+        _ => run_once(loaded, opts, device, obs).map(|r| RunOutcome::Single(Box::new(r))),
+    }
+}
 
-    // The run folder: a new run never overwrites another's results; a resumed
-    // run must be the same recipe.
+/// Claims a run folder for `recipe`: a new run never overwrites another's
+/// results; a resumed run must be the same recipe.
+fn claim_folder(recipe: &Recipe, out: &Path, resume: bool) -> Result<(), Error> {
     let resolved = serde_norway::to_string(recipe).expect("recipe serializes");
     let recipe_path = out.join(files::RECIPE);
     if recipe_path.exists() {
-        if !opts.resume {
+        if !resume {
             return Err(Error::Run(format!(
                 "{} already holds a run; pass --resume to continue it, or --out to write elsewhere",
                 out.display()
@@ -254,9 +300,24 @@ pub fn run(
                 recipe_path.display()
             )));
         }
+        Ok(())
     } else {
-        write_atomic(&recipe_path, resolved.as_bytes()).map_err(|e| Error::io(&recipe_path, e))?;
+        write_atomic(&recipe_path, resolved.as_bytes()).map_err(|e| Error::io(&recipe_path, e))
     }
+}
+
+/// Runs a recipe once (its `seed`, ignoring `repeats`) into `opts.out_dir`.
+fn run_once(
+    loaded: &LoadedRecipe,
+    opts: &RunOptions,
+    device: &Device,
+    obs: &mut dyn RunObserver,
+) -> Result<Report, Error> {
+    let recipe = &loaded.recipe;
+    let out = &opts.out_dir;
+    let started = Instant::now();
+    let mut timings = serde_json::Map::new();
+    claim_folder(recipe, out, opts.resume)?;
 
     obs.stage("data", "loading and splitting");
     let splits = prepare_data(recipe)?;
@@ -572,6 +633,14 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
         )));
     }
     let loaded = crate::recipe::from_path(&rpath, &[])?;
+    if loaded.recipe.repeats > 1 {
+        return Err(Error::Run(format!(
+            "{}: a run of {} repeats, each with its own model; give one repeat's folder, e.g. {}",
+            dir.display(),
+            loaded.recipe.repeats,
+            dir.join(report::repeats::rep_dir(0)).display()
+        )));
+    }
     let mpath = dir.join(files::MODEL);
     if !mpath.exists() {
         return Err(Error::Run(format!(

@@ -568,7 +568,9 @@ fn zero_epochs_audit_the_pretrained_model_as_it_is() {
         &dev,
         &mut Quiet,
     )
-    .unwrap();
+    .unwrap()
+    .into_single()
+    .expect("one run");
     assert!(report.training.is_empty(), "no epoch was trained");
     let splits = pipeline::prepare_data(&loaded.recipe).unwrap();
     let acc = Evaluator::new(&owner, &d, 256).accuracy(&splits.test);

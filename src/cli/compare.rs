@@ -71,11 +71,17 @@ pub fn run_sweep(
     )
     .with_context(|| format!("sweep '{}' failed", s.name))?;
     for (point, r) in &outcome.ran {
+        let repeats = match r {
+            splitguard::pipeline::RunOutcome::Repeats(rep) => {
+                format!(" (mean of {} repeats)", rep.repeats)
+            }
+            splitguard::pipeline::RunOutcome::Single(_) => String::new(),
+        };
         println!(
-            "{}: target accuracy {:.2}% at split {}",
+            "{}: target accuracy {:.2}%{repeats} at split {}",
             point.label,
-            100.0 * r.target_accuracy,
-            r.split
+            100.0 * r.target_accuracy(),
+            r.split()
         );
     }
     if outcome.other_shards > 0 {

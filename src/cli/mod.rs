@@ -253,6 +253,55 @@ fn print_attacks(records: &[splitguard::attack::AttackRecord]) {
     }
 }
 
+/// The aggregate of a run with repeats: means with their 95% t intervals.
+fn print_repeats(r: &splitguard::report::RepeatsReport, report_md: &std::path::Path) {
+    use splitguard::report::repeats::mean_pm;
+    let stat = |m: &std::collections::BTreeMap<String, splitguard::report::RepeatStat>,
+                key: &str,
+                digits: usize| {
+        m.get(key)
+            .map_or_else(|| "-".to_string(), |s| mean_pm(&s.interval, digits))
+    };
+    let acc = r.over_repeats.get("target_accuracy").map_or_else(
+        || format!("{:.2}%", 100.0 * r.target_accuracy),
+        |s| {
+            let mut iv = s.interval;
+            iv.mean *= 100.0;
+            iv.lo = iv.lo.map(|v| 100.0 * v);
+            iv.hi = iv.hi.map(|v| 100.0 * v);
+            format!("{}%", mean_pm(&iv, 2))
+        },
+    );
+    println!(
+        "{} repeats: target accuracy {acc} at split {} ({} edge FLOPs; mean ± half-width of the 95% t interval); report: {}",
+        r.repeats,
+        r.split,
+        r.edge_flops,
+        report_md.display()
+    );
+    for a in &r.attacks {
+        let o = &a.over_repeats;
+        if a.psnr.is_some() && a.ssim.is_some() {
+            println!(
+                "  {:<12} split {:>2}: PSNR {} dB, SSIM {}",
+                a.attack,
+                a.split,
+                stat(o, "psnr", 2),
+                stat(o, "ssim", 3)
+            );
+        } else if a.accuracy.is_some() {
+            println!(
+                "  {:<12} split {:>2}: {} accuracy {} (chance {})",
+                a.attack,
+                a.split,
+                a.attribute.as_deref().unwrap_or(""),
+                stat(o, "accuracy", 3),
+                stat(o, "chance", 3)
+            );
+        }
+    }
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
@@ -278,7 +327,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(|| PathBuf::from("checkpoints").join(&loaded.recipe.name));
             let dev = device(cli.device)?.autodiff();
             tracing::info!("run '{}' into {}", loaded.recipe.name, out.display());
-            let report = pipeline::run(
+            let outcome = pipeline::run(
                 &loaded,
                 &RunOptions {
                     out_dir: out.clone(),
@@ -288,14 +337,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &mut progress::Progress::default(),
             )
             .with_context(|| format!("run '{}' failed", loaded.recipe.name))?;
-            println!(
-                "target accuracy {:.2}% at split {} ({} edge FLOPs); report: {}",
-                100.0 * report.target_accuracy,
-                report.split,
-                report.edge_flops,
-                out.join(pipeline::files::REPORT_MD).display()
-            );
-            print_attacks(&report.attacks);
+            let report_md = out.join(pipeline::files::REPORT_MD);
+            match outcome {
+                pipeline::RunOutcome::Single(report) => {
+                    println!(
+                        "target accuracy {:.2}% at split {} ({} edge FLOPs); report: {}",
+                        100.0 * report.target_accuracy,
+                        report.split,
+                        report.edge_flops,
+                        report_md.display()
+                    );
+                    print_attacks(&report.attacks);
+                }
+                pipeline::RunOutcome::Repeats(report) => print_repeats(&report, &report_md),
+            }
             Ok(())
         }
         Command::Recipe(RecipeCmd::Check { recipe, overrides }) => {

@@ -14,6 +14,8 @@ use serde_norway::Value as Yaml;
 use super::CompareError;
 use crate::attack::AttackRecord;
 use crate::pipeline::files;
+use crate::report::repeats::record_key;
+use crate::report::{RepeatStat, RepeatedAttack};
 
 /// The manifest a sweep writes into its folder (see [`super::sweep`]).
 pub const SWEEP_MANIFEST: &str = "sweep.json";
@@ -38,14 +40,42 @@ pub struct RunSummary {
     pub bytes_per_query: Option<u64>,
     /// Target accuracy on `test`, 0..1.
     pub target_accuracy: f64,
-    /// Every attack record of the run.
+    /// Every attack record of the run (for a run with repeats, the means).
     pub attacks: Vec<AttackRecord>,
+    /// For a run with `repeats: N > 1`: its numbers over the repeats.
+    pub repeats: Option<Repeated>,
+}
+
+/// The spread over repeats of a run with `repeats: N > 1` (from its
+/// aggregate `report.json`; [`crate::report::repeats`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Repeated {
+    /// Number of repeats.
+    pub n: usize,
+    /// Target accuracy over the repeats.
+    pub target_accuracy: RepeatStat,
+    /// Every attack over the repeats.
+    pub attacks: Vec<RepeatedAttack>,
 }
 
 impl RunSummary {
     /// The run's attack records at its deployed split.
     pub fn deployed_attacks(&self) -> impl Iterator<Item = &AttackRecord> {
         self.attacks.iter().filter(|a| a.split as u64 == self.split)
+    }
+
+    /// The statistics over repeats of `metric` (`mse`, `psnr`, `ssim`,
+    /// `accuracy`, `chance`) of the run's record `a` (`None` for a single run).
+    pub fn spread(&self, a: &AttackRecord, metric: &str) -> Option<&RepeatStat> {
+        self.repeats
+            .as_ref()?
+            .attacks
+            .iter()
+            .find(|r| {
+                r.attack == record_key(a) && r.split == a.split && r.attribute == a.attribute
+            })?
+            .over_repeats
+            .get(metric)
     }
 }
 
@@ -215,6 +245,39 @@ pub fn load_run(dir: &Path) -> Result<RunSummary, CompareError> {
                 .map_err(|e| bad(format!("attacks[{i}]: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // A run with repeats: its aggregate carries `over_repeats` beside the means.
+    let repeats = match json.get("over_repeats") {
+        None => None,
+        Some(over) => {
+            let target_accuracy = over
+                .get("target_accuracy")
+                .cloned()
+                .ok_or_else(|| bad("`over_repeats` lacks `target_accuracy`".into()))
+                .and_then(|v| {
+                    serde_json::from_value::<RepeatStat>(v)
+                        .map_err(|e| bad(format!("over_repeats.target_accuracy: {e}")))
+                })?;
+            let repeated = json
+                .get("attacks")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, a)| {
+                    serde_json::from_value::<RepeatedAttack>(a.clone())
+                        .map_err(|e| bad(format!("attacks[{i}]: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(Repeated {
+                n: json
+                    .get("repeats")
+                    .and_then(Json::as_u64)
+                    .map_or(target_accuracy.interval.n, |n| n as usize),
+                target_accuracy,
+                attacks: repeated,
+            })
+        }
+    };
     let label = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -247,6 +310,7 @@ pub fn load_run(dir: &Path) -> Result<RunSummary, CompareError> {
         bytes_per_query,
         target_accuracy,
         attacks,
+        repeats,
     })
 }
 

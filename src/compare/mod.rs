@@ -14,7 +14,15 @@
 //! | `comparison_attacks.csv` | every attack of every run at every split |
 //! | `tradeoff_error.svg` | target error vs. attack error, one labelled point per run (seed 004, Figures 5-6) |
 //! | `tradeoff_psnr.svg` | target accuracy vs. reconstruction PSNR, one labelled point per run |
+//!
+//! A run with `repeats: N > 1` is read from its aggregate `report.json`
+//! (means, and each number's 95% t interval over the repeats): the tables
+//! show `mean ± half-width`, the CSV files the interval's ends, and the
+//! plots draw the intervals as error bars; with two or more such runs, a
+//! section gives each one's difference from the first with its Welch t
+//! interval (did the setting change the number beyond seed noise?).
 
+mod difference;
 mod gather;
 pub mod sweep;
 mod table;
@@ -22,10 +30,13 @@ mod table;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use gather::{Gathered, RunSummary, SWEEP_MANIFEST, describe_defenses, gather, load_run};
+pub use difference::{DifferenceRow, differences, markdown_differences};
+pub use gather::{
+    Gathered, Repeated, RunSummary, SWEEP_MANIFEST, describe_defenses, gather, load_run,
+};
 pub use table::{
-    AttackKey, attack_error, attack_keys, best_psnr, csv_attacks, csv_runs, markdown_attacks,
-    markdown_runs,
+    AttackKey, attack_error, attack_error_interval, attack_keys, best_psnr, best_psnr_interval,
+    csv_attacks, csv_runs, markdown_attacks, markdown_runs, target_accuracy_interval,
 };
 
 use crate::fsutil::write_atomic;
@@ -145,6 +156,8 @@ pub fn write(g: &Gathered, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
                     x,
                     y: 1.0 - r.target_accuracy,
                     label: plot_label(&r.label),
+                    x_err: attack_error_interval(r, attribute),
+                    y_err: target_accuracy_interval(r).map(|(lo, hi)| (1.0 - hi, 1.0 - lo)),
                 })
             })
             .collect(),
@@ -160,6 +173,8 @@ pub fn write(g: &Gathered, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
                     x,
                     y: r.target_accuracy,
                     label: plot_label(&r.label),
+                    x_err: best_psnr_interval(r),
+                    y_err: target_accuracy_interval(r),
                 })
             })
             .collect(),
@@ -209,6 +224,12 @@ fn markdown(g: &Gathered, metric: &str) -> String {
         "{} finished run(s). Attack columns: the attacks at each run's deployed split (what that deployment's server sees); pixels in [0, 1], higher PSNR/SSIM and lower MSE mean more leakage.\n",
         g.runs.len()
     );
+    if g.runs.iter().any(|r| r.repeats.is_some()) {
+        let _ = writeln!(
+            s,
+            "A run with `repeats` shows each number as its mean over the repeats ± the half-width of its 95% Student-t interval (mean ± t(0.975, n-1) · sd / √n; the CSV files give the interval's ends); the trade-off plots draw these intervals as error bars. Where two runs' intervals do not overlap, they differ beyond chance (at better than the 5% level); overlapping intervals alone do not show that they are the same.\n"
+        );
+    }
     s.push_str(&markdown_runs(&g.runs));
     if !g.unfinished.is_empty() {
         let _ = writeln!(s, "\nNot finished (left out):\n");
@@ -218,6 +239,11 @@ fn markdown(g: &Gathered, metric: &str) -> String {
     }
     let _ = writeln!(s, "\n## Every attack at every split\n");
     s.push_str(&markdown_attacks(&g.runs));
+    let diffs = markdown_differences(&g.runs);
+    if !diffs.is_empty() {
+        s.push('\n');
+        s.push_str(&diffs);
+    }
     let _ = writeln!(s, "\n## Privacy-utility trade-offs\n");
     let _ = writeln!(
         s,

@@ -14,9 +14,8 @@ use burn::prelude::Device;
 use super::{SWEEP_MANIFEST, Written};
 use crate::Error;
 use crate::fsutil::write_atomic;
-use crate::pipeline::{self, RunObserver, RunOptions};
+use crate::pipeline::{self, RunObserver, RunOptions, RunOutcome};
 use crate::recipe::{Shard, Sweep, SweepPoint};
-use crate::report::Report;
 
 /// How to run a sweep.
 #[derive(Clone, Debug)]
@@ -32,8 +31,9 @@ pub struct SweepOptions {
 /// What a sweep (or one shard of it) did.
 #[derive(Debug)]
 pub struct SweepOutcome {
-    /// The points this shard ran, with their reports.
-    pub ran: Vec<(SweepPoint, Report)>,
+    /// The points this shard ran, with their reports (a point with
+    /// `repeats: N > 1` ran its repeats inside its own folder).
+    pub ran: Vec<(SweepPoint, RunOutcome)>,
     /// Points left to other shards.
     pub other_shards: usize,
     /// The comparison of every finished point in the sweep folder.

@@ -33,6 +33,7 @@ pub fn write(
             x: r.i2f.i2f.log10(),
             y: r.error_norm.log10(),
             label: r.defense.replace("noise ", "").replace("prune ", "p"),
+            ..Default::default()
         })
         .collect();
     let svg = scatter_plot(&ScatterPlot {

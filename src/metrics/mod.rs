@@ -8,12 +8,16 @@ pub mod bootstrap;
 pub mod classification;
 pub mod correlation;
 pub mod error;
+pub mod interval;
 pub mod quality;
 
 pub use bootstrap::{BOOTSTRAP_RESAMPLES, bootstrap_accuracy_ci, bootstrap_mean_ci};
 pub use classification::{accuracy, argmax_rows, majority_rate};
 pub use correlation::{pearson, spearman};
 pub use error::MetricsError;
+pub use interval::{
+    CONFIDENCE, Difference, Interval, t_cdf, t_interval, t_quantile, welch_difference,
+};
 pub use quality::{
     ImageMetrics, PSNR_CAP_DB, ReconstructionMetrics, mse, psnr_from_mse, reconstruction_metrics,
     ssim,

@@ -17,6 +17,17 @@ fn default_seed() -> u64 {
     42
 }
 
+fn default_repeats() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// The most repeats a recipe may ask for.
+pub const MAX_REPEATS: usize = 100;
+
 /// A whole recipe: one `splitguard run`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +38,16 @@ pub struct Recipe {
     /// attackers). Same recipe + same seed + same backend = same numbers.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Run the whole recipe (training and audit) this many times, from
+    /// seeds derived from `seed` (repeat 0 uses `seed` itself, repeat `i`
+    /// the `i`-th SplitMix64 output from `seed`), into `rep_0/ ..
+    /// rep_{N-1}/` of the run folder; the top-level report then gives every
+    /// number's mean, standard deviation and 95% Student-t interval over the
+    /// repeats (1..=100, default 1: one run, no `rep_0/`).
+    #[serde(default = "default_repeats", skip_serializing_if = "is_one")]
+    // schemars leaves out a default that `skip_serializing_if` skips: state it.
+    #[schemars(extend("default" = 1), range(min = 1, max = 100))]
+    pub repeats: usize,
     /// Where the images come from and how they are split.
     #[serde(default)]
     pub data: DataConfig,

@@ -96,6 +96,17 @@ pub fn problems(r: &Recipe) -> Vec<String> {
         );
     }
 
+    if !(1..=super::types::MAX_REPEATS).contains(&r.repeats) {
+        bad(
+            "repeats",
+            format!(
+                "must be in 1..={} (runs of the whole recipe), got {}",
+                super::types::MAX_REPEATS,
+                r.repeats
+            ),
+        );
+    }
+
     // data
     let f = r.data.fractions;
     if f.iter().any(|x| !x.is_finite() || *x <= 0.0) {
@@ -440,6 +451,20 @@ mod tests {
         assert_eq!(r.seed, 42);
         assert_eq!(r.training.batch_size, 64);
         assert_eq!(r.data.fractions, [0.6, 0.2, 0.2]);
+    }
+
+    #[test]
+    fn repeats_must_be_between_1_and_100() {
+        rejects(&["repeats=0"], "repeats: must be in 1..=100");
+        rejects(&["repeats=101"], "repeats: must be in 1..=100");
+        check(&["repeats=100"]).unwrap();
+        let r = from_str(BASE, "t.yaml", &[]).unwrap().recipe;
+        assert_eq!(r.repeats, 1);
+        // The default is not written, so resolved recipes of older runs stay the same.
+        assert!(!serde_norway::to_string(&r).unwrap().contains("repeats"));
+        let o: Override = "repeats=3".parse().unwrap();
+        let r = from_str(BASE, "t.yaml", &[o]).unwrap().recipe;
+        assert!(serde_norway::to_string(&r).unwrap().contains("repeats: 3"));
     }
 
     #[test]

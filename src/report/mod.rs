@@ -7,11 +7,13 @@ pub mod html;
 pub(crate) mod markdown;
 pub mod npy;
 pub mod plot;
+pub mod repeats;
 mod summary;
 
 use std::path::Path;
 
 pub use markdown::render as render_markdown;
+pub use repeats::{RepeatStat, RepeatedAttack, RepeatsReport};
 pub use summary::{DataSummary, EpochSummary, Report};
 
 use crate::Error;

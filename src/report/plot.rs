@@ -81,6 +81,24 @@ pub struct LabelledPoint {
     pub y: f64,
     /// Text written beside the point.
     pub label: String,
+    /// Horizontal error bar `(lo, hi)` in x units (e.g. a 95% interval), if any.
+    pub x_err: Option<(f64, f64)>,
+    /// Vertical error bar `(lo, hi)` in y units, if any.
+    pub y_err: Option<(f64, f64)>,
+}
+
+/// A vertical error bar on a line plot's series at `x`, from `lo` to `hi`
+/// (e.g. a 95% interval over repeats), drawn in the series' colour with caps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorBar {
+    /// Index of the series in [`LinePlot::series`].
+    pub series: usize,
+    /// Position on the x axis.
+    pub x: f64,
+    /// Lower end.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
 }
 
 /// A scatter plot of labelled points (e.g. target accuracy vs. attack PSNR).
@@ -122,7 +140,19 @@ pub fn escape_xml(text: &str) -> String {
 
 /// Renders a line plot as a standalone SVG document.
 pub fn line_plot(plot: &LinePlot) -> String {
+    line_plot_with_bars(plot, &[])
+}
+
+/// Renders a line plot with vertical error bars (bars with a non-finite end
+/// or an unknown series are skipped; without bars this is [`line_plot`]).
+pub fn line_plot_with_bars(plot: &LinePlot, bars: &[ErrorBar]) -> String {
     let finite = |p: &(f64, f64)| plottable(p.0) && plottable(p.1);
+    let bars: Vec<&ErrorBar> = bars
+        .iter()
+        .filter(|b| {
+            b.series < plot.series.len() && plottable(b.x) && plottable(b.lo) && plottable(b.hi)
+        })
+        .collect();
     let pts = plot
         .series
         .iter()
@@ -131,7 +161,10 @@ pub fn line_plot(plot: &LinePlot) -> String {
         .clone()
         .map(|p| p.0)
         .chain(plot.markers.iter().map(|m| m.x).filter(|&x| plottable(x)));
-    let ys = pts.clone().map(|p| p.1);
+    let ys = pts
+        .clone()
+        .map(|p| p.1)
+        .chain(bars.iter().flat_map(|b| [b.lo, b.hi]));
     let has_data = pts.clone().next().is_some();
     let legend_w = plot
         .series
@@ -168,6 +201,16 @@ pub fn line_plot(plot: &LinePlot) -> String {
                 );
             }
         }
+        for b in bars.iter().filter(|b| b.series == i) {
+            error_bar(
+                &mut svg,
+                frame.px(b.x),
+                frame.py(b.lo),
+                frame.py(b.hi),
+                color,
+                true,
+            );
+        }
         for &(x, y) in s.points.iter().filter(|p| finite(p)) {
             let _ = write!(
                 svg,
@@ -202,10 +245,24 @@ pub fn scatter_plot(plot: &ScatterPlot) -> String {
         .iter()
         .filter(|p| plottable(p.x) && plottable(p.y))
         .collect();
-    let frame = Frame::new(pts.iter().map(|p| p.x), pts.iter().map(|p| p.y), 0.0);
+    // An error bar counts only when both its ends can be drawn.
+    let bar = |e: Option<(f64, f64)>| e.filter(|&(lo, hi)| plottable(lo) && plottable(hi));
+    let xs = pts.iter().flat_map(|p| {
+        std::iter::once(p.x).chain(bar(p.x_err).into_iter().flat_map(|(a, b)| [a, b]))
+    });
+    let ys = pts.iter().flat_map(|p| {
+        std::iter::once(p.y).chain(bar(p.y_err).into_iter().flat_map(|(a, b)| [a, b]))
+    });
+    let frame = Frame::new(xs, ys, 0.0);
     let mut svg = frame.open(&plot.title, &plot.x_label, &plot.y_label, !pts.is_empty());
     for p in pts {
         let (x, y) = (frame.px(p.x), frame.py(p.y));
+        if let Some((lo, hi)) = bar(p.x_err) {
+            error_bar(&mut svg, y, frame.px(lo), frame.px(hi), PALETTE[0], false);
+        }
+        if let Some((lo, hi)) = bar(p.y_err) {
+            error_bar(&mut svg, x, frame.py(lo), frame.py(hi), PALETTE[0], true);
+        }
         // Labels on the right half go left of their point to stay inside.
         let (dx, anchor) = if x > LEFT + 0.75 * PLOT_W {
             (-6.0, "end")
@@ -225,6 +282,29 @@ pub fn scatter_plot(plot: &ScatterPlot) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// An error bar in pixels from `a` to `b` with 4-pixel caps: vertical at
+/// `x = at` when `vertical`, else horizontal at `y = at`.
+fn error_bar(svg: &mut String, at: f64, a: f64, b: f64, color: &str, vertical: bool) {
+    let line = |svg: &mut String, x1: f64, y1: f64, x2: f64, y2: f64| {
+        let _ = write!(
+            svg,
+            r#"<line x1="{x1:.2}" y1="{y1:.2}" x2="{x2:.2}" y2="{y2:.2}" stroke="{color}" stroke-width="1.5"/>"#
+        );
+    };
+    match vertical {
+        true => {
+            line(svg, at, a, at, b);
+            line(svg, at - 4.0, a, at + 4.0, a);
+            line(svg, at - 4.0, b, at + 4.0, b);
+        }
+        false => {
+            line(svg, a, at, b, at);
+            line(svg, a, at - 4.0, a, at + 4.0);
+            line(svg, b, at - 4.0, b, at + 4.0);
+        }
+    }
 }
 
 /// Axis ranges and the data-to-pixel mapping shared by both plot kinds.
@@ -502,6 +582,7 @@ mod tests {
                 x: 0.0,
                 y: 5.0,
                 label: "run-a".into(),
+                ..Default::default()
             }],
             ..Default::default()
         };
@@ -514,6 +595,7 @@ mod tests {
                 x: f64::NAN,
                 y: 1.0,
                 label: "lost".into(),
+                ..Default::default()
             }],
             ..Default::default()
         });
@@ -529,6 +611,7 @@ mod tests {
                 x: 0.9 + 0.02 * f64::from(i),
                 y: 10.0 + f64::from(i * i),
                 label: format!("run{i}"),
+                ..Default::default()
             })
             .collect();
         let svg = scatter_plot(&ScatterPlot {
@@ -542,6 +625,62 @@ mod tests {
             assert!(svg.contains(&format!(">run{i}</text>")));
         }
         assert!(coordinates(&svg).iter().all(|c| c.is_finite()));
+    }
+
+    #[test]
+    fn error_bars_are_drawn_inside_the_axes_and_absent_ones_change_nothing() {
+        let plain = demo_line_plot();
+        assert_eq!(line_plot(&plain), line_plot_with_bars(&plain, &[]));
+        let bars = [
+            ErrorBar {
+                series: 0,
+                x: 1.0,
+                lo: 0.5,
+                hi: 1.4,
+            },
+            // Unknown series and non-finite ends are skipped.
+            ErrorBar {
+                series: 9,
+                x: 1.0,
+                lo: 0.0,
+                hi: 1.0,
+            },
+            ErrorBar {
+                series: 1,
+                x: 4.0,
+                lo: f64::NAN,
+                hi: 1.0,
+            },
+        ];
+        let svg = line_plot_with_bars(&plain, &bars);
+        check_balanced(&svg).unwrap();
+        // One bar: a stem and two caps.
+        assert_eq!(svg.matches(r#"stroke-width="1.5""#).count(), 3);
+        assert!(coordinates(&svg).iter().all(|c| c.is_finite()));
+        // The y axis grew to hold the bar's upper end (1.4, above every point).
+        let axis = Axis::nice([0.2, 0.95, 0.5, 1.4].into_iter());
+        assert!(axis.hi >= 1.4);
+
+        let point = |x_err, y_err| LabelledPoint {
+            x: 1.0,
+            y: 2.0,
+            label: "run".into(),
+            x_err,
+            y_err,
+        };
+        let scatter = |p: LabelledPoint| {
+            scatter_plot(&ScatterPlot {
+                points: vec![p, point(None, None)],
+                ..Default::default()
+            })
+        };
+        let none = scatter(point(None, None));
+        let both = scatter(point(Some((0.5, 1.5)), Some((1.0, 3.0))));
+        check_balanced(&both).unwrap();
+        assert_eq!(both.matches(r#"stroke-width="1.5""#).count(), 6);
+        assert_eq!(none.matches(r#"stroke-width="1.5""#).count(), 0);
+        let bad = scatter(point(Some((f64::NAN, 1.0)), None));
+        assert_eq!(bad, none);
     }
 
     #[test]
