@@ -26,6 +26,7 @@ mod difference;
 mod gather;
 pub mod sweep;
 mod table;
+mod variants;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub use table::{
     AttackKey, attack_error, attack_error_interval, attack_keys, best_psnr, best_psnr_interval,
     csv_attacks, csv_runs, markdown_attacks, markdown_runs, target_accuracy_interval,
 };
+pub use variants::{VariantRow, markdown_variants, variant_rows};
 
 use crate::fsutil::write_atomic;
 use crate::report::plot;
@@ -239,10 +241,11 @@ fn markdown(g: &Gathered, metric: &str) -> String {
     }
     let _ = writeln!(s, "\n## Every attack at every split\n");
     s.push_str(&markdown_attacks(&g.runs));
-    let diffs = markdown_differences(&g.runs);
-    if !diffs.is_empty() {
-        s.push('\n');
-        s.push_str(&diffs);
+    for section in [markdown_differences(&g.runs), markdown_variants(&g.runs)] {
+        if !section.is_empty() {
+            s.push('\n');
+            s.push_str(&section);
+        }
     }
     let _ = writeln!(s, "\n## Privacy-utility trade-offs\n");
     let _ = writeln!(
