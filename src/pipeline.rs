@@ -53,8 +53,11 @@ pub trait RunObserver: TrainObserver + AuditObserver {
     fn stage(&mut self, _name: &str, _detail: &str) {}
 }
 
-/// Loads the data source of a recipe (before splitting).
-pub fn load_source(cfg: &DataConfig) -> Result<Dataset, Error> {
+/// Loads the data source of a recipe (before splitting); with `limit`, a
+/// subsample of that many images stratified by the target and every hidden
+/// attribute, drawn with `seed` (the recipe's), so that every command that
+/// re-opens a run re-creates the same images.
+pub fn load_source(cfg: &DataConfig, seed: u64) -> Result<Dataset, Error> {
     let ds = match &cfg.source {
         DataSource::EmbeddedMnist => data::embedded_mnist()?,
         DataSource::Idx { images, labels } => data::load_idx(images, labels)?,
@@ -65,14 +68,14 @@ pub fn load_source(cfg: &DataConfig) -> Result<Dataset, Error> {
         DataSource::Folder { dir, labels } => data::load_image_folder(dir, labels)?,
     };
     Ok(match cfg.limit {
-        Some(n) => ds.take(n),
+        Some(n) => data::stratified_subsample(&ds, n, seed),
         None => ds,
     })
 }
 
 /// Loads and splits the recipe's data into train / aux / test.
 pub fn prepare_data(recipe: &Recipe) -> Result<Splits, Error> {
-    let ds = load_source(&recipe.data)?;
+    let ds = load_source(&recipe.data, recipe.seed)?;
     Ok(data::stratified_split(
         &ds,
         recipe.data.fractions,
@@ -128,7 +131,7 @@ pub fn recipe_spec(recipe: &Recipe) -> Result<ModelSpec, Error> {
         };
         return model_spec(recipe, input, classes);
     }
-    let ds = load_source(&recipe.data)?;
+    let ds = load_source(&recipe.data, recipe.seed)?;
     model_spec(recipe, ds.shape, ds.num_classes)
 }
 
@@ -163,14 +166,19 @@ pub fn attacker_data(recipe: &Recipe, splits: &Splits) -> Result<Dataset, Error>
     let aux = &splits.aux;
     let ds = match &recipe.audit.attacker_data {
         AttackerData::Aux => aux.clone(),
-        AttackerData::AuxFraction { fraction } => {
-            aux.take(((aux.len() as f64 * fraction).round() as usize).max(2))
-        }
-        AttackerData::Dataset { source, limit } => load_source(&DataConfig {
-            source: source.clone(),
-            fractions: [1.0, 0.0, 0.0],
-            limit: *limit,
-        })?,
+        AttackerData::AuxFraction { fraction } => data::stratified_subsample(
+            aux,
+            ((aux.len() as f64 * fraction).round() as usize).max(2),
+            recipe.seed,
+        ),
+        AttackerData::Dataset { source, limit } => load_source(
+            &DataConfig {
+                source: source.clone(),
+                fractions: [1.0, 0.0, 0.0],
+                limit: *limit,
+            },
+            recipe.seed,
+        )?,
     };
     if ds.shape != aux.shape {
         return Err(Error::Run(format!(
@@ -342,10 +350,12 @@ pub fn run(
     let partition = match partition {
         Some(cfg) => {
             obs.stage("partition", "layer analysis for the golden partition zone");
+            // The defender's choice: on the owner's data, never the attacker's.
             Some(crate::partition::analyse(
                 &model,
-                &splits.aux,
+                &splits.train,
                 &cfg,
+                recipe.seed,
                 &inner,
             )?)
         }
@@ -378,10 +388,11 @@ pub fn run(
         error: None,
     };
     let obf = match &recipe.obfuscation {
+        // Calibrated on the owner's data; the attackers see the result.
         Some(cfg) => Some(crate::obfuscate::study::deploy(
             cfg,
             &model,
-            &attacker,
+            &splits.train,
             &splits.test,
             split,
             &inner,
@@ -413,7 +424,7 @@ pub fn run(
             cfg,
             o,
             &model,
-            &attacker,
+            (&splits.train, &attacker),
             &splits.test,
             &recipe.audit,
             recipe.seed,
@@ -582,12 +593,11 @@ pub fn export_features(
     let (mut features, shape) = eval.features(ds, k);
     if let Some(cfg) = run.recipe.obfuscation.as_ref().filter(|_| k == run.split) {
         // What the server receives: the run's obfuscation at its deployment
-        // split, resolved (and calibrated on the attacker's data) as the run did.
-        let attacker = attacker_data(&run.recipe, &run.splits)?;
+        // split, resolved (and calibrated on the owner's `train`) as the run did.
         let deployed = crate::obfuscate::study::deploy(
             cfg,
             &run.model,
-            &attacker,
+            &run.splits.train,
             &run.splits.test,
             k,
             device,

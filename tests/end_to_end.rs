@@ -107,6 +107,9 @@ fn recipe_runs_reproducibly_and_resumes_to_the_same_numbers() {
             .all(|r| (0.0..=1.0).contains(&r["normalized_rc2"].as_f64().unwrap()))
     );
     assert!(a.join("partition.svg").exists());
+    // The partition is the defender's step: on the owner's data, not `aux`.
+    assert_eq!(ra["partition"]["data"], "mnist-t10k/train");
+    assert_eq!(ra["partition"]["samples"], 100);
     assert_eq!(
         std::fs::read_to_string(a.join(files::METRICS))
             .unwrap()
