@@ -102,7 +102,8 @@ fn block_inverse_learns_a_known_invertible_linear_block() {
     };
     let rows = Holdout::tenth(&[(); 256], 5);
     let fit = train_block_inverse(&u, &[1, 2, 2], &z, &[4], &rows, &cfg, 5, &device);
-    let (g, l1) = (fit.inverse, fit.train_l1());
+    let l1 = fit.train_l1();
+    let g = fit.inverse;
     assert!(l1 < 0.02, "training L_layer {l1}");
     // Fresh inputs: the learned inverse undoes the block.
     let u_test = uniform(64 * 4, 0.0, 1.0, 2);
