@@ -13,6 +13,7 @@
 //! The decoder (`decoder.rs`) predates this module and keeps its own loop;
 //! the attribute attacker and DCI's inverses share [`fit_with_validation`].
 
+use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::data::stratified_indices;
@@ -101,7 +102,12 @@ pub fn under_trained(validation: &[f64], accuracy: Option<(f64, f64)>) -> bool {
 /// `train_epoch(model, epoch)` runs one epoch (1-based) and returns the
 /// model and its mean training loss; `validate` returns the validation loss.
 /// Stops after `patience` epochs without improvement (0: never early).
-pub fn fit_with_validation<M: Clone>(
+///
+/// The kept epoch is a deep copy (`valid()`, then `train()` on return): a
+/// plain `clone()` of a burn module shares its batch-norm running
+/// statistics with the original, so later epochs would change the "kept"
+/// weights' statistics.
+pub fn fit_with_validation<M: Module>(
     mut model: M,
     epochs: usize,
     patience: usize,
@@ -118,7 +124,7 @@ pub fn fit_with_validation<M: Clone>(
         curves.train.push(loss);
         curves.validation.push(val);
         if best.as_ref().is_none_or(|(b, _)| val < *b) {
-            best = Some((val, model.clone()));
+            best = Some((val, model.valid()));
             curves.best_epoch = epoch;
             since_best = 0;
         } else {
@@ -129,13 +135,18 @@ pub fn fit_with_validation<M: Clone>(
         }
     }
     match best {
-        Some((_, kept)) => (kept, curves),
+        Some((_, kept)) => (kept.train(), curves),
         None => (model, curves),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    use burn::prelude::*;
+
     use super::*;
 
     #[test]
@@ -180,28 +191,41 @@ mod tests {
         assert!(under_trained(&[0.7, 0.5], Some((0.4, 0.5))), "below");
     }
 
+    /// Validation losses per epoch of the fitting tests.
+    const VAL: [f64; 8] = [5.0, 3.0, 4.0, 2.0, 2.5, 2.6, 2.7, 1.0];
+
+    /// Fits a batch-norm layer (momentum 1) whose epoch `e` sees a batch of
+    /// mean `e`, so its running mean tells the epoch it was last trained in.
+    fn fit(epochs: usize, patience: usize) -> (f32, Curves) {
+        let device = Device::flex().autodiff();
+        let bn = BatchNormConfig::new(1).with_momentum(1.0).init(&device);
+        let epoch = Cell::new(0);
+        let train_epoch = |bn: BatchNorm, e: usize| {
+            let x = Tensor::<3>::from_data(TensorData::new(vec![e as f32; 4], [4, 1, 1]), &device);
+            let _ = bn.forward(x);
+            epoch.set(e);
+            (bn, 10.0 - e as f64)
+        };
+        let validate = |_: &BatchNorm| VAL[epoch.get() - 1];
+        let (bn, curves) = fit_with_validation(bn, epochs, patience, train_epoch, validate);
+        let mean = crate::train::to_vec(bn.running_mean.value())[0];
+        (mean, curves)
+    }
+
     #[test]
     fn fit_keeps_the_best_epoch_and_stops_after_patience() {
-        // The "model" is its epoch count; validation losses per epoch:
-        let val = [5.0, 3.0, 4.0, 2.0, 2.5, 2.6, 2.7, 1.0];
-        let run = |patience| {
-            fit_with_validation(
-                0usize,
-                val.len(),
-                patience,
-                |m, e| (m + 1, 10.0 - e as f64),
-                |m| val[m - 1],
-            )
-        };
-        let (kept, c) = run(3);
-        assert_eq!((kept, c.best_epoch), (4, 4));
-        assert_eq!(c.validation, val[..7], "stopped 3 epochs after the best");
+        let (mean, c) = fit(VAL.len(), 3);
+        assert_eq!(c.best_epoch, 4);
+        assert_eq!(c.validation, VAL[..7], "stopped 3 epochs after the best");
         assert_eq!(c.train.len(), c.validation.len());
         assert_eq!((c.best_train(), c.best_validation()), (6.0, 2.0));
-        let (kept, c) = run(0);
-        assert_eq!((kept, c.best_epoch, c.train.len()), (8, 8, 8));
-        let (kept, c) = fit_with_validation(7, 0, 1, |m, _| (m, 0.0), |_| 0.0);
-        assert_eq!((kept, c.best_epoch), (7, 0));
+        // Regression: a plain clone shares batch-norm statistics, so the kept
+        // copy would read a later epoch's mean (6 with a plain clone), not 4.
+        assert_eq!(mean, 4.0, "the kept epoch's running statistics");
+        let (mean, c) = fit(VAL.len(), 0);
+        assert_eq!((c.best_epoch, c.train.len(), mean), (8, 8, 8.0));
+        let (mean, c) = fit(0, 1);
+        assert_eq!((c.best_epoch, mean), (0, 0.0));
         assert!(c.best_train().is_nan() && c.loss_never_fell());
     }
 }
