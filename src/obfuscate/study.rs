@@ -28,6 +28,7 @@ use crate::report::plot::{LinePlot, Series, line_plot, save_svg};
 use crate::train::Evaluator;
 
 /// One (split, setting) row of Figure 3 / Figure 4.
+#[allow(clippy::too_many_arguments)]
 fn row(
     model: &SplitModel,
     (aux, test): (&Dataset, &Dataset),

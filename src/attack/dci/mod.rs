@@ -275,7 +275,7 @@ impl DciAttacker {
         self.ensure_blocks(k);
         let z_acts = &self.acts[k];
         let dim = z_acts.dim();
-        if dim == 0 || features.len() % dim != 0 {
+        if dim == 0 || !features.len().is_multiple_of(dim) {
             return Err(InversionError::Shape(format!(
                 "features hold {} values, not a whole number of split-{k} feature vectors of {dim}",
                 features.len()
@@ -493,7 +493,9 @@ mod tests {
             ..DciConfig::default()
         };
         let mut a = DciAttacker::new(&model, &cfg, 1, &device).unwrap();
-        let err = a.attack(4, &[0.0; 100]).err().expect("a shape error");
+        let Err(err) = a.attack(4, &[0.0; 100]) else {
+            panic!("expected a shape error")
+        };
         assert!(err.to_string().contains("128"), "{err}");
         assert!(a.attack(6, &[0.0; 128]).is_err(), "split 6 of 6 blocks");
     }
