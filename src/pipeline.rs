@@ -57,8 +57,11 @@ pub trait RunObserver: TrainObserver + AuditObserver {
     fn stage(&mut self, _name: &str, _detail: &str) {}
 }
 
-/// Loads the data source of a recipe (before splitting).
-pub fn load_source(cfg: &DataConfig) -> Result<Dataset, Error> {
+/// Loads the data source of a recipe (before splitting); with `limit`, a
+/// subsample of that many images stratified by the target and every hidden
+/// attribute, drawn with `seed` (the recipe's), so that every command that
+/// re-opens a run re-creates the same images.
+pub fn load_source(cfg: &DataConfig, seed: u64) -> Result<Dataset, Error> {
     let ds = match &cfg.source {
         DataSource::EmbeddedMnist => data::embedded_mnist()?,
         DataSource::Idx { images, labels } => data::load_idx(images, labels)?,
@@ -69,14 +72,14 @@ pub fn load_source(cfg: &DataConfig) -> Result<Dataset, Error> {
         DataSource::Folder { dir, labels } => data::load_image_folder(dir, labels)?,
     };
     Ok(match cfg.limit {
-        Some(n) => ds.take(n),
+        Some(n) => data::stratified_subsample(&ds, n, seed),
         None => ds,
     })
 }
 
 /// Loads and splits the recipe's data into train / aux / test.
 pub fn prepare_data(recipe: &Recipe) -> Result<Splits, Error> {
-    let ds = load_source(&recipe.data)?;
+    let ds = load_source(&recipe.data, recipe.seed)?;
     Ok(data::stratified_split(
         &ds,
         recipe.data.fractions,
@@ -132,7 +135,7 @@ pub fn recipe_spec(recipe: &Recipe) -> Result<ModelSpec, Error> {
         };
         return model_spec(recipe, input, classes);
     }
-    let ds = load_source(&recipe.data)?;
+    let ds = load_source(&recipe.data, recipe.seed)?;
     model_spec(recipe, ds.shape, ds.num_classes)
 }
 
@@ -167,14 +170,19 @@ pub fn attacker_data(recipe: &Recipe, splits: &Splits) -> Result<Dataset, Error>
     let aux = &splits.aux;
     let ds = match &recipe.audit.attacker_data {
         AttackerData::Aux => aux.clone(),
-        AttackerData::AuxFraction { fraction } => {
-            aux.take(((aux.len() as f64 * fraction).round() as usize).max(2))
-        }
-        AttackerData::Dataset { source, limit } => load_source(&DataConfig {
-            source: source.clone(),
-            fractions: [1.0, 0.0, 0.0],
-            limit: *limit,
-        })?,
+        AttackerData::AuxFraction { fraction } => data::stratified_subsample(
+            aux,
+            ((aux.len() as f64 * fraction).round() as usize).max(2),
+            recipe.seed,
+        ),
+        AttackerData::Dataset { source, limit } => load_source(
+            &DataConfig {
+                source: source.clone(),
+                fractions: [1.0, 0.0, 0.0],
+                limit: *limit,
+            },
+            recipe.seed,
+        )?,
     };
     if ds.shape != aux.shape {
         return Err(Error::Run(format!(
@@ -403,10 +411,12 @@ fn run_once(
     let partition = match partition {
         Some(cfg) => {
             obs.stage("partition", "layer analysis for the golden partition zone");
+            // The defender's choice: on the owner's data, never the attacker's.
             Some(crate::partition::analyse(
                 &model,
-                &splits.aux,
+                &splits.train,
                 &cfg,
+                recipe.seed,
                 &inner,
             )?)
         }
@@ -462,7 +472,7 @@ fn run_once(
             cfg,
             o,
             &model,
-            &attacker,
+            (&splits.train, &attacker),
             &splits.test,
             &recipe.audit,
             recipe.seed,

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use splitguard::attack::dci::{DciAttacker, DciConfig, train_block_inverse};
+use splitguard::attack::diagnostics::Holdout;
 use splitguard::attack::optimisation::{OptimisationConfig, optimisation_attack};
 use splitguard::attack::synthesis::{SynthesisConfig, SynthesisMode, bn_mismatch, synthesise};
 use splitguard::model::{
@@ -99,7 +100,10 @@ fn block_inverse_learns_a_known_invertible_linear_block() {
         lr: 3e-3,
         ..DciConfig::default()
     };
-    let (g, l1) = train_block_inverse(&u, &[1, 2, 2], &z, &[4], &cfg, 5, &device);
+    let rows = Holdout::tenth(&[(); 256], 5);
+    let fit = train_block_inverse(&u, &[1, 2, 2], &z, &[4], &rows, &cfg, 5, &device);
+    let l1 = fit.train_l1();
+    let g = fit.inverse;
     assert!(l1 < 0.02, "training L_layer {l1}");
     // Fresh inputs: the learned inverse undoes the block.
     let u_test = uniform(64 * 4, 0.0, 1.0, 2);

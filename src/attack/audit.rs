@@ -432,12 +432,32 @@ pub fn run_audit_with(
                         chance: Some(out.chance),
                         details: serde_json::json!({
                             "train_accuracy": out.train_accuracy,
+                            "validation_accuracy": out.validation_accuracy,
+                            "validation_chance": out.validation_chance,
+                            "best_epoch": out.best_epoch,
+                            "epochs_trained": out.validation_curve.len(),
+                            "train_curve": out.train_curve,
+                            "validation_curve": out.validation_curve,
+                            "train_accuracy_curve": out.train_accuracy_curve,
+                            "validation_accuracy_curve": out.validation_accuracy_curve,
+                            "train_rows": out.train_rows,
+                            "validation_rows": out.validation_rows,
                             "feature_shape": aux_set.feature_shape,
                             "aux_images": aux.len(),
                             "test_images": test.len(),
                         }),
                         ..named("attribute")
                     };
+                    let mut record = record;
+                    if out.under_trained {
+                        record.flag(format!(
+                            "under-trained: on its own validation data its loss never fell below the first epoch's, or its accuracy ({:.3}) did not beat the majority rate ({:.3})",
+                            out.validation_accuracy, out.validation_chance
+                        ));
+                    }
+                    if let Some(why) = curve_verdict(&out.validation_curve, ac.epochs, 5) {
+                        record.flag(format!("under-trained: {why}"));
+                    }
                     observer.attack_end(&record, started.elapsed().as_secs_f64());
                     records.push(record);
                 }
@@ -563,7 +583,17 @@ pub fn run_audit_with(
                         &[true_mse.len(), 2],
                     )?;
                     let cyc = &out.cycle;
+                    if out.under_trained {
+                        record.flag(
+                            "under-trained: a block inverse (or the refinement) never lowered its validation loss on held-out synthetic inputs".into(),
+                        );
+                    }
                     record.details = serde_json::json!({
+                        "block_curves": out.block_curves,
+                        "refine_curves": out.refine_curves,
+                        "block_under_trained": out.block_under_trained,
+                        "train_rows": out.train_rows,
+                        "validation_rows": out.validation_rows,
                         "cycle_consistency_mean": cyc.iter().sum::<f64>() / cyc.len().max(1) as f64,
                         "cycle_error_spearman": rho,
                         "cycle_file": cycle_file,

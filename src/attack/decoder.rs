@@ -560,7 +560,9 @@ fn fit_decoder(
         validation_curve.push(val_mse);
         if best.as_ref().is_none_or(|b| val_mse < b.0) {
             since_best = 0;
-            best = Some((val_mse, dec.clone(), val_rec, epoch));
+            // A deep copy: `clone()` would share the batch-norm running
+            // statistics, which later epochs keep updating.
+            best = Some((val_mse, dec.valid(), val_rec, epoch));
         } else {
             since_best += 1;
             if cfg.patience > 0 && since_best >= cfg.patience {

@@ -8,6 +8,7 @@ pub mod attribute;
 mod audit;
 pub mod dci;
 pub mod decoder;
+pub mod diagnostics;
 pub mod floors;
 pub mod optimisation;
 pub mod synthesis;

@@ -86,7 +86,7 @@ struct PartitionArgs {
     /// The run folder.
     #[arg(long)]
     run: PathBuf,
-    /// Held aux images analysed.
+    /// Images of the owner's `train` part analysed (a stratified subsample).
     #[arg(long, default_value_t = 1000)]
     samples: usize,
     /// Relative margin within which two drops both count as the transition.
@@ -457,7 +457,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 margin: args.margin.clamp(0.0, 0.99),
                 budget_flops: args.budget_flops,
             };
-            let p = splitguard::partition::analyse(&run.model, &run.splits.aux, &cfg, &dev)?;
+            let p = splitguard::partition::analyse(
+                &run.model,
+                &run.splits.train,
+                &cfg,
+                run.recipe.seed,
+                &dev,
+            )?;
             let written = pipeline::write_partition(&p, &args.run)?;
             println!(
                 "{:>5} {:>7} {:>12} {:>10} {:>12} {:>14}  zone",

@@ -31,4 +31,4 @@ pub use folder::load_image_folder;
 pub use idx::{IDX1_U8_MAGIC, IDX3_U8_MAGIC, MAX_IDX_BYTES, load_idx};
 pub use orl::{downscale, load_orl, load_orl_scaled};
 pub use pgm::{Gray, decode_pgm, is_pgm};
-pub use split::{Splits, stratified_split};
+pub use split::{Splits, stratified_indices, stratified_split, stratified_subsample};

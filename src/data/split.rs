@@ -1,15 +1,22 @@
 //! Seeded, stratified three-way split: the model owner's `train` data, the
-//! attacker's `aux` data and the victims' `test` queries (DESIGN.md §4).
+//! attacker's `aux` data and the victims' `test` queries (DESIGN.md §4), and
+//! the seeded stratified subsample behind `data.limit`.
 //!
-//! Strata are the pairs (target, first hidden attribute), so every part sees
+//! Strata are the pairs (target, first hidden attribute) for the split, and
+//! (target, every hidden attribute) for the subsample, so every part sees
 //! the same mix of classes *and* of hidden groups; otherwise an attribute
-//! inference score could come from a skewed split rather than from leakage.
+//! inference score could come from a skewed split rather than from leakage
+//! (the embedded MNIST lists its 5,000 Census Bureau writers first, so its
+//! first 1,000 images hold one writer group only).
 //! Within a stratum the counts are the floors of `fraction * n`, and the few
 //! left-over images go to the parts with a fractional remainder whose running
 //! total (over the strata done so far) lags furthest behind its exact share.
 //! So each stratum is within one image of its exact share, and the totals
 //! stay within about one image too, instead of drifting towards whichever
-//! part wins ties.
+//! part wins ties. With two parts (keep, drop) the running lag stays within
+//! half an image, so a subsample of `n` images keeps exactly `n`.
+//! [`stratified_indices`] does this for any list of stratum keys; the split,
+//! the subsample and the attackers' validation hold-outs all use it.
 
 use std::collections::BTreeMap;
 
@@ -44,29 +51,10 @@ pub fn stratified_split(ds: &Dataset, fractions: [f64; 3], seed: u64) -> Result<
     }
     let shares = fractions.map(|f| f / sum);
     let first_hidden = ds.hidden.first();
-    let mut strata: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
-    for (i, &t) in ds.targets.iter().enumerate() {
-        let h = first_hidden.map_or(0, |a| a.values[i]);
-        strata.entry((t, h)).or_default().push(i);
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut parts: [Vec<usize>; 3] = Default::default();
-    let mut lag = [0.0f64; 3];
-    for mut members in strata.into_values() {
-        members.shuffle(&mut rng);
-        let counts = allocate(members.len(), &shares, &mut lag);
-        let mut rest = members.as_slice();
-        for (part, &count) in parts.iter_mut().zip(&counts) {
-            let (head, tail) = rest.split_at(count);
-            part.extend_from_slice(head);
-            rest = tail;
-        }
-        assert!(rest.is_empty(), "allocate should hand out every image");
-    }
-    let [train, aux, test] = parts.map(|mut p| {
-        p.sort_unstable();
-        p
-    });
+    let keys: Vec<(u32, u32)> = (0..ds.len())
+        .map(|i| (ds.targets[i], first_hidden.map_or(0, |a| a.values[i])))
+        .collect();
+    let [train, aux, test] = stratified_indices(&keys, shares, seed);
     let named = |indices: &[usize], part: &str| {
         let mut sub = ds.subset(indices);
         sub.name = format!("{}/{part}", ds.name);
@@ -76,6 +64,72 @@ pub fn stratified_split(ds: &Dataset, fractions: [f64; 3], seed: u64) -> Result<
         train: named(&train, "train"),
         aux: named(&aux, "aux"),
         test: named(&test, "test"),
+    })
+}
+
+/// Stream of the subsample's generator, so that a subsample and the split
+/// made from it with the same seed draw independent shuffles.
+const SUBSAMPLE_STREAM: u64 = 0x5_1AB5;
+
+/// A seeded subsample of `n` images (all of them when `n >= len()`),
+/// stratified by the target and every hidden attribute jointly, in the
+/// original order (`data.limit`). Each stratum keeps its share of `n`
+/// within one image, the total is exactly `n`, and the same `seed` always
+/// keeps the same images.
+pub fn stratified_subsample(ds: &Dataset, n: usize, seed: u64) -> Dataset {
+    if n >= ds.len() {
+        return ds.clone();
+    }
+    let keys: Vec<Vec<u32>> = (0..ds.len())
+        .map(|i| {
+            std::iter::once(ds.targets[i])
+                .chain(ds.hidden.iter().map(|a| a.values[i]))
+                .collect()
+        })
+        .collect();
+    let keep = n as f64 / ds.len() as f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(SUBSAMPLE_STREAM);
+    let [kept, _, _] = stratified_indices_with(&keys, [keep, 1.0 - keep, 0.0], &mut rng);
+    ds.subset(&kept)
+}
+
+/// Splits the indices `0..keys.len()` into three disjoint parts by `shares`
+/// (>= 0, summing to 1), stratified by `keys` (items with equal keys form a
+/// stratum), seeded; each part is sorted (original order).
+pub fn stratified_indices<K: Ord + Clone>(
+    keys: &[K],
+    shares: [f64; 3],
+    seed: u64,
+) -> [Vec<usize>; 3] {
+    stratified_indices_with(keys, shares, &mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+fn stratified_indices_with<K: Ord + Clone>(
+    keys: &[K],
+    shares: [f64; 3],
+    rng: &mut ChaCha8Rng,
+) -> [Vec<usize>; 3] {
+    let mut strata: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        strata.entry(k.clone()).or_default().push(i);
+    }
+    let mut parts: [Vec<usize>; 3] = Default::default();
+    let mut lag = [0.0f64; 3];
+    for mut members in strata.into_values() {
+        members.shuffle(rng);
+        let counts = allocate(members.len(), &shares, &mut lag);
+        let mut rest = members.as_slice();
+        for (part, &count) in parts.iter_mut().zip(&counts) {
+            let (head, tail) = rest.split_at(count);
+            part.extend_from_slice(head);
+            rest = tail;
+        }
+        assert!(rest.is_empty(), "allocate should hand out every image");
+    }
+    parts.map(|mut p| {
+        p.sort_unstable();
+        p
     })
 }
 
@@ -112,6 +166,7 @@ fn allocate(n: usize, shares: &[f64; 3], lag: &mut [f64; 3]) -> [usize; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::dataset::Attribute;
     use crate::data::dataset::tests::toy;
 
     /// Original indices of a part (toy pixels encode the index).
@@ -209,6 +264,87 @@ mod tests {
         let ds = toy(10, 2);
         assert!(stratified_split(&ds, [1.2, -0.2, 0.0], 0).is_err());
         assert!(stratified_split(&ds, [f64::NAN, 0.5, 0.5], 0).is_err());
+    }
+
+    #[test]
+    fn subsample_is_exact_stratified_ordered_and_seeded() {
+        // Two hidden attributes: the strata are (target, parity, third).
+        let mut ds = toy(300, 3);
+        ds.hidden.push(Attribute {
+            name: "third".into(),
+            values: (0..300u32).map(|i| u32::from(i % 3 == 0)).collect(),
+            num_classes: 2,
+        });
+        let a = stratified_subsample(&ds, 100, 5);
+        assert_eq!(a.len(), 100);
+        let idx = indices(&a);
+        assert!(idx.windows(2).all(|w| w[0] < w[1]), "order kept");
+        let share = 100.0 / 300.0;
+        for t in 0..3u32 {
+            for p in 0..2u32 {
+                for q in 0..2u32 {
+                    let count = |d: &Dataset| {
+                        (0..d.len())
+                            .filter(|&i| {
+                                d.targets[i] == t
+                                    && d.hidden[0].values[i] == p
+                                    && d.hidden[1].values[i] == q
+                            })
+                            .count() as f64
+                    };
+                    let (got, want) = (count(&a), share * count(&ds));
+                    assert!((got - want).abs() < 1.0, "({t},{p},{q}): {got} vs {want}");
+                }
+            }
+        }
+        assert_eq!(stratified_subsample(&ds, 100, 5), a, "same seed");
+        assert_ne!(
+            indices(&stratified_subsample(&ds, 100, 6)),
+            idx,
+            "other seed"
+        );
+        assert_eq!(stratified_subsample(&ds, 300, 5), ds);
+        assert_eq!(stratified_subsample(&ds, 999, 5), ds);
+    }
+
+    #[test]
+    fn subsample_total_is_exact_for_awkward_sizes() {
+        let ds = toy(257, 7);
+        for n in [1, 2, 30, 31, 100, 128, 255, 256] {
+            assert_eq!(stratified_subsample(&ds, n, 3).len(), n, "n = {n}");
+        }
+    }
+
+    /// The bug this pins: `limit` kept the first N images, and the embedded
+    /// MNIST lists its 5,000 Census Bureau writers first, so any limit up to
+    /// 5,000 held one writer group only.
+    #[test]
+    fn limit_keeps_both_writer_groups_in_proportion_on_embedded_mnist() {
+        let ds = crate::data::embedded_mnist().unwrap();
+        let writer_share = |d: &Dataset| {
+            let w = d.attribute("writer").unwrap();
+            w.values.iter().filter(|&&v| v == 1).count() as f64 / d.len() as f64
+        };
+        let sub = stratified_subsample(&ds, 1000, 42);
+        assert_eq!(sub.len(), 1000);
+        // Within a rounding (one image per stratum, 20 strata) of the full share.
+        let (full, got) = (writer_share(&ds), writer_share(&sub));
+        assert!((got - full).abs() <= 20.0 / 1000.0, "{got} vs {full}");
+        assert!(got > 0.4, "{got}");
+        for (c, (&k, &n)) in sub
+            .class_counts()
+            .iter()
+            .zip(&ds.class_counts())
+            .enumerate()
+        {
+            let want = n as f64 * 0.1;
+            assert!((k as f64 - want).abs() <= 2.0, "digit {c}: {k} vs {want}");
+        }
+        // Kept in the original order: Census Bureau writers first.
+        let w = &sub.attribute("writer").unwrap().values;
+        assert!(w.windows(2).all(|p| p[0] <= p[1]));
+        assert_eq!(stratified_subsample(&ds, 1000, 42), sub);
+        assert_ne!(stratified_subsample(&ds, 1000, 43).images, sub.images);
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! `z'`. A run reports the target accuracy on `z'` (`server_forward(z', k)`)
 //! and the bytes per query before and after.
 //!
-//! `max_accuracy_drop: {points}` is calibrated on `aux`: the smallest number
-//! of kept components `m'` whose aux accuracy is within `points` percentage
-//! points of the unobfuscated aux accuracy, by binary search over
+//! `max_accuracy_drop: {points}` is calibrated on the model owner's `train`
+//! part (the defender's own data; never the attacker's `aux`): the smallest
+//! number of kept components `m'` whose accuracy there is within `points`
+//! percentage points of the unobfuscated accuracy, by binary search over
 //! `0..=rank` (accuracy grows with `m'` up to noise; the search returns a
 //! `m'` that meets the bound).
 
@@ -40,7 +41,8 @@ pub enum ModeSetting {
         /// Components kept.
         m: usize,
     },
-    /// The smallest `m'` losing at most `points` accuracy points on `aux`.
+    /// The smallest `m'` losing at most `points` accuracy points on the
+    /// owner's `train` part.
     MaxAccuracyDrop {
         /// Allowed drop in percentage points, in [0, 100].
         points: f64,
@@ -187,17 +189,18 @@ pub fn obfuscated_accuracy(
     Ok((acc, bytes))
 }
 
-/// Smallest `m'` whose accuracy on `aux` is at least the unobfuscated aux
-/// accuracy minus `points / 100` (binary search over `0..=rank`).
+/// Smallest `m'` whose accuracy on `owner` (the defender's data) is at
+/// least its unobfuscated accuracy minus `points / 100` (binary search over
+/// `0..=rank`).
 pub fn calibrate_keep(
     model: &SplitModel,
-    aux: &Dataset,
+    owner: &Dataset,
     k: usize,
     basis: &SignalBasis,
     points: f64,
     device: &Device,
 ) -> Result<usize, crate::Error> {
-    let (z, shape) = Evaluator::new(model, device, 256).features(aux, k);
+    let (z, shape) = Evaluator::new(model, device, 256).features(owner, k);
     let acc = |mode| -> Result<f64, crate::Error> {
         let (zp, _) = apply(basis, &z, mode)?;
         Ok(server_accuracy(
@@ -205,8 +208,8 @@ pub fn calibrate_keep(
             &zp,
             &shape,
             k,
-            &aux.targets,
-            aux.num_classes,
+            &owner.targets,
+            owner.num_classes,
             device,
         ))
     };
@@ -224,11 +227,11 @@ pub fn calibrate_keep(
 }
 
 /// The mode a setting stands for at split `k` (calibrating
-/// `max_accuracy_drop` on `aux`).
+/// `max_accuracy_drop` on `owner`, the defender's data).
 pub fn resolve_mode(
     setting: &ModeSetting,
     model: &SplitModel,
-    aux: &Dataset,
+    owner: &Dataset,
     k: usize,
     basis: &SignalBasis,
     device: &Device,
@@ -239,7 +242,7 @@ pub fn resolve_mode(
         ModeSetting::DistortionBounded { eps } => ObfuscationMode::DistortionBounded { eps },
         ModeSetting::Keep { m } => ObfuscationMode::KeepComponents { m },
         ModeSetting::MaxAccuracyDrop { points } => ObfuscationMode::KeepComponents {
-            m: calibrate_keep(model, aux, k, basis, points, device)?,
+            m: calibrate_keep(model, owner, k, basis, points, device)?,
         },
     })
 }

@@ -2,12 +2,16 @@
 //! `obfuscation.json`, `obfuscation.md` and two SVG plots in the run folder.
 //!
 //! - Figure 2: per split with a linear server operator, the mean of
-//!   `log(||z_S||^2 / ||z||^2)` over `aux` and its cumulative sum.
+//!   `log(||z_S||^2 / ||z||^2)` over the owner's `train` and its cumulative sum.
 //! - Figure 3: per split, the attribute attack's accuracy when the edge sends
 //!   `z` (none), `z_S` (distortion-free) and the distortion-bounded `z'` that
-//!   loses at most `accuracy_drop_points` on `aux`, with target accuracy and
-//!   bytes per query for each.
+//!   loses at most `accuracy_drop_points` on the owner's `train`, with target
+//!   accuracy and bytes per query for each.
 //! - Figure 4: target error and attack error as `m'` varies at one split.
+//!
+//! The defender's steps (the signal content it measures, the `m'` it
+//! calibrates) use the model owner's data; the attacker's steps (training
+//! the attribute attackers) use the attacker's data; every score is on `test`.
 
 use std::path::Path;
 
@@ -24,6 +28,7 @@ use crate::report::plot::{LinePlot, Series, line_plot, save_svg};
 use crate::train::Evaluator;
 
 /// One (split, setting) row of Figure 3 / Figure 4.
+#[allow(clippy::too_many_arguments)]
 fn row(
     model: &SplitModel,
     (aux, test): (&Dataset, &Dataset),
@@ -85,10 +90,12 @@ fn first_attack(r: &serde_json::Value) -> f64 {
 }
 
 /// Runs the study and writes its files into `out`; returns the JSON summary.
+/// `owner` is the model owner's data (signal content, calibration), `aux`
+/// the attacker's (attribute attackers), `test` the victims' queries.
 #[allow(clippy::too_many_arguments)]
 pub fn run_study(
     model: &SplitModel,
-    aux: &Dataset,
+    (owner, aux): (&Dataset, &Dataset),
     test: &Dataset,
     cfg: &StudyConfig,
     cache: &mut BasisCache,
@@ -114,7 +121,7 @@ pub fn run_study(
                 continue;
             }
         };
-        let (z, _) = Evaluator::new(model, &inner, 256).features(aux, k);
+        let (z, _) = Evaluator::new(model, &inner, 256).features(owner, k);
         let n = z.len() / basis.dim();
         let ratios = basis
             .log_signal_ratio_batch(&z, n)
@@ -123,7 +130,7 @@ pub fn run_study(
         let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
         cum += mean;
         curve.push(json!({"split": k, "dim": basis.dim(), "rank": basis.rank(), "mean_log_ratio": mean, "cumulative": cum}));
-        let m = calibrate_keep(model, aux, k, &basis, cfg.accuracy_drop_points, &inner)?;
+        let m = calibrate_keep(model, owner, k, &basis, cfg.accuracy_drop_points, &inner)?;
         let mut entry = json!({"split": k});
         for (name, mode) in [
             ("none", ObfuscationMode::None),
@@ -365,6 +372,9 @@ pub struct Deployment {
     pub raw_bytes_per_query: usize,
     /// Bases computed so far (reused by the study).
     pub cache: BasisCache,
+    /// The data `m'` was calibrated on (`<name> (<n> images)`), when the
+    /// mode is calibrated (`max_accuracy_drop`).
+    pub calibrated_on: Option<String>,
 }
 
 impl Deployment {
@@ -377,13 +387,13 @@ impl Deployment {
     }
 }
 
-/// Resolves the recipe's mode at `split` (calibrating on `aux`) and measures
-/// target accuracy and bytes per query on `test`. `device` is an inference
-/// device.
+/// Resolves the recipe's mode at `split` (calibrating on `owner`, the model
+/// owner's data, never the attacker's) and measures target accuracy and
+/// bytes per query on `test`. `device` is an inference device.
 pub fn deploy(
     cfg: &super::stage::ObfuscationConfig,
     model: &SplitModel,
-    aux: &Dataset,
+    owner: &Dataset,
     test: &Dataset,
     split: usize,
     device: &Device,
@@ -403,10 +413,13 @@ pub fn deploy(
             bytes_per_query: raw as f64,
             raw_bytes_per_query: raw,
             cache,
+            calibrated_on: None,
         });
     }
     let basis = cache.basis(model, split)?;
-    let mode = super::stage::resolve_mode(&cfg.mode, model, aux, split, &basis, device)?;
+    let mode = super::stage::resolve_mode(&cfg.mode, model, owner, split, &basis, device)?;
+    let calibrated_on = matches!(cfg.mode, super::stage::ModeSetting::MaxAccuracyDrop { .. })
+        .then(|| format!("{} ({} images)", owner.name, owner.len()));
     let (zp, bytes) = apply(&basis, &z, mode)?;
     let acc = server_accuracy(
         model,
@@ -426,17 +439,20 @@ pub fn deploy(
         bytes_per_query: bytes,
         raw_bytes_per_query: raw,
         cache,
+        calibrated_on,
     })
 }
 
-/// Writes `obfuscation_deployment.json` and runs the study when configured.
-/// `device` must support autodiff (the attribute attackers are trained).
+/// Writes `obfuscation_deployment.json` and runs the study when configured:
+/// the defender's steps on `owner` (the model owner's data), the attribute
+/// attackers on `aux` (the attacker's). `device` must support autodiff (the
+/// attribute attackers are trained).
 #[allow(clippy::too_many_arguments)]
 pub fn finish(
     cfg: &super::stage::ObfuscationConfig,
     mut dep: Deployment,
     model: &SplitModel,
-    aux: &Dataset,
+    (owner, aux): (&Dataset, &Dataset),
     test: &Dataset,
     audit: &crate::attack::AuditConfig,
     seed: u64,
@@ -450,6 +466,7 @@ pub fn finish(
         "target_accuracy": dep.target_accuracy,
         "bytes_per_query_before": dep.raw_bytes_per_query,
         "bytes_per_query_after": dep.bytes_per_query,
+        "calibrated_on": dep.calibrated_on,
     });
     let p = out.join("obfuscation_deployment.json");
     let text = serde_json::to_string_pretty(&summary).expect("json");
@@ -465,7 +482,7 @@ pub fn finish(
             .unwrap_or_default();
         run_study(
             model,
-            aux,
+            (owner, aux),
             test,
             study,
             &mut dep.cache,
@@ -476,4 +493,61 @@ pub fn finish(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Attribute;
+    use crate::model::{ActivationKind, BlockSpec, LinearSpec};
+    use crate::obfuscate::stage::{ModeSetting, ObfuscationConfig};
+
+    fn data(name: &str, n: usize, seed: u64) -> Dataset {
+        let images = crate::obfuscate::test_util::random_vec(seed, 2 * n)
+            .iter()
+            .map(|v| 0.5 + 0.5 * v)
+            .collect::<Vec<_>>();
+        let targets = images.chunks(2).map(|p| u32::from(p[0] > p[1])).collect();
+        Dataset {
+            name: name.into(),
+            images,
+            shape: [1, 1, 2],
+            targets,
+            num_classes: 2,
+            hidden: vec![Attribute {
+                name: "group".into(),
+                values: vec![0; n],
+                num_classes: 2,
+            }],
+        }
+    }
+
+    /// The defender calibrates `m'` on the owner's data it is given, and
+    /// says so in the deployment (the run passes `train`, never `aux`).
+    #[test]
+    fn calibration_uses_and_records_the_owners_data() {
+        let device = Device::flex();
+        let fc = |out, activation| {
+            BlockSpec::Linear(LinearSpec {
+                out_features: out,
+                activation,
+                batch_norm: false,
+            })
+        };
+        let blocks = [fc(4, ActivationKind::Relu), fc(2, ActivationKind::None)];
+        let model = SplitModel::from_blocks("tiny", &[1, 1, 2], &blocks, &device).unwrap();
+        let (owner, test) = (data("toy/train", 40, 1), data("toy/test", 20, 2));
+        let mut cfg = ObfuscationConfig {
+            mode: ModeSetting::MaxAccuracyDrop { points: 100.0 },
+            max_elements: None,
+            study: None,
+        };
+        let dep = deploy(&cfg, &model, &owner, &test, 1, &device).unwrap();
+        assert_eq!(dep.calibrated_on.as_deref(), Some("toy/train (40 images)"));
+        // A 100-point budget allows sending nothing.
+        assert_eq!(dep.mode, ObfuscationMode::KeepComponents { m: 0 });
+        cfg.mode = ModeSetting::Keep { m: 1 };
+        let dep = deploy(&cfg, &model, &owner, &test, 1, &device).unwrap();
+        assert_eq!(dep.calibrated_on, None, "nothing calibrated");
+    }
 }

@@ -24,7 +24,10 @@ fn d_margin() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionConfig {
-    /// Held `aux` images analysed (default 1000).
+    /// Images of the model owner's `train` part analysed: a subsample
+    /// stratified by the target and every hidden attribute, drawn with the
+    /// recipe's seed (default 1000). The partition is the defender's choice,
+    /// so it never looks at the attacker's `aux`.
     #[serde(default = "d_samples")]
     pub samples: usize,
     /// Two drops within this relative margin of each other both count as
@@ -82,16 +85,25 @@ pub struct PartitionReport {
     pub nearest: Option<usize>,
     /// The budget used.
     pub budget_flops: Option<u64>,
+    /// The data analysed (the dataset's name, e.g. `mnist-t10k/train`).
+    #[serde(default)]
+    pub data: String,
+    /// How many of its images were analysed.
+    #[serde(default)]
+    pub samples: usize,
 }
 
-/// Runs the analysis on the first `cfg.samples` images of `held`.
+/// Runs the analysis on `cfg.samples` images of `held` (the owner's data),
+/// a subsample stratified by the target and every hidden attribute, drawn
+/// with `seed`.
 pub fn analyse(
     model: &SplitModel,
     held: &Dataset,
     cfg: &PartitionConfig,
+    seed: u64,
     device: &Device,
 ) -> Result<PartitionReport, Error> {
-    let held = held.take(cfg.samples);
+    let held = crate::data::stratified_subsample(held, cfg.samples, seed);
     let eval = Evaluator::new(model, device, 256);
     let predicted = eval.predict(&held);
     let infos = model.infos()?;
@@ -148,5 +160,7 @@ pub fn analyse(
         reason,
         nearest,
         budget_flops: cfg.budget_flops,
+        data: held.name.clone(),
+        samples: n,
     })
 }

@@ -105,7 +105,8 @@ pub enum AttackerData {
     /// The `aux` part: same distribution as the victims (default).
     #[default]
     Aux,
-    /// Only the first `fraction` of `aux` (a weaker attacker).
+    /// A `fraction` of `aux` (a weaker attacker): a subsample stratified by
+    /// the target and every hidden attribute, drawn with the recipe's `seed`.
     AuxFraction {
         /// In (0, 1].
         fraction: f64,
@@ -114,7 +115,9 @@ pub enum AttackerData {
     Dataset {
         /// Where it comes from.
         source: DataSource,
-        /// Use only its first `limit` images.
+        /// Use only `limit` of its images: a subsample stratified by the
+        /// target and every hidden attribute, drawn with the recipe's
+        /// `seed`, in the source's order (default: all).
         #[serde(default)]
         limit: Option<usize>,
     },
@@ -167,7 +170,10 @@ pub struct DataConfig {
     /// (victim queries) parts, stratified and disjoint (default [0.6, 0.2, 0.2]).
     #[serde(default = "default_fractions")]
     pub fractions: [f64; 3],
-    /// Use only the first `limit` images of the source (default: all).
+    /// Use only `limit` images of the source (default: all): a subsample
+    /// stratified by the target and every hidden attribute jointly (each
+    /// group keeps its share within one image), drawn with the recipe's
+    /// `seed`, in the source's order; the parts are split from it.
     #[serde(default)]
     pub limit: Option<usize>,
 }

@@ -6,6 +6,10 @@
 //! whose last layer starts at zero, so a fresh inverse is its linear path.
 //! Maps shrunk by pooling are first resized back (bilinear). No batch-norm,
 //! so copies of an inverse never share state.
+//!
+//! Each inverse trains on the attacker's synthetic rows less a held-out
+//! tenth, validates on that tenth after every epoch, and keeps its
+//! best-validation epoch ([`super::super::diagnostics`]).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -19,6 +23,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::DciConfig;
+use crate::attack::diagnostics::{Curves, Holdout, fit_with_validation};
 use crate::model::{Features, leaky_relu};
 use crate::train::to_vec;
 
@@ -159,10 +164,6 @@ impl Acts {
         self.shape.iter().product()
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.data.len() / self.dim().max(1)
-    }
-
     pub(super) fn batch(&self, idx: &[usize], device: &Device) -> Features {
         let d = self.dim();
         let mut buf = Vec::with_capacity(idx.len() * d);
@@ -178,48 +179,89 @@ pub(super) fn mean_l1(a: Features, b: Features) -> Tensor<1> {
     (a.flatten() - b.flatten()).abs().mean()
 }
 
-/// Trains `g` to map `z` rows back to `u` rows with the mean L1 loss;
-/// returns it with the mean L1 of its last epoch.
-fn fit_inverse(
-    mut g: BlockInverse,
+/// Mean L1 of `g` (an inference copy) mapping `z` rows back to `u` rows,
+/// over `rows`.
+pub(super) fn held_out_l1<F: Fn(Features) -> Features>(
+    g: F,
     z: &Acts,
     u: &Acts,
+    rows: &[usize],
+    device: &Device,
+) -> f64 {
+    let (mut sum, mut count) = (0.0, 0usize);
+    for b in rows.chunks(256) {
+        let l = mean_l1(g(z.batch(b, device)), u.batch(b, device));
+        sum += f64::from(to_vec(l)[0]) * b.len() as f64;
+        count += b.len();
+    }
+    sum / count.max(1) as f64
+}
+
+/// Trains `g` to map `z` rows back to `u` rows with the mean L1 loss on the
+/// hold-out's training rows, validating on its validation rows after every
+/// epoch; returns the best-validation epoch's inverse with the curves.
+fn fit_inverse(
+    g: BlockInverse,
+    z: &Acts,
+    u: &Acts,
+    rows: &Holdout,
     cfg: &DciConfig,
     rng: &mut ChaCha8Rng,
     device: &Device,
-) -> (BlockInverse, f64) {
-    let n = u.len();
-    let mut order: Vec<usize> = (0..n).collect();
+) -> (BlockInverse, Curves) {
+    let inner = device.clone().inner();
+    let mut order = rows.train.clone();
     let mut optim = AdamConfig::new().init();
-    let mut last = f64::NAN;
-    for _ in 0..cfg.block_epochs {
+    let train_epoch = |mut g: BlockInverse, _epoch: usize| {
         order.shuffle(rng);
         let (mut sum, mut count) = (0.0, 0usize);
         for b in order.chunks(cfg.batch_size.max(1)) {
             let loss = mean_l1(g.forward(z.batch(b, device)), u.batch(b, device));
-            sum += to_vec(loss.clone())[0] as f64 * b.len() as f64;
+            sum += f64::from(to_vec(loss.clone().detach())[0]) * b.len() as f64;
             count += b.len();
             let grads = GradientsParams::from_grads(loss.backward(), &g);
             g = optim.step(cfg.lr, g, grads);
         }
-        last = sum / count.max(1) as f64;
+        (g, sum / count.max(1) as f64)
+    };
+    let validate = |g: &BlockInverse| {
+        let g = g.valid();
+        held_out_l1(|x| g.forward(x), z, u, &rows.validation, &inner)
+    };
+    fit_with_validation(g, cfg.block_epochs, cfg.patience, train_epoch, validate)
+}
+
+/// A trained block inverse and its curves.
+#[derive(Debug)]
+pub struct BlockFit {
+    /// The inverse of the kept (best-validation) epoch.
+    pub inverse: BlockInverse,
+    /// Training and validation `L_layer` (mean L1) per epoch, and the kept epoch.
+    pub curves: Curves,
+}
+
+impl BlockFit {
+    /// Training `L_layer` (mean L1) of the kept epoch.
+    pub fn train_l1(&self) -> f64 {
+        self.curves.best_train()
     }
-    (g, last)
 }
 
 /// Trains the inverse of one block on pairs `(u_j, F_j(u_j))` (given as
-/// host rows) with `L_layer`; returns it with its last-epoch mean L1.
-/// `device` must support autodiff.
+/// host rows) with `L_layer` on the `rows.train` rows, validating on the
+/// `rows.validation` rows after every epoch; keeps the best-validation
+/// epoch. `device` must support autodiff.
 #[allow(clippy::too_many_arguments)]
 pub fn train_block_inverse(
     u: &[f32],
     u_shape: &[usize],
     z: &[f32],
     z_shape: &[usize],
+    rows: &Holdout,
     cfg: &DciConfig,
     seed: u64,
     device: &Device,
-) -> (BlockInverse, f64) {
+) -> BlockFit {
     device.seed(seed);
     let g = BlockInverse::new(u_shape, z_shape, cfg.width, device);
     let u = Acts {
@@ -231,7 +273,8 @@ pub fn train_block_inverse(
         shape: z_shape.to_vec(),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    fit_inverse(g, &z, &u, cfg, &mut rng, device)
+    let (inverse, curves) = fit_inverse(g, &z, &u, rows, cfg, &mut rng, device);
+    BlockFit { inverse, curves }
 }
 
 #[cfg(test)]

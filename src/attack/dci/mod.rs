@@ -20,6 +20,12 @@
 //!    `||F_{1:k}(x') - z||_2 / ||z||_2`, which needs no ground truth.
 //!
 //! The inverse networks and their block-wise training live in [`inverse`].
+//!
+//! The synthetic set is the attacker's data: a seeded tenth of it is held
+//! out, every block inverse and the refinement validate on it after each
+//! epoch, keep their best-validation epoch and stop after `patience` epochs
+//! without improvement; their curves come back in [`DciOutcome`], with an
+//! `under_trained` flag when a validation loss never fell.
 
 mod inverse;
 
@@ -30,13 +36,16 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub use inverse::{BlockInverse, ComposedInverse, ConvInverse, LinearInverse, train_block_inverse};
+pub use inverse::{
+    BlockFit, BlockInverse, ComposedInverse, ConvInverse, LinearInverse, train_block_inverse,
+};
 
+use super::diagnostics::{Curves, Holdout, fit_with_validation, loss_never_fell};
 use super::optimisation::{InversionError, edge_flat, first_problem, white_box};
 use super::synthesis::{SynthesisConfig, Synthesised, synthesise};
 use crate::model::{Features, SplitModel};
 use crate::train::to_vec;
-use inverse::{Acts, mean_l1};
+use inverse::{Acts, held_out_l1};
 
 fn d_width() -> usize {
     16
@@ -55,6 +64,9 @@ fn d_lr() -> f64 {
 }
 fn d_cycle() -> f64 {
     0.1
+}
+fn d_patience() -> usize {
+    5
 }
 
 /// Settings of the DCI attack.
@@ -83,6 +95,12 @@ pub struct DciConfig {
     /// Weight of the cycle loss in the refinement (default 0.1; 0 turns it off).
     #[serde(default = "d_cycle")]
     pub cycle_weight: f64,
+    /// Stop a block inverse's training, or the refinement, when its
+    /// validation loss (on the held-out tenth of the synthetic set) has not
+    /// improved for this many epochs (default 5; 0 trains every epoch). The
+    /// best-validation epoch is kept.
+    #[serde(default = "d_patience")]
+    pub patience: usize,
 }
 
 impl Default for DciConfig {
@@ -95,6 +113,7 @@ impl Default for DciConfig {
             batch_size: d_batch(),
             lr: d_lr(),
             cycle_weight: d_cycle(),
+            patience: d_patience(),
         }
     }
 }
@@ -137,11 +156,28 @@ pub struct DciOutcome {
     pub reconstructions: Vec<f32>,
     /// Per query, the cycle consistency `||F(x') - z||_2 / ||z||_2`.
     pub cycle: Vec<f64>,
-    /// Last-epoch `L_layer` (mean L1) of each block inverse `G_1 .. G_k`.
+    /// Training `L_layer` (mean L1) of each block inverse `G_1 .. G_k` at
+    /// its kept (best-validation) epoch.
     pub block_l1: Vec<f64>,
-    /// Last-epoch refinement `L_img` (mean L1 on the synthetic inputs), or
-    /// the composed inverse's `L_img` before refinement when it is skipped.
+    /// `L_img` (mean L1) of the kept composition on the synthetic training
+    /// inputs (after refinement, or before it when it is skipped).
     pub image_l1: f64,
+    /// Per block inverse `G_1 .. G_k`: training and validation `L_layer` per
+    /// epoch and the kept epoch.
+    pub block_curves: Vec<Curves>,
+    /// The refinement's training `L_img` (with the cycle term, when on) and
+    /// validation `L_img` per epoch and the kept epoch (empty when skipped).
+    pub refine_curves: Curves,
+    /// Per block inverse: its validation loss never fell below its first value.
+    pub block_under_trained: Vec<bool>,
+    /// A block inverse, or the refinement when it ran, never lowered its
+    /// validation loss: the reconstruction error is a lower bound on what a
+    /// better-trained attacker gets.
+    pub under_trained: bool,
+    /// Synthetic rows trained on.
+    pub train_rows: usize,
+    /// Synthetic rows held out for validation.
+    pub validation_rows: usize,
 }
 
 /// A data-free attacker on one model: synthesises inputs once, trains each
@@ -154,7 +190,9 @@ pub struct DciAttacker {
     synth: Synthesised,
     /// `acts[j]`: synthetic activations entering block `j + 1` (`acts[0]` = images).
     acts: Vec<Acts>,
-    inverses: Vec<(BlockInverse, f64)>,
+    /// The synthetic rows trained on and those held out for validation.
+    rows: Holdout,
+    inverses: Vec<BlockFit>,
 }
 
 impl DciAttacker {
@@ -172,6 +210,7 @@ impl DciAttacker {
             data: synth.images.clone(),
             shape: synth.shape.to_vec(),
         };
+        let rows = Holdout::tenth(&vec![(); synth.len()], seed ^ 0xDC1_0DA7A);
         Ok(Self {
             cfg: cfg.clone(),
             seed,
@@ -179,6 +218,7 @@ impl DciAttacker {
             frozen: white_box(model, device),
             synth,
             acts: vec![images],
+            rows,
             inverses: Vec::new(),
         })
     }
@@ -212,6 +252,7 @@ impl DciAttacker {
                 &u.shape,
                 &z.data,
                 &z.shape,
+                &self.rows,
                 &self.cfg,
                 seed,
                 &self.device,
@@ -234,7 +275,7 @@ impl DciAttacker {
         self.ensure_blocks(k);
         let z_acts = &self.acts[k];
         let dim = z_acts.dim();
-        if dim == 0 || features.len() % dim != 0 {
+        if dim == 0 || !features.len().is_multiple_of(dim) {
             return Err(InversionError::Shape(format!(
                 "features hold {} values, not a whole number of split-{k} feature vectors of {dim}",
                 features.len()
@@ -242,10 +283,19 @@ impl DciAttacker {
         }
         let device = self.device.clone();
         let g = ComposedInverse {
-            stages: self.inverses[..k].iter().map(|(g, _)| g.clone()).collect(),
+            stages: self.inverses[..k]
+                .iter()
+                .map(|f| f.inverse.clone())
+                .collect(),
         };
-        let block_l1 = self.inverses[..k].iter().map(|(_, l)| *l).collect();
-        let (g, image_l1) = self.refine(g, k);
+        let fits = &self.inverses[..k];
+        let block_l1 = fits.iter().map(BlockFit::train_l1).collect();
+        let block_curves: Vec<Curves> = fits.iter().map(|f| f.curves.clone()).collect();
+        let block_under_trained: Vec<bool> =
+            block_curves.iter().map(Curves::loss_never_fell).collect();
+        let (g, image_l1, refine_curves) = self.refine(g, k);
+        let under_trained = block_under_trained.iter().any(|&b| b)
+            || (self.cfg.refine_epochs > 0 && loss_never_fell(&refine_curves.validation));
 
         let n = features.len() / dim;
         let [c, h, w] = self.synth.shape;
@@ -277,20 +327,27 @@ impl DciAttacker {
             cycle,
             block_l1,
             image_l1,
+            block_curves,
+            refine_curves,
+            block_under_trained,
+            under_trained,
+            train_rows: self.rows.train.len(),
+            validation_rows: self.rows.validation.len(),
         })
     }
 
-    /// End-to-end refinement of the composition on the synthetic inputs.
-    fn refine(&self, mut g: ComposedInverse, k: usize) -> (ComposedInverse, f64) {
+    /// End-to-end refinement of the composition on the synthetic training
+    /// rows, validated (`L_img`) on the held-out rows after every epoch;
+    /// returns the kept composition, its training `L_img` and the curves.
+    fn refine(&self, g: ComposedInverse, k: usize) -> (ComposedInverse, f64, Curves) {
         let images = &self.acts[0];
         let z_all = &self.acts[k];
-        let n = self.synth.len();
         let [c, h, w] = self.synth.shape;
+        let inner = self.device.clone().inner();
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ (0xC0C0 + k as u64));
-        let mut order: Vec<usize> = (0..n).collect();
+        let mut order = self.rows.train.clone();
         let mut optim = AdamConfig::new().init();
-        let mut last = f64::NAN;
-        for _ in 0..self.cfg.refine_epochs {
+        let train_epoch = |mut g: ComposedInverse, _epoch: usize| {
             order.shuffle(&mut rng);
             let (mut sum, mut count) = (0.0, 0usize);
             for b in order.chunks(self.cfg.batch_size.max(1)) {
@@ -299,33 +356,34 @@ impl DciAttacker {
                 let xr = g
                     .forward(Features::from_flat(z.clone(), &z_all.shape))
                     .flatten();
-                let l_img = (x - xr.clone()).abs().mean();
-                sum += to_vec(l_img.clone())[0] as f64 * b.len() as f64;
-                count += b.len();
-                let mut loss = l_img;
+                let mut loss = (x - xr.clone()).abs().mean();
                 if self.cfg.cycle_weight > 0.0 {
                     let zc = edge_flat(&self.frozen, xr.reshape([b.len(), c, h, w]), k);
                     let scale = z.clone().abs().mean().detach() + 1e-8;
                     let l_cyc = (zc - z).abs().mean() / scale;
                     loss = loss + l_cyc * self.cfg.cycle_weight;
                 }
+                sum += f64::from(to_vec(loss.clone().detach())[0]) * b.len() as f64;
+                count += b.len();
                 let grads = GradientsParams::from_grads(loss.backward(), &g);
                 g = optim.step(self.cfg.lr, g, grads);
             }
-            last = sum / count.max(1) as f64;
-        }
-        if self.cfg.refine_epochs == 0 {
-            let all: Vec<usize> = (0..n).collect();
-            let (mut sum, mut count) = (0.0, 0usize);
-            for b in all.chunks(256) {
-                let xr = g.forward(z_all.batch(b, &self.device));
-                let l = mean_l1(images.batch(b, &self.device), xr);
-                sum += to_vec(l)[0] as f64 * b.len() as f64;
-                count += b.len();
-            }
-            last = sum / count.max(1) as f64;
-        }
-        (g, last)
+            (g, sum / count.max(1) as f64)
+        };
+        let image_l1 = |g: &ComposedInverse, rows: &[usize]| {
+            let g = g.valid();
+            held_out_l1(|z| g.forward(z), z_all, images, rows, &inner)
+        };
+        let validate = |g: &ComposedInverse| image_l1(g, &self.rows.validation);
+        let (g, curves) = fit_with_validation(
+            g,
+            self.cfg.refine_epochs,
+            self.cfg.patience,
+            train_epoch,
+            validate,
+        );
+        let l1 = image_l1(&g, &self.rows.train);
+        (g, l1, curves)
     }
 }
 
@@ -369,6 +427,56 @@ mod tests {
         );
     }
 
+    fn tiny(block_epochs: usize, refine_epochs: usize) -> (SplitModel, DciConfig, Device) {
+        let device = Device::flex().autodiff();
+        let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+        let cfg = DciConfig {
+            synthesis: SynthesisConfig {
+                mode: super::super::synthesis::SynthesisMode::Noise,
+                count: 20,
+                batch_size: 10,
+                ..SynthesisConfig::default()
+            },
+            width: 4,
+            block_epochs,
+            refine_epochs,
+            patience: 0,
+            ..DciConfig::default()
+        };
+        (model, cfg, device)
+    }
+
+    /// Every block inverse and the refinement keep one curve entry per
+    /// epoch, on training rows disjoint from the held-out tenth.
+    #[test]
+    fn curves_have_one_entry_per_epoch_on_a_held_out_tenth() {
+        let (model, cfg, device) = tiny(3, 2);
+        let mut a = DciAttacker::new(&model, &cfg, 1, &device).unwrap();
+        let out = a.attack(2, &[0.1; 2 * 32 * 7 * 7]).unwrap();
+        assert_eq!((out.train_rows, out.validation_rows), (18, 2));
+        assert_eq!(out.block_curves.len(), 2);
+        for c in &out.block_curves {
+            assert_eq!((c.train.len(), c.validation.len()), (3, 3));
+            assert!((1..=3).contains(&c.best_epoch));
+        }
+        assert_eq!(out.block_l1[0], out.block_curves[0].best_train());
+        let r = &out.refine_curves;
+        assert_eq!((r.train.len(), r.validation.len()), (2, 2));
+        assert_eq!(out.block_under_trained.len(), 2);
+    }
+
+    /// A one-epoch inverse cannot show a falling validation loss: flagged.
+    #[test]
+    fn a_one_epoch_inverse_is_flagged_under_trained() {
+        let (model, cfg, device) = tiny(1, 0);
+        let mut a = DciAttacker::new(&model, &cfg, 1, &device).unwrap();
+        let out = a.attack(1, &[0.1; 16 * 14 * 14]).unwrap();
+        assert_eq!(out.block_curves[0].validation.len(), 1);
+        assert_eq!(out.block_under_trained, [true]);
+        assert!(out.under_trained);
+        assert!(out.refine_curves.train.is_empty(), "refinement skipped");
+    }
+
     #[test]
     fn features_of_the_wrong_size_are_an_error() {
         let device = Device::flex().autodiff();
@@ -385,7 +493,9 @@ mod tests {
             ..DciConfig::default()
         };
         let mut a = DciAttacker::new(&model, &cfg, 1, &device).unwrap();
-        let err = a.attack(4, &[0.0; 100]).err().expect("a shape error");
+        let Err(err) = a.attack(4, &[0.0; 100]) else {
+            panic!("expected a shape error")
+        };
         assert!(err.to_string().contains("128"), "{err}");
         assert!(a.attack(6, &[0.0; 128]).is_err(), "split 6 of 6 blocks");
     }
