@@ -22,6 +22,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::AttackerVariant;
 use super::decoder::Standardizer;
 use super::diagnostics::{Holdout, fit_with_validation, under_trained};
 use crate::metrics::{accuracy, argmax_rows, majority_rate};
@@ -66,6 +67,11 @@ pub struct AttributeConfig {
     /// every epoch). The epoch with the lowest validation loss is kept.
     #[serde(default = "d_patience")]
     pub patience: usize,
+    /// `adaptive` (default) standardises the features with the attacker's
+    /// own statistics; `paper` trains on the raw features, as seed 004's
+    /// attribute attacker (section 5.1) does (see [`super::AttackerVariant`]).
+    #[serde(default, skip_serializing_if = "AttackerVariant::is_adaptive")]
+    pub variant: AttackerVariant,
 }
 
 impl Default for AttributeConfig {
@@ -76,6 +82,7 @@ impl Default for AttributeConfig {
             lr: d_lr(),
             attributes: None,
             patience: d_patience(),
+            variant: AttackerVariant::default(),
         }
     }
 }
@@ -210,7 +217,7 @@ pub fn attribute_attack(
             aux_labels.len()
         )));
     }
-    let std = Standardizer::fit(aux_z, dim);
+    let std = Standardizer::for_variant(cfg.variant, aux_z, dim);
     let (za, zt) = (std.apply(aux_z), std.apply(test_z));
     let (z_train, z_val) = (
         rows(&za, dim, &holdout.train),

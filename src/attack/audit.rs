@@ -73,6 +73,7 @@ impl AttackKind {
     pub fn variant(&self) -> super::AttackerVariant {
         match self {
             AttackKind::Decoder(d) => d.variant,
+            AttackKind::Attribute(a) => a.variant,
             _ => super::AttackerVariant::Adaptive,
         }
     }

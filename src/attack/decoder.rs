@@ -586,6 +586,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_papers_variant_sees_the_raw_features() {
+        let data = vec![1.0, 10.0, 3.0, 10.0, 5.0, 30.0];
+        let paper = Standardizer::for_variant(AttackerVariant::Paper, &data, 2);
+        assert_eq!(paper.apply(&data), data);
+        let adaptive = Standardizer::for_variant(AttackerVariant::Adaptive, &data, 2);
+        assert_eq!(
+            adaptive.apply(&data),
+            Standardizer::fit(&data, 2).apply(&data)
+        );
+        assert_ne!(adaptive.apply(&data), data);
+    }
+
+    #[test]
     fn standardizer_gives_zero_mean_unit_variance() {
         let data = vec![1.0, 10.0, 3.0, 10.0, 5.0, 10.0];
         let s = Standardizer::fit(&data, 2);
