@@ -111,6 +111,9 @@ pub struct RepeatsReport {
     pub data: DataSummary,
     /// `target_accuracy` -> its statistics over the repeats.
     pub over_repeats: BTreeMap<String, RepeatStat>,
+    /// The floors (no features, label only, chance) over the repeats.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub floors: BTreeMap<String, RepeatStat>,
     /// Every attack (by key, split and attribute) over the repeats, in the
     /// order repeat 0 ran them.
     pub attacks: Vec<RepeatedAttack>,
@@ -129,13 +132,37 @@ pub fn record_key(r: &AttackRecord) -> &str {
 type Reader = fn(&AttackRecord) -> Option<f64>;
 
 /// The metrics a record may carry, with how to read each.
-const METRICS: [(&str, Reader); 5] = [
+const METRICS: [(&str, Reader); 6] = [
     ("mse", |a| a.mse),
     ("psnr", |a| a.psnr),
     ("ssim", |a| a.ssim),
     ("accuracy", |a| a.accuracy),
     ("chance", |a| a.chance),
+    ("margin_over_label", |a| a.margin_over_label),
 ];
+
+/// The floors of every repeat (see [`crate::attack::floors`]) as statistics
+/// over the repeats: the no-feature and label-only PSNR, and per attribute
+/// chance and the label-only attacker's accuracy.
+fn floors_over_repeats(reports: &[Report]) -> BTreeMap<String, RepeatStat> {
+    let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for f in reports.iter().filter_map(|r| r.floors.as_ref()) {
+        let mut push = |k: String, v: f64| values.entry(k).or_default().push(v);
+        push("no features (mean image): PSNR".into(), f.mean_image.psnr);
+        push("label only (class mean): PSNR".into(), f.label.psnr);
+        for a in &f.attributes {
+            push(format!("{}: chance", a.attribute), a.chance);
+            push(
+                format!("{}: label-only accuracy", a.attribute),
+                a.label_only,
+            );
+        }
+    }
+    values
+        .into_iter()
+        .map(|(k, v)| (k, RepeatStat::of(v)))
+        .collect()
+}
 
 /// Aggregates the repeats' reports (in repeat order) of `recipe`.
 /// `reports` must not be empty.
@@ -209,6 +236,7 @@ pub fn aggregate(recipe: &Recipe, reports: &[Report]) -> RepeatsReport {
         arch: first.arch.clone(),
         data: first.data.clone(),
         over_repeats: BTreeMap::from([("target_accuracy".to_string(), accuracy)]),
+        floors: floors_over_repeats(reports),
         attacks,
         recipe: recipe.clone(),
     }
@@ -240,6 +268,7 @@ fn digits(metric: &str) -> usize {
     match metric {
         "mse" => 4,
         "psnr" => 2,
+        "margin_over_label" => 2,
         _ => 3,
     }
 }
@@ -350,6 +379,29 @@ pub fn render_markdown(r: &RepeatsReport, plots: &[(&str, String)]) -> String {
         }
     }
     s.push('\n');
+    if !r.floors.is_empty() {
+        let _ = writeln!(
+            s,
+            "### Floors\n\nWhat an attacker gets without the features, per repeat on the same queries: the mean image of its data, the class-mean image of the label the model predicts, chance and a label-only attribute attacker. `margin_over_label` above is each attack's PSNR (or accuracy) above the label-only floor of its own repeat.\n"
+        );
+        table_head(
+            &mut s,
+            &["floor", "mean", "sd", "95% interval", "per repeat"],
+        );
+        for (name, stat) in &r.floors {
+            let d = if name.ends_with("PSNR") { 2 } else { 3 };
+            let values: Vec<String> = stat.values.iter().map(|v| format!("{v:.d$}")).collect();
+            let _ = writeln!(
+                s,
+                "| {name} | {:.d$} | {} | {} | {} |",
+                stat.interval.mean,
+                opt(stat.interval.sd, d),
+                interval_text(&stat.interval, d),
+                values.join(", ")
+            );
+        }
+        s.push('\n');
+    }
     for (title, file) in plots {
         let _ = writeln!(s, "### {title}\n\n![{title}]({file})\n");
     }
