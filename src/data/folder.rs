@@ -80,9 +80,37 @@ pub fn load_image_folder(dir: &Path, labels_csv: &Path) -> Result<Dataset, DataE
     })
 }
 
+/// Largest image file read (64 MiB).
+pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
+
+/// Longest image side accepted (pixels): checked from a PNG's header before
+/// it is decoded, so a 20000x20000 picture is refused without allocating it.
+pub const MAX_IMAGE_SIDE: usize = 4096;
+
+/// A PNG's `(width, height)` from its IHDR chunk (always the first chunk).
+fn png_dimensions(bytes: &[u8]) -> Option<(usize, usize)> {
+    let ihdr = bytes.get(8..24)?;
+    if &ihdr[4..8] != b"IHDR" {
+        return None;
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    Some((be(&ihdr[8..12]), be(&ihdr[12..16])))
+}
+
 /// Decodes one PNG or PGM file into [C, H, W] and CHW pixels in [0, 1].
 fn load_image(path: &Path) -> Result<([usize; 3], Vec<f32>), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::io(path, e))?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(DataError::format(
+            path,
+            format!("is larger than the limit of {MAX_IMAGE_BYTES} bytes for one image"),
+        ));
+    }
     if is_pgm(&bytes) {
         let g = decode_pgm(&bytes, path)?;
         return Ok(([1, g.height, g.width], g.pixels));
@@ -92,6 +120,18 @@ fn load_image(path: &Path) -> Result<([usize; 3], Vec<f32>), DataError> {
             path,
             "is neither a PNG nor a PGM (P5/P2) file; only those image formats are supported",
         ));
+    }
+    match png_dimensions(&bytes) {
+        Some((w, h)) if w <= MAX_IMAGE_SIDE && h <= MAX_IMAGE_SIDE => {}
+        Some((w, h)) => {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "is {w}x{h} pixels; images may be at most {MAX_IMAGE_SIDE} pixels a side (checked before decoding)"
+                ),
+            ));
+        }
+        None => return Err(DataError::format(path, "is a PNG without its IHDR header")),
     }
     let img =
         image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|source| {
@@ -223,6 +263,23 @@ mod tests {
     use super::*;
     use crate::data::pgm::encode_pgm;
     use crate::fsutil::write_atomic;
+
+    #[test]
+    fn a_huge_png_is_refused_from_its_header_before_decoding() {
+        // A valid 1x1 PNG whose header claims 20000x20000: refused by the
+        // header check, never decoded (decoding would fail or allocate GBs).
+        let mut bytes = png(image::DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(1, 1, vec![7]).unwrap(),
+        ));
+        bytes[16..20].copy_from_slice(&20000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&20000u32.to_be_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.png");
+        std::fs::write(&p, &bytes).unwrap();
+        let e = load_image(&p).unwrap_err().to_string();
+        assert!(e.contains("20000x20000") && e.contains("big.png"), "{e}");
+        assert_eq!(png_dimensions(&bytes), Some((20000, 20000)));
+    }
 
     fn png(img: image::DynamicImage) -> Vec<u8> {
         let mut out = std::io::Cursor::new(Vec::new());
