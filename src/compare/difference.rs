@@ -125,10 +125,12 @@ pub fn markdown_differences(runs: &[RunSummary]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} {} | {} | {:+.digits$}{unit} | {} | {} |",
+            "| {} | {} | {} | {:+.digits$}{unit} | {} | {} |",
             r.run.replace('|', "\\|"),
-            r.what,
-            r.metric,
+            match r.split {
+                None => r.what.clone(),
+                Some(_) => format!("{} {}", r.what, r.metric),
+            },
             r.split.map_or_else(|| "-".into(), |k| k.to_string()),
             scale * d.diff,
             interval,
