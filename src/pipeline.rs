@@ -18,7 +18,6 @@ use crate::model::{ModelSpec, SplitModel, zoo};
 use crate::partition::PartitionConfig;
 use crate::recipe::{AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, SplitSetting};
 use crate::report::{self, RepeatsReport, Report};
-
 use crate::train::{Evaluator, TrainObserver, TrainRun, train};
 pub use repeats::repeat_seed;
 
