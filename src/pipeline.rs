@@ -483,13 +483,14 @@ fn run_once(
         return Err(e);
     }
     timings.insert("attacks".into(), rec.seconds.into());
-    let floors = crate::attack::measure_floors(
+    let floors = judge(
+        &mut attacks,
+        &model,
         &attacker,
         &splits.test,
         recipe.seed,
-        &Evaluator::new(&model, &inner, 256),
+        &inner,
     )?;
-    crate::attack::judge_against_floors(&mut attacks, &floors);
     let obs = rec.inner;
     timings.insert("audit_seconds".into(), t0.elapsed().as_secs_f64().into());
 
@@ -597,14 +598,31 @@ pub fn attack_run(
         observer,
         &|k, z| view.apply(k, z),
     )?;
-    let floors = crate::attack::measure_floors(
+    judge(
+        &mut records,
+        &run.model,
         &attacker,
         &run.splits.test,
         recipe.seed,
-        &Evaluator::new(&run.model, &inner, 256),
+        &inner,
     )?;
-    crate::attack::judge_against_floors(&mut records, &floors);
     Ok(records)
+}
+
+/// Measures the floors of `model` (attacker data `aux`, queries `test`) and
+/// judges `records` against them (see [`crate::attack::floors`]).
+fn judge(
+    records: &mut [AttackRecord],
+    model: &SplitModel,
+    aux: &Dataset,
+    test: &Dataset,
+    seed: u64,
+    device: &Device,
+) -> Result<crate::attack::Floors, Error> {
+    let floors =
+        crate::attack::measure_floors(aux, test, seed, &Evaluator::new(model, device, 256))?;
+    crate::attack::judge_against_floors(records, &floors);
+    Ok(floors)
 }
 
 /// A finished (or partly finished) run folder, opened for later commands.
