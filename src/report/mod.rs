@@ -21,15 +21,35 @@ use crate::fsutil::write_atomic;
 
 /// Writes `report.json`, `report.md`, `report.html` and the plots into `dir`.
 pub fn write_all(report: &Report, dir: &Path) -> Result<(), Error> {
+    let plots = write_plots(report, dir)?;
+    write_report_files(
+        dir,
+        report,
+        &format!("splitguard report: {}", report.name),
+        |refs| render_markdown(report, refs),
+        &plots,
+    )
+}
+
+/// Writes a report's `report.json`, `report.md` (rendered by `markdown`
+/// with the plots' `(title, file)` pairs) and `report.html` (titled
+/// `title`) into `dir`: one routine for a run's report and the aggregate of
+/// its repeats.
+pub(crate) fn write_report_files<R: serde::Serialize>(
+    dir: &Path,
+    report: &R,
+    title: &str,
+    markdown: impl FnOnce(&[(&str, String)]) -> String,
+    plots: &[(String, String)],
+) -> Result<(), Error> {
     let json = serde_json::to_string_pretty(report).expect("report serializes");
     let path = dir.join(crate::pipeline::files::REPORT_JSON);
     write_atomic(&path, json.as_bytes()).map_err(|e| Error::io(&path, e))?;
-    let plots = write_plots(report, dir)?;
     let refs: Vec<(&str, String)> = plots.iter().map(|(t, f)| (t.as_str(), f.clone())).collect();
-    let md = render_markdown(report, &refs);
+    let md = markdown(&refs);
     let path = dir.join(crate::pipeline::files::REPORT_MD);
     write_atomic(&path, md.as_bytes()).map_err(|e| Error::io(&path, e))?;
-    let page = html::render(&format!("splitguard report: {}", report.name), &md, dir);
+    let page = html::render(title, &md, dir);
     let path = dir.join(crate::pipeline::files::REPORT_HTML);
     write_atomic(&path, page.as_bytes()).map_err(|e| Error::io(&path, e))?;
     Ok(())

@@ -21,10 +21,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::markdown::{opt, table_head};
-use super::{DataSummary, Report, html, plot};
+use super::{DataSummary, Report, plot};
 use crate::Error;
 use crate::attack::AttackRecord;
-use crate::fsutil::write_atomic;
 use crate::metrics::{Interval, t_interval};
 use crate::recipe::Recipe;
 
@@ -487,22 +486,14 @@ fn write_plots(r: &RepeatsReport, dir: &Path) -> Result<Vec<(String, String)>, E
 /// Writes the aggregate's `report.json`, `report.md`, `report.html` and
 /// plots into the run folder `dir`.
 pub fn write_all(r: &RepeatsReport, dir: &Path) -> Result<(), Error> {
-    let json = serde_json::to_string_pretty(r).expect("report serializes");
-    let path = dir.join(crate::pipeline::files::REPORT_JSON);
-    write_atomic(&path, json.as_bytes()).map_err(|e| Error::io(&path, e))?;
     let plots = write_plots(r, dir)?;
-    let refs: Vec<(&str, String)> = plots.iter().map(|(t, f)| (t.as_str(), f.clone())).collect();
-    let md = render_markdown(r, &refs);
-    let path = dir.join(crate::pipeline::files::REPORT_MD);
-    write_atomic(&path, md.as_bytes()).map_err(|e| Error::io(&path, e))?;
-    let page = html::render(
-        &format!("splitguard report: {} ({} repeats)", r.name, r.repeats),
-        &md,
+    super::write_report_files(
         dir,
-    );
-    let path = dir.join(crate::pipeline::files::REPORT_HTML);
-    write_atomic(&path, page.as_bytes()).map_err(|e| Error::io(&path, e))?;
-    Ok(())
+        r,
+        &format!("splitguard report: {} ({} repeats)", r.name, r.repeats),
+        |refs| render_markdown(r, refs),
+        &plots,
+    )
 }
 
 #[cfg(test)]
