@@ -29,6 +29,10 @@ use splitguard::attack::decoder::{Decoder, DecoderConfig, decoder_attack};
 use splitguard::model::{Features, SplitModel, zoo};
 use splitguard::train::{one_hot, soft_cross_entropy, to_vec};
 
+/// The CLI's allocator (`src/main.rs`), so the steps cost what a run pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     json: Option<String>,
     only: Option<Vec<String>>,

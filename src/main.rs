@@ -2,6 +2,11 @@
 
 mod cli;
 
+/// mimalloc keeps freed tensor buffers for reuse; glibc malloc returned them
+/// to the kernel, and every training step paid page faults to get them back.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

@@ -1,0 +1,400 @@
+//! The kernels splitguard adds to its vendored burn-flex (see
+//! `vendor/burn-flex/VENDORED.md`) against their definitions: the weight,
+//! bias and input gradients of 2D convolution and transposed convolution,
+//! and batch-norm in training with its gradients, each compared with a
+//! naive f64 computation of the formula over small seeded tensors, across
+//! strides, paddings (also asymmetric), dilations and groups.
+//!
+//! The inputs are seeded random numbers: these check arithmetic, not privacy.
+
+use burn::prelude::*;
+use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use splitguard::train::to_vec;
+
+fn values(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+fn tensor<const D: usize>(data: &[f32], shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::<1>::from_floats(data, device).reshape(shape)
+}
+
+fn assert_close(name: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (*g as f64 - w).abs() <= 1e-4 * scale,
+            "{name}[{i}]: got {g}, want {w} (scale {scale})"
+        );
+    }
+}
+
+struct Conv {
+    n: usize,
+    cin: usize,
+    cout: usize,
+    hw: [usize; 2],
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [(usize, usize); 2],
+    dil: [usize; 2],
+    groups: usize,
+}
+
+/// Output size of a convolution along one axis.
+fn conv_out(len: usize, k: usize, s: usize, pad: (usize, usize), d: usize) -> usize {
+    (len + pad.0 + pad.1 - d * (k - 1) - 1) / s + 1
+}
+
+fn check_conv(c: &Conv, seed: u64) {
+    let device = Device::flex().autodiff();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let [h, w] = c.hw;
+    let [kh, kw] = c.k;
+    let cg = c.cin / c.groups;
+    let og = c.cout / c.groups;
+    let (ho, wo) = (
+        conv_out(h, kh, c.stride[0], c.pad[0], c.dil[0]),
+        conv_out(w, kw, c.stride[1], c.pad[1], c.dil[1]),
+    );
+    let xs = values(c.n * c.cin * h * w, &mut rng);
+    let ws = values(c.cout * cg * kh * kw, &mut rng);
+    let bs = values(c.cout, &mut rng);
+    let rs = values(c.n * c.cout * ho * wo, &mut rng);
+    let x = tensor(&xs, [c.n, c.cin, h, w], &device).require_grad();
+    let wt = tensor(&ws, [c.cout, cg, kh, kw], &device).require_grad();
+    let b = tensor(&bs, [c.cout], &device).require_grad();
+    let r = tensor(&rs, [c.n, c.cout, ho, wo], &device);
+    let opts = ConvOptions::new_with_padding(c.stride, c.pad, c.dil, c.groups);
+    let y = conv2d(x.clone(), wt.clone(), Some(b.clone()), opts);
+    assert_eq!(y.dims(), [c.n, c.cout, ho, wo]);
+    let grads = (y.clone() * r).sum().backward();
+
+    // Naive: y, dL/dw, dL/dx, dL/db with L = sum(y * r).
+    let mut y_ref = vec![0.0f64; c.n * c.cout * ho * wo];
+    let mut dw = vec![0.0f64; ws.len()];
+    let mut dx = vec![0.0f64; xs.len()];
+    let mut db = vec![0.0f64; c.cout];
+    for n in 0..c.n {
+        for co in 0..c.cout {
+            let g = co / og;
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let oi = ((n * c.cout + co) * ho + oh) * wo + ow;
+                    let rv = rs[oi] as f64;
+                    let mut acc = bs[co] as f64;
+                    db[co] += rv;
+                    for ci in 0..cg {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let ih = (oh * c.stride[0] + i * c.dil[0]) as isize
+                                    - c.pad[0].0 as isize;
+                                let iw = (ow * c.stride[1] + j * c.dil[1]) as isize
+                                    - c.pad[1].0 as isize;
+                                if ih < 0 || iw < 0 || ih >= h as isize || iw >= w as isize {
+                                    continue;
+                                }
+                                let xi =
+                                    ((n * c.cin + g * cg + ci) * h + ih as usize) * w + iw as usize;
+                                let wi = ((co * cg + ci) * kh + i) * kw + j;
+                                acc += xs[xi] as f64 * ws[wi] as f64;
+                                dw[wi] += rv * xs[xi] as f64;
+                                dx[xi] += rv * ws[wi] as f64;
+                            }
+                        }
+                    }
+                    y_ref[oi] = acc;
+                }
+            }
+        }
+    }
+    assert_close("conv y", &to_vec(y), &y_ref);
+    assert_close("conv dw", &to_vec(wt.grad(&grads).expect("dw")), &dw);
+    assert_close("conv db", &to_vec(b.grad(&grads).expect("db")), &db);
+    assert_close("conv dx", &to_vec(x.grad(&grads).expect("dx")), &dx);
+}
+
+#[test]
+fn conv2d_gradients_match_their_definition() {
+    let base = Conv {
+        n: 3,
+        cin: 4,
+        cout: 6,
+        hw: [7, 6],
+        k: [3, 3],
+        stride: [1, 1],
+        pad: [(1, 1), (1, 1)],
+        dil: [1, 1],
+        groups: 1,
+    };
+    check_conv(&base, 1);
+    check_conv(
+        &Conv {
+            stride: [2, 1],
+            k: [3, 2],
+            ..base
+        },
+        2,
+    );
+    check_conv(
+        &Conv {
+            pad: [(0, 0), (2, 2)],
+            dil: [2, 1],
+            n: 2,
+            cin: 4,
+            cout: 6,
+            hw: [7, 6],
+            k: [3, 3],
+            stride: [1, 1],
+            groups: 1,
+        },
+        3,
+    );
+    check_conv(
+        &Conv {
+            groups: 2,
+            n: 2,
+            cin: 4,
+            cout: 6,
+            hw: [7, 6],
+            k: [3, 3],
+            stride: [2, 2],
+            pad: [(1, 1), (1, 1)],
+            dil: [1, 1],
+        },
+        4,
+    );
+    check_conv(
+        &Conv {
+            pad: [(0, 1), (1, 0)],
+            n: 2,
+            cin: 4,
+            cout: 6,
+            hw: [7, 6],
+            k: [3, 3],
+            stride: [1, 1],
+            dil: [1, 1],
+            groups: 1,
+        },
+        5,
+    );
+    // More images than one partial-sum group, a single output channel.
+    check_conv(
+        &Conv {
+            n: 19,
+            cout: 1,
+            cin: 3,
+            hw: [5, 5],
+            k: [3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dil: [1, 1],
+            groups: 1,
+        },
+        6,
+    );
+}
+
+struct Deconv {
+    n: usize,
+    cin: usize,
+    cout: usize,
+    hw: [usize; 2],
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    pad_out: [usize; 2],
+    dil: [usize; 2],
+    groups: usize,
+}
+
+fn check_deconv(c: &Deconv, seed: u64) {
+    let device = Device::flex().autodiff();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let [h, w] = c.hw;
+    let [kh, kw] = c.k;
+    let cg = c.cin / c.groups;
+    let og = c.cout / c.groups;
+    let out = |len: usize, a: usize| {
+        (len - 1) * c.stride[a] + c.dil[a] * (c.k[a] - 1) + c.pad_out[a] + 1 - 2 * c.pad[a]
+    };
+    let (ho, wo) = (out(h, 0), out(w, 1));
+    let xs = values(c.n * c.cin * h * w, &mut rng);
+    let ws = values(c.cin * og * kh * kw, &mut rng);
+    let bs = values(c.cout, &mut rng);
+    let rs = values(c.n * c.cout * ho * wo, &mut rng);
+    let x = tensor(&xs, [c.n, c.cin, h, w], &device).require_grad();
+    let wt = tensor(&ws, [c.cin, og, kh, kw], &device).require_grad();
+    let b = tensor(&bs, [c.cout], &device).require_grad();
+    let r = tensor(&rs, [c.n, c.cout, ho, wo], &device);
+    let opts = ConvTransposeOptions::new(c.stride, c.pad, c.pad_out, c.dil, c.groups);
+    let y = conv_transpose2d(x.clone(), wt.clone(), Some(b.clone()), opts);
+    assert_eq!(y.dims(), [c.n, c.cout, ho, wo]);
+    let grads = (y.clone() * r).sum().backward();
+
+    let mut y_ref = vec![0.0f64; c.n * c.cout * ho * wo];
+    for n in 0..c.n {
+        for co in 0..c.cout {
+            for p in 0..ho * wo {
+                y_ref[(n * c.cout + co) * ho * wo + p] = bs[co] as f64;
+            }
+        }
+    }
+    let mut dw = vec![0.0f64; ws.len()];
+    let mut dx = vec![0.0f64; xs.len()];
+    let mut db = vec![0.0f64; c.cout];
+    for (i, rv) in rs.iter().enumerate() {
+        db[(i / (ho * wo)) % c.cout] += *rv as f64;
+    }
+    for n in 0..c.n {
+        for ci in 0..c.cin {
+            let g = ci / cg;
+            for ih in 0..h {
+                for iw in 0..w {
+                    let xi = ((n * c.cin + ci) * h + ih) * w + iw;
+                    for col in 0..og {
+                        let co = g * og + col;
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let oh =
+                                    (ih * c.stride[0] + i * c.dil[0]) as isize - c.pad[0] as isize;
+                                let ow =
+                                    (iw * c.stride[1] + j * c.dil[1]) as isize - c.pad[1] as isize;
+                                if oh < 0 || ow < 0 || oh >= ho as isize || ow >= wo as isize {
+                                    continue;
+                                }
+                                let oi = ((n * c.cout + co) * ho + oh as usize) * wo + ow as usize;
+                                let wi = ((ci * og + col) * kh + i) * kw + j;
+                                y_ref[oi] += xs[xi] as f64 * ws[wi] as f64;
+                                dw[wi] += rs[oi] as f64 * xs[xi] as f64;
+                                dx[xi] += rs[oi] as f64 * ws[wi] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_close("deconv y", &to_vec(y), &y_ref);
+    assert_close("deconv dw", &to_vec(wt.grad(&grads).expect("dw")), &dw);
+    assert_close("deconv db", &to_vec(b.grad(&grads).expect("db")), &db);
+    assert_close("deconv dx", &to_vec(x.grad(&grads).expect("dx")), &dx);
+}
+
+#[test]
+fn conv_transpose2d_gradients_match_their_definition() {
+    // The decoder's upsampling stage: kernel 4, stride 2, padding 1.
+    let base = Deconv {
+        n: 3,
+        cin: 6,
+        cout: 4,
+        hw: [5, 4],
+        k: [4, 4],
+        stride: [2, 2],
+        pad: [1, 1],
+        pad_out: [0, 0],
+        dil: [1, 1],
+        groups: 1,
+    };
+    check_deconv(&base, 11);
+    check_deconv(
+        &Deconv {
+            k: [3, 2],
+            stride: [1, 3],
+            pad: [0, 0],
+            pad_out: [0, 2],
+            ..base
+        },
+        12,
+    );
+    check_deconv(
+        &Deconv {
+            dil: [2, 1],
+            pad: [2, 0],
+            k: [3, 3],
+            stride: [2, 2],
+            n: 3,
+            cin: 6,
+            cout: 4,
+            hw: [5, 4],
+            pad_out: [1, 1],
+            groups: 1,
+        },
+        13,
+    );
+    check_deconv(
+        &Deconv {
+            groups: 2,
+            n: 10,
+            cin: 6,
+            cout: 4,
+            hw: [5, 4],
+            k: [4, 4],
+            stride: [2, 2],
+            pad: [1, 1],
+            pad_out: [0, 0],
+            dil: [1, 1],
+        },
+        14,
+    );
+}
+
+#[test]
+fn batch_norm_training_matches_its_definition() {
+    let device = Device::flex().autodiff();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for shape in [[5usize, 3, 4, 6], [7, 4, 1, 1], [2, 2, 9, 1]] {
+        let [n, c, h, w] = shape;
+        let len = n * c * h * w;
+        let xs: Vec<f32> = values(len, &mut rng)
+            .iter()
+            .map(|v| 3.0 * v + 1.5)
+            .collect();
+        let rs = values(len, &mut rng);
+        let gamma = values(c, &mut rng);
+        let beta = values(c, &mut rng);
+        let eps = 1e-5;
+        let x = tensor(&xs, shape, &device).require_grad();
+        let gt = tensor(&gamma, [c], &device).require_grad();
+        let bt = tensor(&beta, [c], &device).require_grad();
+        let out = burn::tensor::module::batch_norm_train(x.clone(), gt.clone(), bt.clone(), eps);
+        let y = out.output;
+        let grads = (y.clone() * tensor(&rs, shape, &device)).sum().backward();
+
+        let m = (n * h * w) as f64;
+        let idx = |ni: usize, ci: usize, p: usize| (ni * c + ci) * h * w + p;
+        let (mut y_ref, mut dx) = (vec![0.0f64; len], vec![0.0f64; len]);
+        let (mut dg, mut dbeta, mut means, mut vars) =
+            (vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+        for ci in 0..c {
+            let all: Vec<usize> = (0..n)
+                .flat_map(|ni| (0..h * w).map(move |p| idx(ni, ci, p)))
+                .collect();
+            let mean = all.iter().map(|&i| xs[i] as f64).sum::<f64>() / m;
+            let var = all
+                .iter()
+                .map(|&i| (xs[i] as f64 - mean).powi(2))
+                .sum::<f64>()
+                / m;
+            let inv = 1.0 / (var + eps).sqrt();
+            let xhat = |i: usize| (xs[i] as f64 - mean) * inv;
+            let sum_g: f64 = all.iter().map(|&i| rs[i] as f64).sum();
+            let sum_gx: f64 = all.iter().map(|&i| rs[i] as f64 * xhat(i)).sum();
+            for &i in &all {
+                y_ref[i] = xhat(i) * gamma[ci] as f64 + beta[ci] as f64;
+                dx[i] = gamma[ci] as f64 * inv * (rs[i] as f64 - sum_g / m - xhat(i) * sum_gx / m);
+            }
+            (dg[ci], dbeta[ci], means[ci], vars[ci]) = (sum_gx, sum_g, mean, var);
+        }
+        assert_close("bn mean", &to_vec(out.mean), &means);
+        assert_close("bn variance", &to_vec(out.variance), &vars);
+        assert_close("bn y", &to_vec(y), &y_ref);
+        assert_close("bn dx", &to_vec(x.grad(&grads).expect("dx")), &dx);
+        assert_close("bn dgamma", &to_vec(gt.grad(&grads).expect("dgamma")), &dg);
+        assert_close("bn dbeta", &to_vec(bt.grad(&grads).expect("dbeta")), &dbeta);
+    }
+}

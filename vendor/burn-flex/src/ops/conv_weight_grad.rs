@@ -1,0 +1,191 @@
+//! Weight gradients of 2D convolution and transposed convolution as GEMMs.
+//!
+//! (splitguard addition, see `VENDORED.md`.) The trait defaults compute a
+//! weight gradient as one more convolution, with batch and channels swapped
+//! and the output gradient as a kernel as large as the feature map: two
+//! layout copies of the inputs, an im2col of the whole batch per output
+//! channel, and a copy back. Here it is the textbook form (the one cuDNN and
+//! PyTorch's CPU path use): for each image, an im2col of one operand
+//! (`[C_a * kh * kw, positions]`) and one GEMM that accumulates
+//! `b_n [C_b, positions] x col^T` into the gradient.
+//!
+//! - convolution: `dW[co, ci, i, j] = sum_n,p g[n, co, p] * x[n, ci, p*s + i*d - pad]`
+//!   (a = x, b = the output gradient, positions = the output grid);
+//! - transposed convolution: `dW[ci, co, i, j] = sum_n,p x[n, ci, p] * g[n, co, p*s + i*d - pad]`
+//!   (a = the output gradient, b = x, positions = the input grid).
+//!
+//! Images are summed in fixed groups of [`GROUP`], each group's partial sum
+//! in image order and the partials in group order, so the result does not
+//! depend on the number of threads.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use num_traits::Float;
+
+/// Images per partial sum.
+const GROUP: usize = 8;
+
+/// The geometry of one gradient: operand `a` is gathered, `b` multiplies.
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub a_channels: usize,
+    pub a_hw: [usize; 2],
+    pub b_channels: usize,
+    pub groups: usize,
+    /// The grid the gathered columns run over (`b`'s spatial size).
+    pub b_hw: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+/// The positions `q` in `0..len` with `0 <= q * stride + offset < limit`,
+/// where `offset = k * dilation - padding` may be negative.
+fn valid(len: usize, stride: usize, offset: isize, limit: usize) -> (usize, usize) {
+    let s = stride as isize;
+    // first q with q*s + offset >= 0
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) + s - 1) / s
+    };
+    // first q with q*s + offset >= limit
+    let hi = if (limit as isize) <= offset {
+        0
+    } else {
+        (limit as isize - offset + s - 1) / s
+    };
+    let lo = (lo.max(0) as usize).min(len);
+    let hi = (hi.max(0) as usize).min(len);
+    (lo, hi.max(lo))
+}
+
+/// `col[(c, i, j), (qh, qw)] = a[c, qh*s + i*d - p, qw*s + j*d - p]` (0 outside).
+fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T]) {
+    let [ah, aw] = g.a_hw;
+    let [bh, bw] = g.b_hw;
+    let [kh, kw] = g.kernel;
+    let positions = bh * bw;
+    for c in 0..channels {
+        let plane = &a[c * ah * aw..(c + 1) * ah * aw];
+        for i in 0..kh {
+            let off_h = (i * g.dilation[0]) as isize - g.padding[0] as isize;
+            let (h_lo, h_hi) = valid(bh, g.stride[0], off_h, ah);
+            for j in 0..kw {
+                let off_w = (j * g.dilation[1]) as isize - g.padding[1] as isize;
+                let (w_lo, w_hi) = valid(bw, g.stride[1], off_w, aw);
+                let row = ((c * kh + i) * kw + j) * positions;
+                let dst = &mut col[row..row + positions];
+                dst.fill(T::zero());
+                for qh in h_lo..h_hi {
+                    let src_row = ((qh * g.stride[0]) as isize + off_h) as usize * aw;
+                    let line = &mut dst[qh * bw..(qh + 1) * bw];
+                    if g.stride[1] == 1 {
+                        let start = (src_row as isize + w_lo as isize + off_w) as usize;
+                        line[w_lo..w_hi].copy_from_slice(&plane[start..start + (w_hi - w_lo)]);
+                    } else {
+                        for (qw, v) in line.iter_mut().enumerate().take(w_hi).skip(w_lo) {
+                            let src = ((qw * g.stride[1]) as isize + off_w) as usize;
+                            *v = plane[src_row + src];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst[m, n] += lhs[m, k] * col[n, k]` (all row-major).
+fn gemm_acc<T: Float + 'static>(dst: &mut [T], lhs: &[T], col: &[T], m: usize, n: usize, k: usize) {
+    // SAFETY: the slices hold m*n, m*k and n*k values with the strides given.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            col.as_ptr(),
+            k as isize,
+            1,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `[b_channels, a_channels / groups * kh * kw]` = sum over images of
+/// `b_n x im2col(a_n)^T`, group by group.
+pub(crate) fn weight_grad<T: Float + Send + Sync + 'static>(
+    a: &[T],
+    b: &[T],
+    g: &Geometry,
+) -> Vec<T> {
+    let [kh, kw] = g.kernel;
+    let a_group = g.a_channels / g.groups;
+    let b_group = g.b_channels / g.groups;
+    let rows = a_group * kh * kw;
+    let positions = g.b_hw[0] * g.b_hw[1];
+    let a_plane = g.a_hw[0] * g.a_hw[1];
+    let a_len = g.a_channels * a_plane;
+    let b_len = g.b_channels * positions;
+    let len = g.b_channels * rows;
+    let partial = |chunk: usize| -> Vec<T> {
+        let mut acc = vec![T::zero(); len];
+        let mut col = vec![T::zero(); rows * positions];
+        for img in chunk * GROUP..((chunk + 1) * GROUP).min(g.batch) {
+            for grp in 0..g.groups {
+                let a0 = img * a_len + grp * a_group * a_plane;
+                im2col(&a[a0..a0 + a_group * a_plane], a_group, g, &mut col);
+                let b0 = img * b_len + grp * b_group * positions;
+                let d0 = grp * b_group * rows;
+                gemm_acc(
+                    &mut acc[d0..d0 + b_group * rows],
+                    &b[b0..b0 + b_group * positions],
+                    &col,
+                    b_group,
+                    rows,
+                    positions,
+                );
+            }
+        }
+        acc
+    };
+    let chunks = g.batch.div_ceil(GROUP);
+    #[cfg(feature = "rayon")]
+    let partials: Vec<Vec<T>> = {
+        use rayon::prelude::*;
+        (0..chunks).into_par_iter().map(partial).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let partials: Vec<Vec<T>> = (0..chunks).map(partial).collect();
+    let mut it = partials.into_iter();
+    let mut out = it.next().unwrap_or_else(|| vec![T::zero(); len]);
+    for p in it {
+        out.iter_mut().zip(&p).for_each(|(o, &v)| *o = *o + v);
+    }
+    out
+}
+
+/// `out[c] = sum over n and s of g[n, c, s]`, for `[N, C, S]` data.
+pub(crate) fn channel_sums<T: Float>(g: &[T], channels: usize, spatial: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); channels];
+    if channels == 0 || spatial == 0 {
+        return out;
+    }
+    for (i, chunk) in g.chunks(spatial).enumerate() {
+        let c = i % channels;
+        out[c] = chunk.iter().fold(out[c], |acc, &v| acc + v);
+    }
+    out
+}
