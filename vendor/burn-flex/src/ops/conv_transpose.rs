@@ -446,13 +446,28 @@ fn conv_transpose3d_impl<
                                         } else {
                                             (iw_start, iw_end)
                                         };
-                                        for iw in iw_start..iw_end {
-                                            let ow = iw * stride_w + kw * dilation_w - pad_w;
-                                            let s = in_h_base + iw - tile_start;
-                                            let val = columns[col_base + s];
-                                            let out_idx = out_ch_base + out_h_base + ow;
-                                            channel_output[out_idx] =
-                                                T::add(channel_output[out_idx], val);
+                                        // splitguard: one bounds check per row, and a
+                                        // contiguous (vectorisable) add at stride 1.
+                                        if iw_start >= iw_end {
+                                            continue;
+                                        }
+                                        let count = iw_end - iw_start;
+                                        let s0 = col_base + in_h_base + iw_start - tile_start;
+                                        let src = &columns[s0..s0 + count];
+                                        let ow0 = iw_start * stride_w + kw * dilation_w - pad_w;
+                                        let o0 = out_ch_base + out_h_base + ow0;
+                                        if stride_w == 1 {
+                                            let dst = &mut channel_output[o0..o0 + count];
+                                            for (o, &v) in dst.iter_mut().zip(src) {
+                                                *o = T::add(*o, v);
+                                            }
+                                        } else {
+                                            let dst = &mut channel_output
+                                                [o0..o0 + (count - 1) * stride_w + 1];
+                                            for (o, &v) in dst.iter_mut().step_by(stride_w).zip(src)
+                                            {
+                                                *o = T::add(*o, v);
+                                            }
                                         }
                                     }
                                 }
