@@ -9,6 +9,10 @@ use super::{
     LipschitzConfig,
 };
 use super::{DeCov, SignalDropout, Vae};
+use super::{
+    NoPeek, NoPeekConfig, SplitDropout, SplitDropoutConfig, SplitNoise, SplitNoiseConfig,
+    SplitPerturbation, TopK, TopKConfig,
+};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -96,6 +100,21 @@ pub struct DefensesConfig {
     /// VAE Gaussianisation at the split (seed 004).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vae: Option<VaeConfig>,
+    /// NoPeek: distance correlation between input and split features
+    /// (Vepakomma et al. 2020).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nopeek: Option<NoPeekConfig>,
+    /// Gaussian or Laplace noise added to the sent features, in training
+    /// and at inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_noise: Option<SplitNoiseConfig>,
+    /// Dropout of the sent features, in training and at inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_dropout: Option<SplitDropoutConfig>,
+    /// Top-k sparsification of the sent features, in training and at
+    /// inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<TopKConfig>,
 }
 
 impl DefensesConfig {
@@ -124,6 +143,36 @@ impl DefensesConfig {
         }
         if let Some(v) = &self.vae {
             out.push(Box::new(Vae::new(v.weight)));
+        }
+        if let Some(n) = &self.nopeek {
+            out.push(Box::new(NoPeek::new(n.weight)));
+        }
+        // The split perturbations last, in the order the edge applies them
+        // at inference (see `split_perturbations`).
+        if let Some(n) = &self.split_noise {
+            out.push(Box::new(SplitNoise::new(n.clone())));
+        }
+        if let Some(d) = &self.split_dropout {
+            out.push(Box::new(SplitDropout::new(d.clone())));
+        }
+        if let Some(t) = &self.top_k {
+            out.push(Box::new(TopK::new(t.clone())));
+        }
+        out
+    }
+
+    /// The defenses that change what the edge sends at inference (noise,
+    /// dropout, top-k), in the order training applies them.
+    pub fn split_perturbations(&self) -> Vec<Box<dyn SplitPerturbation>> {
+        let mut out: Vec<Box<dyn SplitPerturbation>> = Vec::new();
+        if let Some(n) = &self.split_noise {
+            out.push(Box::new(SplitNoise::new(n.clone())));
+        }
+        if let Some(d) = &self.split_dropout {
+            out.push(Box::new(SplitDropout::new(d.clone())));
+        }
+        if let Some(t) = &self.top_k {
+            out.push(Box::new(TopK::new(t.clone())));
         }
         out
     }
@@ -180,6 +229,28 @@ impl DefensesConfig {
                     "must be >= 1, got 0".into(),
                 ));
             }
+        }
+        let sections: [(&str, Option<Vec<(String, String)>>); 4] = [
+            ("nopeek", self.nopeek.as_ref().map(NoPeekConfig::problems)),
+            (
+                "split_noise",
+                self.split_noise.as_ref().map(SplitNoiseConfig::problems),
+            ),
+            (
+                "split_dropout",
+                self.split_dropout
+                    .as_ref()
+                    .map(SplitDropoutConfig::problems),
+            ),
+            ("top_k", self.top_k.as_ref().map(TopKConfig::problems)),
+        ];
+        for (section, problems) in sections {
+            p.extend(
+                problems
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(f, m)| (format!("{section}.{f}"), m)),
+            );
         }
         p
     }
