@@ -561,16 +561,39 @@ impl ServerView {
         split: usize,
         device: &Device,
     ) -> Result<Self, Error> {
-        let perturbations = recipe.training.defenses.split_perturbations();
-        let at_split = if perturbations.iter().any(|p| p.active()) {
+        let defenses = &recipe.training.defenses;
+        let mut perturbations: Vec<_> = defenses
+            .split_perturbations()
+            .into_iter()
+            .filter(|p| p.active())
+            .collect();
+        let shredder = defenses.shredder.as_ref().filter(|s| s.active());
+        let at_split = if !perturbations.is_empty() || shredder.is_some() {
             let (owner, shape) = Evaluator::new(model, device, 256).features(&splits.train, split);
             let dim: usize = shape.iter().product();
-            crate::defense::AtSplit::new(
-                perturbations,
-                dim,
-                crate::defense::at_split::std_of(&owner),
-                recipe.seed,
-            )
+            let std = crate::defense::at_split::std_of(&owner);
+            if let Some(cfg) = shredder {
+                // Learned on the frozen model, from the recipe's seed, so
+                // every command that builds this view gets the same noise.
+                let data = crate::defense::shredder::NoiseData {
+                    features: &owner,
+                    shape: &shape,
+                    targets: &splits.train.targets,
+                    classes: splits.train.num_classes,
+                    std,
+                };
+                let noise = crate::defense::shredder::learn_noise(
+                    cfg,
+                    model,
+                    split,
+                    &data,
+                    &perturbations,
+                    recipe.seed,
+                    device,
+                )?;
+                perturbations.insert(0, Box::new(noise));
+            }
+            crate::defense::AtSplit::new(perturbations, dim, std, recipe.seed)
         } else {
             None
         };

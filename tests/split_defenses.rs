@@ -108,3 +108,48 @@ struct NoObserver;
 impl splitguard::train::TrainObserver for NoObserver {}
 impl splitguard::attack::AuditObserver for NoObserver {}
 impl pipeline::RunObserver for NoObserver {}
+
+/// Shredder: the noise is learned on the trained model when the deployment
+/// is built, the same in every command (run, export), and what the server
+/// receives is the features plus that noise.
+#[test]
+fn shredder_noise_is_learned_once_per_recipe_and_sent() {
+    let text = RECIPE
+        .replace("e2e-baselines", "e2e-shredder")
+        .replace(
+            "    nopeek: {weight: 0.1}\n    split_noise: {kind: laplace, scale: 0.5, relative: true}\n    top_k: {keep: 0.25}\n",
+            "    shredder: {lambda: 0.5, scale: 0.5, relative: true, epochs: 2}\n",
+        );
+    assert!(text.contains("shredder"));
+    let loaded = recipe::from_str(&text, "e2e-shredder.yaml", &[]).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    pipeline::run(
+        &loaded,
+        &RunOptions {
+            out_dir: dir.clone(),
+            resume: false,
+        },
+        &Device::flex().autodiff(),
+        &mut NoObserver,
+    )
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(files::REPORT_JSON)).unwrap())
+            .unwrap();
+    assert_eq!(report["defenses"], serde_json::json!(["shredder"]));
+    let dev = Device::flex();
+    let opened = pipeline::open_run(&dir, &dev).unwrap();
+    let view =
+        pipeline::ServerView::new(&opened.recipe, &opened.model, &opened.splits, 2, &dev).unwrap();
+    assert_eq!(view.at_split.as_ref().unwrap().names(), ["shredder"]);
+    let reported = report["target_accuracy"].as_f64().unwrap();
+    assert!((reported - view.target_accuracy.unwrap()).abs() < 1e-9);
+    let (clean, _) = Evaluator::new(&opened.model, &dev, 256).features(&opened.splits.test, 2);
+    let out = root.path().join("z.npy");
+    pipeline::export_features(&opened, 2, pipeline::Part::Test, &out, false, &dev).unwrap();
+    let sent = splitguard::report::npy::read_npy_f32(&out).unwrap().0;
+    assert_eq!(sent, view.apply(2, clean.clone()).unwrap());
+    let moved = sent.iter().zip(&clean).filter(|(s, c)| s != c).count();
+    assert!(moved > clean.len() * 9 / 10, "{moved} of {}", clean.len());
+}

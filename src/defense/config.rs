@@ -13,6 +13,7 @@ use super::{
     NoPeek, NoPeekConfig, SplitDropout, SplitDropoutConfig, SplitNoise, SplitNoiseConfig,
     SplitPerturbation, TopK, TopKConfig,
 };
+use super::{ShredderConfig, ShredderMarker};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -115,6 +116,10 @@ pub struct DefensesConfig {
     /// inference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<TopKConfig>,
+    /// Shredder's learned noise at the split (Mireshghallah et al. 2020),
+    /// learned on the trained, frozen model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shredder: Option<ShredderConfig>,
 }
 
 impl DefensesConfig {
@@ -158,11 +163,16 @@ impl DefensesConfig {
         if let Some(t) = &self.top_k {
             out.push(Box::new(TopK::new(t.clone())));
         }
+        if self.shredder.as_ref().is_some_and(ShredderConfig::active) {
+            out.push(Box::new(ShredderMarker));
+        }
         out
     }
 
     /// The defenses that change what the edge sends at inference (noise,
-    /// dropout, top-k), in the order training applies them.
+    /// dropout, top-k), in the order training applies them. Shredder's noise
+    /// is learned after training and goes before them (see
+    /// [`shredder`](super::shredder)).
     pub fn split_perturbations(&self) -> Vec<Box<dyn SplitPerturbation>> {
         let mut out: Vec<Box<dyn SplitPerturbation>> = Vec::new();
         if let Some(n) = &self.split_noise {
@@ -230,7 +240,7 @@ impl DefensesConfig {
                 ));
             }
         }
-        let sections: [(&str, Option<Vec<(String, String)>>); 4] = [
+        let sections: [(&str, Option<Vec<(String, String)>>); 5] = [
             ("nopeek", self.nopeek.as_ref().map(NoPeekConfig::problems)),
             (
                 "split_noise",
@@ -243,6 +253,10 @@ impl DefensesConfig {
                     .map(SplitDropoutConfig::problems),
             ),
             ("top_k", self.top_k.as_ref().map(TopKConfig::problems)),
+            (
+                "shredder",
+                self.shredder.as_ref().map(ShredderConfig::problems),
+            ),
         ];
         for (section, problems) in sections {
             p.extend(
