@@ -285,3 +285,74 @@ impl DefensesConfig {
         self.build().iter().map(|d| d.name()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::recipe::{from_str, schema};
+
+    const BASELINES: &str = "
+name: b
+model: {arch: cnn6}
+split: 2
+training:
+  defenses:
+    nopeek: {weight: 0.2}
+    split_noise: {kind: laplace, scale: 0.1, relative: true}
+    split_dropout: {rate: 0.2}
+    top_k: {keep: 0.5}
+    shredder: {lambda: 0.1, scale: 0.5}
+";
+
+    #[test]
+    fn baseline_defenses_parse_combine_and_fill_their_defaults() {
+        let r = from_str(BASELINES, "b.yaml", &[]).unwrap().recipe;
+        let d = &r.training.defenses;
+        assert!(d.split_dropout.as_ref().unwrap().rescale);
+        let s = d.shredder.as_ref().unwrap();
+        assert_eq!((s.epochs, s.batch_size, s.relative), (3, 64, false));
+        assert_eq!(
+            d.names(),
+            [
+                "nopeek",
+                "split_noise",
+                "split_dropout",
+                "top_k",
+                "shredder"
+            ]
+        );
+        assert!(d.needs_split());
+        assert_eq!(d.split_perturbations().len(), 3);
+    }
+
+    #[test]
+    fn bad_baseline_settings_name_their_recipe_path() {
+        let text = BASELINES
+            .replace("scale: 0.1", "scale: -0.1")
+            .replace("keep: 0.5", "keep: 0");
+        let e = from_str(&text, "b.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("training.defenses.split_noise.scale"), "{e}");
+        assert!(e.contains("training.defenses.top_k.keep"), "{e}");
+        let unknown = BASELINES.replace("keep: 0.5", "keep: 0.5, k: 3");
+        let e = from_str(&unknown, "b.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+        let kind = BASELINES.replace("kind: laplace", "kind: cauchy");
+        let e = from_str(&kind, "b.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("gaussian") && e.contains("laplace"), "{e}");
+    }
+
+    #[test]
+    fn baseline_defenses_are_in_the_schema() {
+        let fields = schema::fields();
+        for path in [
+            "training.defenses.nopeek.weight",
+            "training.defenses.split_noise.kind",
+            "training.defenses.split_noise.relative",
+            "training.defenses.split_dropout.rescale",
+            "training.defenses.top_k.keep",
+            "training.defenses.shredder.lambda",
+            "training.defenses.shredder.epochs",
+        ] {
+            assert!(fields.iter().any(|f| f.path == path), "{path}");
+        }
+    }
+}
