@@ -240,7 +240,8 @@ impl DefensesConfig {
                 ));
             }
         }
-        let sections: [(&str, Option<Vec<(String, String)>>); 5] = [
+        type Problems = Vec<(String, String)>;
+        let sections: [(&str, Option<Problems>); 5] = [
             ("nopeek", self.nopeek.as_ref().map(NoPeekConfig::problems)),
             (
                 "split_noise",

@@ -1,5 +1,5 @@
 //! NoPeek (Vepakomma et al. 2020, "NoPeek: Information leakage reduction
-//! to share activations in distributed deep learning", section 3, the loss
+//! to share activations in distributed deep learning", its loss
 //! `alpha_1 DCOR(X, Z) + alpha_2 CE(Y, f(X))`): the model is trained to
 //! keep the task while the split features `Z` become statistically less
 //! dependent on the input `X`, measured by distance correlation.
@@ -33,7 +33,7 @@ use super::{Defense, StepContext};
 #[serde(deny_unknown_fields)]
 pub struct NoPeekConfig {
     /// Weight of the distance-correlation term, finite and >= 0 (0: no
-    /// effect). The NoPeek paper's `alpha_1` (it reports 0.1 to 0.5).
+    /// effect): the NoPeek paper's `alpha_1` (with `alpha_2 = 1`).
     pub weight: f32,
 }
 
