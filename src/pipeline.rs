@@ -39,6 +39,9 @@ pub mod files {
     pub const REPORT_HTML: &str = "report.html";
     /// Wall times of the stages (not reproducible, kept out of report.json).
     pub const TIMINGS: &str = "timings.json";
+    /// How Shredder's noise was learned (per epoch: task loss, mean |n|),
+    /// when the recipe has it.
+    pub const SHREDDER: &str = "shredder.json";
 }
 
 /// Options of a run.
@@ -448,6 +451,14 @@ fn run_once(
         error: None,
     };
     let view = ServerView::new(recipe, &model, &splits, split, &inner)?;
+    if let Some(log) = &view.shredder {
+        let path = out.join(files::SHREDDER);
+        write_atomic(
+            &path,
+            serde_json::to_string_pretty(log).expect("json").as_bytes(),
+        )
+        .map_err(|e| Error::io(&path, e))?;
+    }
     let obf = view.obfuscation.as_ref();
     let target_accuracy = view
         .target_accuracy
@@ -546,6 +557,9 @@ pub struct ServerView {
     /// sends, measured when split defenses are active (else the obfuscation
     /// measures it, or the plain model's accuracy stands).
     pub target_accuracy: Option<f64>,
+    /// How Shredder's noise was learned, when the recipe has it: per epoch
+    /// the task loss and `mean |n|`, and the fresh Laplace scale.
+    pub shredder: Option<serde_json::Value>,
 }
 
 impl ServerView {
@@ -568,6 +582,7 @@ impl ServerView {
             .filter(|p| p.active())
             .collect();
         let shredder = defenses.shredder.as_ref().filter(|s| s.active());
+        let mut shredder_log = None;
         let at_split = if !perturbations.is_empty() || shredder.is_some() {
             let (owner, shape) = Evaluator::new(model, device, 256).features(&splits.train, split);
             let dim: usize = shape.iter().product();
@@ -591,6 +606,12 @@ impl ServerView {
                     recipe.seed,
                     device,
                 )?;
+                shredder_log = Some(serde_json::json!({
+                    "split": split,
+                    "fresh_scale": noise.fresh_scale,
+                    "mean_abs_noise": noise.history.iter().map(|h| h.1).collect::<Vec<_>>(),
+                    "task_loss": noise.history.iter().map(|h| h.0).collect::<Vec<_>>(),
+                }));
                 perturbations.insert(0, Box::new(noise));
             }
             crate::defense::AtSplit::new(perturbations, dim, std, recipe.seed)
@@ -613,6 +634,7 @@ impl ServerView {
             at_split,
             obfuscation,
             target_accuracy: None,
+            shredder: shredder_log,
         };
         if view.at_split.is_some() {
             let test = &splits.test;

@@ -138,6 +138,10 @@ fn shredder_noise_is_learned_once_per_recipe_and_sent() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(files::REPORT_JSON)).unwrap())
             .unwrap();
     assert_eq!(report["defenses"], serde_json::json!(["shredder"]));
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(files::SHREDDER)).unwrap()).unwrap();
+    assert_eq!(log["mean_abs_noise"].as_array().unwrap().len(), 2, "{log}");
+    assert!(log["fresh_scale"].as_f64().unwrap() > 0.0);
     let dev = Device::flex();
     let opened = pipeline::open_run(&dir, &dev).unwrap();
     let view =
