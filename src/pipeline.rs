@@ -39,6 +39,9 @@ pub mod files {
     pub const REPORT_HTML: &str = "report.html";
     /// Wall times of the stages (not reproducible, kept out of report.json).
     pub const TIMINGS: &str = "timings.json";
+    /// How Shredder's noise was learned (per epoch: task loss, mean |n|),
+    /// when the recipe has it.
+    pub const SHREDDER: &str = "shredder.json";
 }
 
 /// Options of a run.
@@ -448,8 +451,18 @@ fn run_once(
         error: None,
     };
     let view = ServerView::new(recipe, &model, &splits, split, &inner)?;
+    if let Some(log) = &view.shredder {
+        let path = out.join(files::SHREDDER);
+        write_atomic(
+            &path,
+            serde_json::to_string_pretty(log).expect("json").as_bytes(),
+        )
+        .map_err(|e| Error::io(&path, e))?;
+    }
     let obf = view.obfuscation.as_ref();
-    let target_accuracy = obf.map_or(target_accuracy, |o| o.target_accuracy);
+    let target_accuracy = view
+        .target_accuracy
+        .unwrap_or(obf.map_or(target_accuracy, |o| o.target_accuracy));
     // What the edge sends per query once obfuscated (mean over `test`).
     let obf_bytes = obf.map(|o| o.bytes_per_query.round() as u64);
     let mut attacks = run_audit_with(
@@ -527,22 +540,34 @@ fn run_once(
 }
 
 /// What the server receives: the edge's features at every split, and at the
-/// deployment split the run's obfuscation (seed 004), resolved and
-/// calibrated exactly as the run does. `run`, `attack` and
-/// `export-features` all attack or export through this one view (the VAE
-/// mean, where the model has a VAE head, is already what the edge model
-/// outputs).
+/// deployment split the run's split defenses (noise, dropout, top-k: what
+/// the edge applies before sending, as in training) followed by its
+/// obfuscation (seed 004), resolved and calibrated exactly as the run does.
+/// `run`, `attack` and `export-features` all attack or export through this
+/// one view (the VAE mean, where the model has a VAE head, is already what
+/// the edge model outputs).
 pub struct ServerView {
     /// The deployment split.
     pub split: usize,
+    /// The split defenses at `split`, when the recipe has active ones.
+    pub at_split: Option<crate::defense::AtSplit>,
     /// The obfuscation at `split`, when the recipe has one.
     pub obfuscation: Option<crate::obfuscate::study::Deployment>,
+    /// Target accuracy on `test` when the server computes on what this view
+    /// sends, measured when split defenses are active (else the obfuscation
+    /// measures it, or the plain model's accuracy stands).
+    pub target_accuracy: Option<f64>,
+    /// How Shredder's noise was learned, when the recipe has it: per epoch
+    /// the task loss and `mean |n|`, and the fresh Laplace scale.
+    pub shredder: Option<serde_json::Value>,
 }
 
 impl ServerView {
     /// The view of `model` deployed at `split` under `recipe`: the
-    /// obfuscation is calibrated on the owner's `train` data (the defender
-    /// never uses the attacker's data). `device` is an inference device.
+    /// obfuscation is calibrated, and relative noise scales measured, on the
+    /// owner's `train` data (the defender never uses the attacker's data);
+    /// the split defenses draw from the recipe's seed. `device` is an
+    /// inference device.
     pub fn new(
         recipe: &Recipe,
         model: &SplitModel,
@@ -550,6 +575,49 @@ impl ServerView {
         split: usize,
         device: &Device,
     ) -> Result<Self, Error> {
+        let defenses = &recipe.training.defenses;
+        let mut perturbations: Vec<_> = defenses
+            .split_perturbations()
+            .into_iter()
+            .filter(|p| p.active())
+            .collect();
+        let shredder = defenses.shredder.as_ref().filter(|s| s.active());
+        let mut shredder_log = None;
+        let at_split = if !perturbations.is_empty() || shredder.is_some() {
+            let (owner, shape) = Evaluator::new(model, device, 256).features(&splits.train, split);
+            let dim: usize = shape.iter().product();
+            let std = crate::defense::at_split::std_of(&owner);
+            if let Some(cfg) = shredder {
+                // Learned on the frozen model, from the recipe's seed, so
+                // every command that builds this view gets the same noise.
+                let data = crate::defense::shredder::NoiseData {
+                    features: &owner,
+                    shape: &shape,
+                    targets: &splits.train.targets,
+                    classes: splits.train.num_classes,
+                    std,
+                };
+                let noise = crate::defense::shredder::learn_noise(
+                    cfg,
+                    model,
+                    split,
+                    &data,
+                    &perturbations,
+                    recipe.seed,
+                    device,
+                )?;
+                shredder_log = Some(serde_json::json!({
+                    "split": split,
+                    "fresh_scale": noise.fresh_scale,
+                    "mean_abs_noise": noise.history.iter().map(|h| h.1).collect::<Vec<_>>(),
+                    "task_loss": noise.history.iter().map(|h| h.0).collect::<Vec<_>>(),
+                }));
+                perturbations.insert(0, Box::new(noise));
+            }
+            crate::defense::AtSplit::new(perturbations, dim, std, recipe.seed)
+        } else {
+            None
+        };
         let obfuscation = match &recipe.obfuscation {
             Some(cfg) => Some(crate::obfuscate::study::deploy(
                 cfg,
@@ -561,14 +629,42 @@ impl ServerView {
             )?),
             None => None,
         };
-        Ok(Self { split, obfuscation })
+        let mut view = Self {
+            split,
+            at_split,
+            obfuscation,
+            target_accuracy: None,
+            shredder: shredder_log,
+        };
+        if view.at_split.is_some() {
+            let test = &splits.test;
+            let (z, shape) = Evaluator::new(model, device, 256).features(test, split);
+            let sent = view.apply(split, z)?;
+            view.target_accuracy = Some(crate::obfuscate::stage::server_accuracy(
+                model,
+                &sent,
+                &shape,
+                split,
+                &test.targets,
+                test.num_classes,
+                device,
+            ));
+        }
+        Ok(view)
     }
 
     /// What the server receives for flattened edge features `z` of split `k`.
     pub fn apply(&self, k: usize, z: Vec<f32>) -> Result<Vec<f32>, Error> {
+        if k != self.split {
+            return Ok(z);
+        }
+        let z = match &self.at_split {
+            Some(a) => a.apply(z),
+            None => z,
+        };
         match &self.obfuscation {
-            Some(o) if k == self.split => o.apply(z),
-            _ => Ok(z),
+            Some(o) => o.apply(z),
+            None => Ok(z),
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct StepContext<'a> {
     pub log_var: Option<&'a Features>,
     /// Step number since the start of training (0-based).
     pub step: usize,
+    /// The run's seed; a defense's random draws derive from it and `step`
+    /// (so a resumed run draws the same numbers).
+    pub seed: u64,
 }
 
 /// A training-time defense (DESIGN section 5).

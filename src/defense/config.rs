@@ -9,6 +9,11 @@ use super::{
     LipschitzConfig,
 };
 use super::{DeCov, SignalDropout, Vae};
+use super::{
+    NoPeek, NoPeekConfig, SplitDropout, SplitDropoutConfig, SplitNoise, SplitNoiseConfig,
+    SplitPerturbation, TopK, TopKConfig,
+};
+use super::{ShredderConfig, ShredderMarker};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -96,6 +101,25 @@ pub struct DefensesConfig {
     /// VAE Gaussianisation at the split (seed 004).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vae: Option<VaeConfig>,
+    /// NoPeek: distance correlation between input and split features
+    /// (Vepakomma et al. 2020).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nopeek: Option<NoPeekConfig>,
+    /// Gaussian or Laplace noise added to the sent features, in training
+    /// and at inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_noise: Option<SplitNoiseConfig>,
+    /// Dropout of the sent features, in training and at inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_dropout: Option<SplitDropoutConfig>,
+    /// Top-k sparsification of the sent features, in training and at
+    /// inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<TopKConfig>,
+    /// Shredder's learned noise at the split (Mireshghallah et al. 2020),
+    /// learned on the trained, frozen model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shredder: Option<ShredderConfig>,
 }
 
 impl DefensesConfig {
@@ -124,6 +148,41 @@ impl DefensesConfig {
         }
         if let Some(v) = &self.vae {
             out.push(Box::new(Vae::new(v.weight)));
+        }
+        if let Some(n) = &self.nopeek {
+            out.push(Box::new(NoPeek::new(n.weight)));
+        }
+        // The split perturbations last, in the order the edge applies them
+        // at inference (see `split_perturbations`).
+        if let Some(n) = &self.split_noise {
+            out.push(Box::new(SplitNoise::new(n.clone())));
+        }
+        if let Some(d) = &self.split_dropout {
+            out.push(Box::new(SplitDropout::new(d.clone())));
+        }
+        if let Some(t) = &self.top_k {
+            out.push(Box::new(TopK::new(t.clone())));
+        }
+        if self.shredder.as_ref().is_some_and(ShredderConfig::active) {
+            out.push(Box::new(ShredderMarker));
+        }
+        out
+    }
+
+    /// The defenses that change what the edge sends at inference (noise,
+    /// dropout, top-k), in the order training applies them. Shredder's noise
+    /// is learned after training and goes before them (see
+    /// [`shredder`](super::shredder)).
+    pub fn split_perturbations(&self) -> Vec<Box<dyn SplitPerturbation>> {
+        let mut out: Vec<Box<dyn SplitPerturbation>> = Vec::new();
+        if let Some(n) = &self.split_noise {
+            out.push(Box::new(SplitNoise::new(n.clone())));
+        }
+        if let Some(d) = &self.split_dropout {
+            out.push(Box::new(SplitDropout::new(d.clone())));
+        }
+        if let Some(t) = &self.top_k {
+            out.push(Box::new(TopK::new(t.clone())));
         }
         out
     }
@@ -181,6 +240,33 @@ impl DefensesConfig {
                 ));
             }
         }
+        type Problems = Vec<(String, String)>;
+        let sections: [(&str, Option<Problems>); 5] = [
+            ("nopeek", self.nopeek.as_ref().map(NoPeekConfig::problems)),
+            (
+                "split_noise",
+                self.split_noise.as_ref().map(SplitNoiseConfig::problems),
+            ),
+            (
+                "split_dropout",
+                self.split_dropout
+                    .as_ref()
+                    .map(SplitDropoutConfig::problems),
+            ),
+            ("top_k", self.top_k.as_ref().map(TopKConfig::problems)),
+            (
+                "shredder",
+                self.shredder.as_ref().map(ShredderConfig::problems),
+            ),
+        ];
+        for (section, problems) in sections {
+            p.extend(
+                problems
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(f, m)| (format!("{section}.{f}"), m)),
+            );
+        }
         p
     }
 
@@ -198,5 +284,76 @@ impl DefensesConfig {
     /// Names of the enabled defenses.
     pub fn names(&self) -> Vec<&'static str> {
         self.build().iter().map(|d| d.name()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::recipe::{from_str, schema};
+
+    const BASELINES: &str = "
+name: b
+model: {arch: cnn6}
+split: 2
+training:
+  defenses:
+    nopeek: {weight: 0.2}
+    split_noise: {kind: laplace, scale: 0.1, relative: true}
+    split_dropout: {rate: 0.2}
+    top_k: {keep: 0.5}
+    shredder: {lambda: 0.1, scale: 0.5}
+";
+
+    #[test]
+    fn baseline_defenses_parse_combine_and_fill_their_defaults() {
+        let r = from_str(BASELINES, "b.yaml", &[]).unwrap().recipe;
+        let d = &r.training.defenses;
+        assert!(d.split_dropout.as_ref().unwrap().rescale);
+        let s = d.shredder.as_ref().unwrap();
+        assert_eq!((s.epochs, s.batch_size, s.relative), (3, 64, false));
+        assert_eq!(
+            d.names(),
+            [
+                "nopeek",
+                "split_noise",
+                "split_dropout",
+                "top_k",
+                "shredder"
+            ]
+        );
+        assert!(d.needs_split());
+        assert_eq!(d.split_perturbations().len(), 3);
+    }
+
+    #[test]
+    fn bad_baseline_settings_name_their_recipe_path() {
+        let text = BASELINES
+            .replace("scale: 0.1", "scale: -0.1")
+            .replace("keep: 0.5", "keep: 0");
+        let e = from_str(&text, "b.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("training.defenses.split_noise.scale"), "{e}");
+        assert!(e.contains("training.defenses.top_k.keep"), "{e}");
+        let unknown = BASELINES.replace("keep: 0.5", "keep: 0.5, k: 3");
+        let e = from_str(&unknown, "b.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+        let kind = BASELINES.replace("kind: laplace", "kind: cauchy");
+        let e = from_str(&kind, "b.yaml", &[]).unwrap_err().to_string();
+        assert!(e.contains("gaussian") && e.contains("laplace"), "{e}");
+    }
+
+    #[test]
+    fn baseline_defenses_are_in_the_schema() {
+        let fields = schema::fields();
+        for path in [
+            "training.defenses.nopeek.weight",
+            "training.defenses.split_noise.kind",
+            "training.defenses.split_noise.relative",
+            "training.defenses.split_dropout.rescale",
+            "training.defenses.top_k.keep",
+            "training.defenses.shredder.lambda",
+            "training.defenses.shredder.epochs",
+        ] {
+            assert!(fields.iter().any(|f| f.path == path), "{path}");
+        }
     }
 }

@@ -3,15 +3,22 @@
 //! and combines with any other.
 
 pub mod adversarial;
+pub mod at_split;
 mod base;
 mod config;
 pub mod decov;
 pub mod label_smoothing;
 pub mod lipschitz;
+pub mod nopeek;
+pub mod shredder;
 pub mod signal_dropout;
+pub mod split_dropout;
+pub mod split_noise;
+pub mod top_k;
 pub mod vae;
 
 pub use adversarial::{AdversarialConfig, AdversarialReconstruction};
+pub use at_split::{AtSplit, Perturbation, SplitPerturbation};
 pub use base::{Defense, StepContext};
 pub use config::{
     DeCovConfig, DefensesConfig, DropoutLayer, LabelSmoothingConfig, SignalDropoutConfig, VaeConfig,
@@ -19,5 +26,10 @@ pub use config::{
 pub use decov::DeCov;
 pub use label_smoothing::LabelSmoothing;
 pub use lipschitz::{Lipschitz, LipschitzConfig, LipschitzMethod};
+pub use nopeek::{NoPeek, NoPeekConfig};
+pub use shredder::{ShredderConfig, ShredderMarker, ShredderNoise};
 pub use signal_dropout::SignalDropout;
+pub use split_dropout::{SplitDropout, SplitDropoutConfig};
+pub use split_noise::{NoiseKind, SplitNoise, SplitNoiseConfig};
+pub use top_k::{TopK, TopKConfig};
 pub use vae::Vae;

@@ -270,6 +270,7 @@ pub fn train_masks(
                     split,
                     features: &z,
                     step,
+                    seed: run.seed,
                 };
                 let mut z_sent = z.clone();
                 for d in others.iter_mut() {
@@ -333,6 +334,7 @@ pub fn train_masks(
                 split,
                 features: &z,
                 step,
+                seed: run.seed,
             };
             for d in others.iter_mut() {
                 d.after_step(&masked.model, &ctx);

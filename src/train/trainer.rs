@@ -219,6 +219,7 @@ pub fn train(
                 features: &z,
                 log_var: log_var.as_ref(),
                 step,
+                seed: run.seed,
             };
             let mut z_sent = z.clone();
             for d in defenses.iter_mut() {
@@ -259,6 +260,7 @@ pub fn train(
                 features: &z,
                 log_var: log_var.as_ref(),
                 step,
+                seed: run.seed,
             };
             for d in defenses.iter_mut() {
                 d.after_step(&model, &ctx);
