@@ -197,6 +197,36 @@ fn conv2d_gradients_match_their_definition() {
         },
         6,
     );
+    // Few output channels at stride 1 (the direct path), wide and
+    // asymmetric padding.
+    check_conv(
+        &Conv {
+            n: 3,
+            cout: 2,
+            cin: 5,
+            hw: [6, 7],
+            k: [5, 3],
+            stride: [1, 1],
+            pad: [(2, 2), (1, 1)],
+            dil: [1, 1],
+            groups: 1,
+        },
+        7,
+    );
+    check_conv(
+        &Conv {
+            n: 2,
+            cout: 1,
+            cin: 4,
+            hw: [6, 5],
+            k: [3, 3],
+            stride: [1, 1],
+            pad: [(0, 2), (1, 0)],
+            dil: [1, 1],
+            groups: 1,
+        },
+        8,
+    );
 }
 
 struct Deconv {
@@ -301,6 +331,37 @@ fn conv_transpose2d_gradients_match_their_definition() {
         groups: 1,
     };
     check_deconv(&base, 11);
+    // Few input channels at stride 1 (the direct path).
+    check_deconv(
+        &Deconv {
+            n: 3,
+            cin: 2,
+            cout: 5,
+            hw: [6, 5],
+            k: [3, 4],
+            stride: [1, 1],
+            pad: [1, 2],
+            pad_out: [0, 0],
+            dil: [1, 1],
+            groups: 1,
+        },
+        15,
+    );
+    check_deconv(
+        &Deconv {
+            n: 2,
+            cin: 1,
+            cout: 3,
+            hw: [4, 4],
+            k: [3, 3],
+            stride: [1, 1],
+            pad: [0, 0],
+            pad_out: [0, 0],
+            dil: [1, 1],
+            groups: 1,
+        },
+        16,
+    );
     check_deconv(
         &Deconv {
             k: [3, 2],

@@ -98,6 +98,7 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 mod conv_weight_grad;
+mod conv_direct;
 pub mod conv;
 pub mod conv_transpose;
 pub mod cumulative;

@@ -252,6 +252,19 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        // splitguard: few output channels at stride 1 (see ops/conv_direct.rs).
+        if x.dtype() == DType::F32
+            && options.groups == 1
+            && options.stride == [1, 1]
+            && options.dilation == [1, 1]
+            && !options.is_asymmetric()
+            && weight.layout().shape()[0] <= crate::ops::conv_direct::MAX_NARROW
+            && weight.layout().shape()[2] > 0
+            && weight.layout().shape()[3] > 0
+        {
+            let padding = options.padding_begin();
+            return crate::ops::conv_direct::conv2d_f32(x, weight, bias, padding);
+        }
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
@@ -468,6 +481,24 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
+        // splitguard: few input channels at stride 1 (see ops/conv_direct.rs).
+        if x.dtype() == DType::F32
+            && options.groups == 1
+            && options.stride == [1, 1]
+            && options.dilation == [1, 1]
+            && options.padding_out == [0, 0]
+            && x.layout().shape()[1] <= crate::ops::conv_direct::MAX_NARROW
+        {
+            let [kh, kw] = [weight.layout().shape()[2], weight.layout().shape()[3]];
+            if options.padding[0] < kh && options.padding[1] < kw {
+                return crate::ops::conv_direct::conv_transpose2d_f32(
+                    x,
+                    weight,
+                    bias,
+                    options.padding,
+                );
+            }
+        }
         match x.dtype() {
             DType::F32 => conv_transpose::conv_transpose2d_f32(x, weight, bias, &options),
             DType::F64 => conv_transpose::conv_transpose2d_f64(x, weight, bias, &options),
