@@ -53,25 +53,26 @@ fn span(out_len: usize, in_len: usize, shift: isize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
-/// Convolution, stride 1, dilation 1, groups 1, symmetric `padding`:
-/// `x [N, Cin, H, W]`, `weight [Cout, Cin, kh, kw]`.
-pub(crate) fn conv2d_f32(
+/// The shared loop: `out[n, co, oh, ow] = bias[co] + sum over ci, i, j of
+/// w(co, ci, i, j) * x[n, ci, oh + dh(i), ow + dw(j)]` (0 outside `x`).
+#[allow(clippy::too_many_arguments)]
+fn direct(
     x: FlexTensor,
-    weight: FlexTensor,
     bias: Option<FlexTensor>,
-    padding: [usize; 2],
+    wd: &[f32],
+    cout: usize,
+    kernel: [usize; 2],
+    out_hw: [usize; 2],
+    w_index: impl Fn(usize, usize, usize, usize) -> usize + Sync + Send,
+    shift: impl Fn(usize, usize) -> isize + Sync + Send,
 ) -> FlexTensor {
     let x = x.to_contiguous();
-    let weight = weight.to_contiguous();
     let bias = bias.map(|b| b.to_contiguous());
     let xs = x.layout().shape().clone();
-    let ws = weight.layout().shape().clone();
     let (n, cin, h, w) = (xs[0], xs[1], xs[2], xs[3]);
-    let (cout, kh, kw) = (ws[0], ws[2], ws[3]);
-    let ho = (h + 2 * padding[0]).saturating_sub(kh - 1);
-    let wo = (w + 2 * padding[1]).saturating_sub(kw - 1);
+    let [kh, kw] = kernel;
+    let [ho, wo] = out_hw;
     let xd: &[f32] = x.storage();
-    let wd: &[f32] = weight.storage();
     let bd: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let mut out = vec![0.0f32; n * cout * ho * wo];
     per_image(&mut out, cout * ho * wo, |img, o| {
@@ -83,73 +84,11 @@ pub(crate) fn conv2d_f32(
             for ci in 0..cin {
                 let src = &xd[(img * cin + ci) * h * w..(img * cin + ci + 1) * h * w];
                 for i in 0..kh {
-                    let dh = i as isize - padding[0] as isize;
+                    let dh = shift(0, i);
                     let (h_lo, h_hi) = span(ho, h, dh);
                     for j in 0..kw {
-                        let wv = wd[((co * cin + ci) * kh + i) * kw + j];
-                        let dw = j as isize - padding[1] as isize;
-                        let (w_lo, w_hi) = span(wo, w, dw);
-                        if w_lo >= w_hi {
-                            continue;
-                        }
-                        for oh in h_lo..h_hi {
-                            let ih = (oh as isize + dh) as usize;
-                            let s0 = (ih * w) as isize + w_lo as isize + dw;
-                            let s0 = s0 as usize;
-                            axpy(
-                                &mut plane[oh * wo + w_lo..oh * wo + w_hi],
-                                wv,
-                                &src[s0..s0 + (w_hi - w_lo)],
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    });
-    FlexTensor::new(
-        Bytes::from_elems(out),
-        Layout::contiguous(Shape::new([n, cout, ho, wo])),
-        DType::F32,
-    )
-}
-
-/// Transposed convolution, stride 1, dilation 1, groups 1, no output
-/// padding: `x [N, Cin, H, W]`, `weight [Cin, Cout, kh, kw]`,
-/// `out[oh, ow] += x[oh + p - i, ow + p - j] * w[i, j]`.
-pub(crate) fn conv_transpose2d_f32(
-    x: FlexTensor,
-    weight: FlexTensor,
-    bias: Option<FlexTensor>,
-    padding: [usize; 2],
-) -> FlexTensor {
-    let x = x.to_contiguous();
-    let weight = weight.to_contiguous();
-    let bias = bias.map(|b| b.to_contiguous());
-    let xs = x.layout().shape().clone();
-    let ws = weight.layout().shape().clone();
-    let (n, cin, h, w) = (xs[0], xs[1], xs[2], xs[3]);
-    let (cout, kh, kw) = (ws[1], ws[2], ws[3]);
-    let ho = (h + kh - 1).saturating_sub(2 * padding[0]);
-    let wo = (w + kw - 1).saturating_sub(2 * padding[1]);
-    let xd: &[f32] = x.storage();
-    let wd: &[f32] = weight.storage();
-    let bd: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    let mut out = vec![0.0f32; n * cout * ho * wo];
-    per_image(&mut out, cout * ho * wo, |img, o| {
-        for co in 0..cout {
-            let plane = &mut o[co * ho * wo..(co + 1) * ho * wo];
-            if let Some(b) = bd {
-                plane.fill(b[co]);
-            }
-            for ci in 0..cin {
-                let src = &xd[(img * cin + ci) * h * w..(img * cin + ci + 1) * h * w];
-                for i in 0..kh {
-                    let dh = padding[0] as isize - i as isize;
-                    let (h_lo, h_hi) = span(ho, h, dh);
-                    for j in 0..kw {
-                        let wv = wd[((ci * cout + co) * kh + i) * kw + j];
-                        let dw = padding[1] as isize - j as isize;
+                        let wv = wd[w_index(co, ci, i, j)];
+                        let dw = shift(1, j);
                         let (w_lo, w_hi) = span(wo, w, dw);
                         if w_lo >= w_hi {
                             continue;
@@ -172,5 +111,59 @@ pub(crate) fn conv_transpose2d_f32(
         Bytes::from_elems(out),
         Layout::contiguous(Shape::new([n, cout, ho, wo])),
         DType::F32,
+    )
+}
+
+/// Convolution, stride 1, dilation 1, groups 1, symmetric `padding`:
+/// `x [N, Cin, H, W]`, `weight [Cout, Cin, kh, kw]`,
+/// `out[oh, ow] += x[oh + i - p, ow + j - p] * w[i, j]`.
+pub(crate) fn conv2d_f32(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    padding: [usize; 2],
+) -> FlexTensor {
+    let weight = weight.to_contiguous();
+    let ws = weight.layout().shape().clone();
+    let (cout, cin, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
+    let [h, w] = [x.layout().shape()[2], x.layout().shape()[3]];
+    let ho = (h + 2 * padding[0]).saturating_sub(kh - 1);
+    let wo = (w + 2 * padding[1]).saturating_sub(kw - 1);
+    direct(
+        x,
+        bias,
+        weight.storage(),
+        cout,
+        [kh, kw],
+        [ho, wo],
+        |co, ci, i, j| ((co * cin + ci) * kh + i) * kw + j,
+        |axis, k| k as isize - padding[axis] as isize,
+    )
+}
+
+/// Transposed convolution, stride 1, dilation 1, groups 1, no output
+/// padding: `x [N, Cin, H, W]`, `weight [Cin, Cout, kh, kw]`,
+/// `out[oh, ow] += x[oh + p - i, ow + p - j] * w[i, j]`.
+pub(crate) fn conv_transpose2d_f32(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    padding: [usize; 2],
+) -> FlexTensor {
+    let weight = weight.to_contiguous();
+    let ws = weight.layout().shape().clone();
+    let (cout, kh, kw) = (ws[1], ws[2], ws[3]);
+    let [h, w] = [x.layout().shape()[2], x.layout().shape()[3]];
+    let ho = (h + kh - 1).saturating_sub(2 * padding[0]);
+    let wo = (w + kw - 1).saturating_sub(2 * padding[1]);
+    direct(
+        x,
+        bias,
+        weight.storage(),
+        cout,
+        [kh, kw],
+        [ho, wo],
+        |co, ci, i, j| ((ci * cout + co) * kh + i) * kw + j,
+        |axis, k| padding[axis] as isize - k as isize,
     )
 }
