@@ -27,7 +27,7 @@
 //! source, because the audit needs three disjoint parts, not two.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -256,7 +256,7 @@ fn checked_len(path: &Path, format: &Format, record: usize) -> Result<u64, DataE
 
 /// Reads `path`, whose metadata said `len` bytes, refusing to read more
 /// (the file may have changed since).
-fn read_capped(path: &PathBuf, len: u64) -> Result<Vec<u8>, DataError> {
+fn read_capped(path: &Path, len: u64) -> Result<Vec<u8>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut bytes = Vec::with_capacity(len as usize);
     file.take(len + 1)
