@@ -72,6 +72,8 @@ pub fn load_source(cfg: &DataConfig, seed: u64) -> Result<Dataset, Error> {
             f => data::load_orl_scaled(dir, f)?,
         },
         DataSource::Folder { dir, labels } => data::load_image_folder(dir, labels)?,
+        DataSource::Cifar10 { dir, files } => data::load_cifar10(dir, *files)?,
+        DataSource::Cifar100 { dir, labels, files } => data::load_cifar100(dir, *labels, *files)?,
     };
     Ok(match cfg.limit {
         Some(n) => data::stratified_subsample(&ds, n, seed),

@@ -156,6 +156,14 @@ pub enum DataError {
         /// What is wrong and what is allowed.
         problem: String,
     },
+    /// A file the dataset's layout requires is not there.
+    #[error("{}: not found; {expected}", path.display())]
+    Missing {
+        /// The missing file.
+        path: PathBuf,
+        /// The files the layout requires, in words.
+        expected: &'static str,
+    },
     /// A folder holds no example in the expected layout.
     #[error("{}: no images found; expected {expected}", path.display())]
     Empty {

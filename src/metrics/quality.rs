@@ -394,6 +394,29 @@ mod tests {
     }
 
     #[test]
+    fn colour_metrics_cover_every_channel() {
+        // Only the blue plane differs: MSE counts it over all 3 planes and
+        // SSIM is the mean of the three per-channel values (1, 1, blue's).
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let plane = 10 * 10;
+        let a = random_image(&mut rng, 3 * plane);
+        let mut b = a.clone();
+        for v in &mut b[2 * plane..] {
+            *v = (*v + 0.2).min(1.0);
+        }
+        let m = reconstruction_metrics(&a, &b, 1, [3, 10, 10]).unwrap();
+        let blue_sq: f64 = a[2 * plane..]
+            .iter()
+            .zip(&b[2 * plane..])
+            .map(|(x, y)| f64::from(x - y).powi(2))
+            .sum();
+        assert!(close(m.mse, blue_sq / (3 * plane) as f64, 1e-12));
+        let blue = ssim(&a[2 * plane..], &b[2 * plane..], 1, 10, 10);
+        assert!(blue < 0.99, "blue ssim {blue}");
+        assert!(close(m.ssim, (2.0 + blue) / 3.0, 1e-12), "{}", m.ssim);
+    }
+
+    #[test]
     fn reconstruction_metrics_reject_length_mismatch() {
         let err = reconstruction_metrics(&[0.0; 8], &[0.0; 6], 2, [1, 2, 2]).unwrap_err();
         let msg = err.to_string();

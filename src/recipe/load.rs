@@ -213,7 +213,7 @@ fn resolve_source(source: &mut super::DataSource, dir: &Path) {
             resolve(dir, images);
             resolve(dir, labels);
         }
-        Orl { dir: d, .. } => resolve(dir, d),
+        Orl { dir: d, .. } | Cifar10 { dir: d, .. } | Cifar100 { dir: d, .. } => resolve(dir, d),
         Folder { dir: d, labels } => {
             resolve(dir, d);
             resolve(dir, labels);

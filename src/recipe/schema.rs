@@ -310,6 +310,13 @@ mod tests {
         find(&fields, "audit.attacks[kind=decoder].epochs");
         find(&fields, "training.defenses.lipschitz.weight");
         find(&fields, "model.arch");
+        find(&fields, "data.source[kind=cifar10].dir");
+        assert_eq!(
+            find(&fields, "data.source[kind=cifar100].labels")
+                .default
+                .as_deref(),
+            Some("fine")
+        );
         let split = find(&fields, "split");
         assert!(
             split.ty.contains("integer") && split.ty.contains("auto"),

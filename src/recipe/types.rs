@@ -153,6 +153,30 @@ pub enum DataSource {
         /// The labels CSV.
         labels: PathBuf,
     },
+    /// CIFAR-10's binary files (`cifar-10-batches-bin/`): 3x32x32 colour
+    /// images, 10 classes.
+    Cifar10 {
+        /// The folder holding `data_batch_1.bin` .. `data_batch_5.bin` and
+        /// `test_batch.bin`.
+        dir: PathBuf,
+        /// Which official files to read: `all` (train then test, 60,000
+        /// images), `train` (50,000) or `test` (10,000); default `all`.
+        #[serde(default)]
+        files: crate::data::CifarFiles,
+    },
+    /// CIFAR-100's binary files (`cifar-100-binary/`): 3x32x32 colour
+    /// images, 100 fine or 20 coarse classes.
+    Cifar100 {
+        /// The folder holding `train.bin` and `test.bin`.
+        dir: PathBuf,
+        /// The task label: `fine` (100 classes) or `coarse` (20); default `fine`.
+        #[serde(default)]
+        labels: crate::data::Cifar100Labels,
+        /// Which official files to read: `all` (train then test, 60,000
+        /// images), `train` (50,000) or `test` (10,000); default `all`.
+        #[serde(default)]
+        files: crate::data::CifarFiles,
+    },
 }
 
 fn default_fractions() -> [f64; 3] {

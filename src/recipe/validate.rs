@@ -46,6 +46,7 @@ fn model_size_problems(
     }
     let input = r.model.input.or(match r.data.source {
         DataSource::EmbeddedMnist => Some([1, 28, 28]),
+        DataSource::Cifar10 { .. } | DataSource::Cifar100 { .. } => Some([3, 32, 32]),
         _ => None,
     });
     let (Some(input), true) = (input, widths_ok) else {
@@ -540,6 +541,63 @@ mod tests {
         rejects(
             &["data.source={kind: orl, dir: faces, downscale: 0}"],
             "data.source.downscale",
+        );
+    }
+
+    #[test]
+    fn cifar_sources_parse_with_their_defaults() {
+        use crate::data::{Cifar100Labels, CifarFiles};
+        use crate::recipe::DataSource;
+        let parse = |o: &str| {
+            let o: Override = o.parse().unwrap();
+            from_str(BASE, "t.yaml", &[o]).unwrap().recipe.data.source
+        };
+        assert_eq!(
+            parse("data.source={kind: cifar10, dir: c10}"),
+            DataSource::Cifar10 {
+                dir: "c10".into(),
+                files: CifarFiles::All
+            }
+        );
+        assert_eq!(
+            parse("data.source={kind: cifar100, dir: c100, labels: coarse, files: test}"),
+            DataSource::Cifar100 {
+                dir: "c100".into(),
+                labels: Cifar100Labels::Coarse,
+                files: CifarFiles::Test
+            }
+        );
+        assert_eq!(
+            parse("data.source={kind: cifar100, dir: c100}"),
+            DataSource::Cifar100 {
+                dir: "c100".into(),
+                labels: Cifar100Labels::Fine,
+                files: CifarFiles::All
+            }
+        );
+    }
+
+    #[test]
+    fn cifar100_labels_must_be_fine_or_coarse() {
+        rejects(
+            &["data.source={kind: cifar100, dir: c, labels: medium}"],
+            "unknown variant `medium`, expected `fine` or `coarse`",
+        );
+        rejects(
+            &["data.source={kind: cifar10, dir: c, labels: fine}"],
+            "unknown field `labels`",
+        );
+    }
+
+    #[test]
+    fn cifar_blocks_are_checked_against_3x32x32() {
+        // The check needs no data file: a CIFAR source implies the shape.
+        rejects(
+            &[
+                "data.source={kind: cifar10, dir: c}",
+                "model.blocks=[{kind: conv, out_channels: 4, kernel: 33, padding: 0}, {kind: linear, out_features: 10}]",
+            ],
+            "model.blocks: do not fit the input [3, 32, 32]",
         );
     }
 
