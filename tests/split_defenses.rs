@@ -33,22 +33,7 @@ audit:
 
 #[test]
 fn the_server_sees_noisy_sparse_features_at_the_split() {
-    let loaded = recipe::from_str(RECIPE, "e2e-baselines.yaml", &[]).unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("run");
-    pipeline::run(
-        &loaded,
-        &RunOptions {
-            out_dir: dir.clone(),
-            resume: false,
-        },
-        &Device::flex().autodiff(),
-        &mut NoObserver,
-    )
-    .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(files::REPORT_JSON)).unwrap())
-            .unwrap();
+    let (root, dir, report) = run_recipe(RECIPE, "e2e-baselines.yaml");
     let names: Vec<&str> = report["defenses"]
         .as_array()
         .unwrap()
@@ -104,6 +89,31 @@ fn the_server_sees_noisy_sparse_features_at_the_split() {
     assert_eq!(export(1, "c.npy"), clean1);
 }
 
+/// Runs `text` into a fresh temporary folder: (the folder, the run
+/// directory inside it, its report.json).
+fn run_recipe(
+    text: &str,
+    name: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, serde_json::Value) {
+    let loaded = recipe::from_str(text, name, &[]).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    pipeline::run(
+        &loaded,
+        &RunOptions {
+            out_dir: dir.clone(),
+            resume: false,
+        },
+        &Device::flex().autodiff(),
+        &mut NoObserver,
+    )
+    .unwrap();
+    let report =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(files::REPORT_JSON)).unwrap())
+            .unwrap();
+    (root, dir, report)
+}
+
 struct NoObserver;
 impl splitguard::train::TrainObserver for NoObserver {}
 impl splitguard::attack::AuditObserver for NoObserver {}
@@ -121,22 +131,7 @@ fn shredder_noise_is_learned_once_per_recipe_and_sent() {
             "    shredder: {lambda: 0.5, scale: 0.5, relative: true, epochs: 2}\n",
         );
     assert!(text.contains("shredder"));
-    let loaded = recipe::from_str(&text, "e2e-shredder.yaml", &[]).unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("run");
-    pipeline::run(
-        &loaded,
-        &RunOptions {
-            out_dir: dir.clone(),
-            resume: false,
-        },
-        &Device::flex().autodiff(),
-        &mut NoObserver,
-    )
-    .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(files::REPORT_JSON)).unwrap())
-            .unwrap();
+    let (root, dir, report) = run_recipe(&text, "e2e-shredder.yaml");
     assert_eq!(report["defenses"], serde_json::json!(["shredder"]));
     let log: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(files::SHREDDER)).unwrap()).unwrap();
