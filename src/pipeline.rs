@@ -11,7 +11,7 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use crate::Error;
-use crate::attack::{AttackRecord, AuditObserver, run_audit_with};
+use crate::attack::{AttackRecord, AuditObserver, Reidentifier, run_audit_with};
 use crate::data::{self, Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{ModelSpec, SplitModel, zoo};
@@ -467,6 +467,19 @@ fn run_once(
         .unwrap_or(obf.map_or(target_accuracy, |o| o.target_accuracy));
     // What the edge sends per query once obfuscated (mean over `test`).
     let obf_bytes = obf.map(|o| o.bytes_per_query.round() as u64);
+    let t_reid = Instant::now();
+    let reid = Reidentifier::for_audit(
+        &model,
+        &attacker,
+        &splits.test,
+        &recipe.audit,
+        recipe.seed,
+        device,
+    )?;
+    if reid.is_some() {
+        let s = t_reid.elapsed().as_secs_f64();
+        timings.insert("reidentifier_seconds".into(), s.into());
+    }
     let mut attacks = run_audit_with(
         &model,
         &attacker,
@@ -477,6 +490,7 @@ fn run_once(
         device,
         &done,
         &mut rec,
+        reid.as_ref(),
         &|k, z| view.apply(k, z),
     )?;
     if let (Some(cfg), Some(o)) = (&recipe.obfuscation, view.obfuscation) {
@@ -501,10 +515,10 @@ fn run_once(
     let floors = judge(
         &mut attacks,
         &model,
-        &attacker,
-        &splits.test,
+        (&attacker, &splits.test),
         recipe.seed,
         &inner,
+        reid.as_ref(),
     )?;
     let obs = rec.inner;
     timings.insert("audit_seconds".into(), t0.elapsed().as_secs_f64().into());
@@ -684,25 +698,35 @@ pub fn attack_run(
     let inner = device.clone().inner();
     let attacker = attacker_data(recipe, &run.splits)?;
     let view = ServerView::new(recipe, &run.model, &run.splits, run.split, &inner)?;
+    let test = &run.splits.test;
+    let reid = Reidentifier::for_audit(
+        &run.model,
+        &attacker,
+        test,
+        &recipe.audit,
+        recipe.seed,
+        device,
+    )?;
     let mut records = run_audit_with(
         &run.model,
         &attacker,
-        &run.splits.test,
+        test,
         &recipe.audit,
         recipe.seed,
         out,
         device,
         &[],
         observer,
+        reid.as_ref(),
         &|k, z| view.apply(k, z),
     )?;
     judge(
         &mut records,
         &run.model,
-        &attacker,
-        &run.splits.test,
+        (&attacker, test),
         recipe.seed,
         &inner,
+        reid.as_ref(),
     )?;
     Ok(records)
 }
@@ -712,13 +736,13 @@ pub fn attack_run(
 fn judge(
     records: &mut [AttackRecord],
     model: &SplitModel,
-    aux: &Dataset,
-    test: &Dataset,
+    (aux, test): (&Dataset, &Dataset),
     seed: u64,
     device: &Device,
+    reid: Option<&Reidentifier>,
 ) -> Result<crate::attack::Floors, Error> {
-    let floors =
-        crate::attack::measure_floors(aux, test, seed, &Evaluator::new(model, device, 256))?;
+    let eval = Evaluator::new(model, device, 256);
+    let floors = crate::attack::measure_floors(aux, test, seed, &eval, reid)?;
     crate::attack::judge_against_floors(records, &floors);
     Ok(floors)
 }

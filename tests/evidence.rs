@@ -4,9 +4,10 @@
 
 use burn::prelude::*;
 use splitguard::attack::floors::{class_mean_images, mean_image};
+use splitguard::attack::reidentify::When;
 use splitguard::attack::{
-    AttackKind, AttackerVariant, AuditConfig, DecoderConfig, SplitSelection, judge_against_floors,
-    measure_floors, run_audit,
+    AttackKind, AttackerVariant, AuditConfig, DecoderConfig, Reidentifier, ReidentifyConfig,
+    SplitSelection, judge_against_floors, measure_floors, run_audit,
 };
 use splitguard::data::embedded_mnist;
 use splitguard::metrics::{psnr_from_mse, quality::mse};
@@ -41,7 +42,7 @@ fn audit_reports_intervals_floors_variants_and_flags_a_one_epoch_attacker() {
             }),
         ],
         grid_images: 4,
-        attacker_data: Default::default(),
+        ..AuditConfig::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let mut records = run_audit(
@@ -57,7 +58,7 @@ fn audit_reports_intervals_floors_variants_and_flags_a_one_epoch_attacker() {
     )
     .unwrap();
     let inner = device.clone().inner();
-    let floors = measure_floors(&aux, &test, 7, &Evaluator::new(&model, &inner, 64)).unwrap();
+    let floors = measure_floors(&aux, &test, 7, &Evaluator::new(&model, &inner, 64), None).unwrap();
     judge_against_floors(&mut records, &floors);
 
     // Three records keyed by label, three pictures: none overwrites another.
@@ -107,4 +108,89 @@ fn audit_reports_intervals_floors_variants_and_flags_a_one_epoch_attacker() {
         .find(|a| a.attribute == "writer")
         .unwrap();
     assert!((0.0..=1.0).contains(&writer.label_only) && writer.chance >= 0.5);
+}
+
+/// Re-identification on real images (the digit's class stands in for the
+/// identity with `when: always`): every reconstruction record carries the
+/// rate and its interval; the floors carry the classifier's ceiling, chance
+/// and the label-only rate, which is what the classifier makes of the
+/// class-mean image of each predicted class, recomputed here by hand.
+#[test]
+fn reidentification_is_scored_on_reconstructions_and_on_the_label_floor() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
+    let all = embedded_mnist().unwrap();
+    let aux = all.subset(&(0..600).collect::<Vec<_>>());
+    let test = all.subset(&(5000..5100).collect::<Vec<_>>());
+    let cfg = AuditConfig {
+        splits: SplitSelection::List(vec![1]),
+        attacks: vec![AttackKind::Decoder(DecoderConfig {
+            epochs: 2,
+            restarts: 0,
+            width: 8,
+            ..DecoderConfig::default()
+        })],
+        grid_images: 2,
+        reidentify: ReidentifyConfig {
+            when: When::Always,
+            epochs: 6,
+            ..ReidentifyConfig::default()
+        },
+        ..AuditConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let records = run_audit(
+        &model,
+        &aux,
+        &test,
+        &cfg,
+        7,
+        dir.path(),
+        &device,
+        &[],
+        &mut (),
+    )
+    .unwrap();
+    let r = &records[0];
+    let (acc, [lo, hi]) = (r.reidentification.unwrap(), r.reidentification_ci.unwrap());
+    assert!(
+        (0.0..=1.0).contains(&acc) && lo <= acc && acc <= hi,
+        "{acc} {lo} {hi}"
+    );
+    let cos = r.cosine.unwrap();
+    assert!(cos > 0.0 && cos <= 1.0 + 1e-9, "{cos}");
+
+    // The same classifier as the audit's (same seed), for the floors.
+    let reid = Reidentifier::for_audit(&model, &aux, &test, &cfg, 7, &device)
+        .unwrap()
+        .unwrap();
+    let c = &reid.summary;
+    // Six epochs on 540 digits: far above chance on the original images.
+    assert!(
+        c.clean_accuracy > 0.5 && c.clean_accuracy > 2.0 * c.chance,
+        "{c:?}"
+    );
+    let inner = device.clone().inner();
+    let eval = Evaluator::new(&model, &inner, 64);
+    let floors = measure_floors(&aux, &test, 7, &eval, Some(&reid)).unwrap();
+    let f = floors.reidentification.as_ref().unwrap();
+    assert_eq!(&f.classifier, c);
+    let il = test.image_len();
+    let means = class_mean_images(&aux.images, &aux.targets, 10, il);
+    let label_rec: Vec<f32> = eval
+        .predict(&test)
+        .iter()
+        .flat_map(|&p| means[p as usize * il..(p as usize + 1) * il].to_vec())
+        .collect();
+    assert_eq!(f.label_only, reid.score(&label_rec, il).unwrap().0);
+    // Cosine of the floors is the mean of per-image cosines.
+    let by_hand: f64 = test
+        .images
+        .chunks(il)
+        .zip(label_rec.chunks(il))
+        .map(|(x, y)| splitguard::metrics::cosine(x, y))
+        .sum::<f64>()
+        / test.len() as f64;
+    assert!((floors.label.cosine - by_hand).abs() < 1e-9);
 }

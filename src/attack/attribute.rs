@@ -191,41 +191,88 @@ fn evaluate(
     (loss / n, correct as f64 / n)
 }
 
-/// Trains the attacker on `(aux_z, aux_labels)` and scores it on
-/// `(test_z, test_labels)`. `server` are the server part's block specs,
-/// `shape` one example's feature shape; `device` must support autodiff.
-/// A seeded tenth of the auxiliary rows, stratified by label, is held out
-/// for validation (see the module header); `test` is only scored.
+/// A trained classifier of examples of one shape (features at a split, or
+/// whole images), with the standardisation it was trained under.
+pub struct Classifier {
+    model: SplitModel,
+    std: Standardizer,
+    shape: Vec<usize>,
+    classes: usize,
+    device: Device,
+}
+
+impl Classifier {
+    /// The predicted class of each row of `z` (flat, one example of the
+    /// classifier's shape a row).
+    pub fn predict(&self, z: &[f32]) -> Vec<u32> {
+        predict(
+            &self.model,
+            &self.std.apply(z),
+            &self.shape,
+            self.classes,
+            &self.device,
+        )
+    }
+}
+
+/// How a [`Classifier`]'s training went, on the attacker's own data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassifierTraining {
+    /// Accuracy of the kept weights on the rows it trained on (0..1).
+    pub train_accuracy: f64,
+    /// Accuracy of the kept weights on its held-out validation rows (0..1).
+    pub validation_accuracy: f64,
+    /// Majority-class rate of its validation labels (0..1).
+    pub validation_chance: f64,
+    /// Curves, best epoch and the under-trained verdict.
+    pub curves: super::diagnostics::Curves,
+    /// Training accuracy of each epoch (running, over its mini-batches).
+    pub train_accuracy_curve: Vec<f64>,
+    /// Validation accuracy after each epoch trained.
+    pub validation_accuracy_curve: Vec<f64>,
+    /// Its validation loss never fell below its first value, or its
+    /// validation accuracy is no better than `validation_chance`.
+    pub under_trained: bool,
+    /// Rows trained on.
+    pub train_rows: usize,
+    /// Rows validated on.
+    pub validation_rows: usize,
+}
+
+/// Trains a classifier with the architecture `specs` (freshly initialised,
+/// the last linear block resized to `classes`) on `(z, labels)`, rows of
+/// `shape`. A seeded tenth of the rows, stratified by label, is held out for
+/// validation; the epoch with the lowest validation loss is kept and training
+/// stops after `cfg.patience` epochs without improvement. `device` must
+/// support autodiff.
 #[allow(clippy::too_many_arguments)]
-pub fn attribute_attack(
-    aux_z: &[f32],
-    aux_labels: &[u32],
-    test_z: &[f32],
-    test_labels: &[u32],
+pub fn train_classifier(
+    z: &[f32],
+    labels: &[u32],
     shape: &[usize],
     classes: usize,
-    server: &[BlockSpec],
+    specs: &[BlockSpec],
     cfg: &AttributeConfig,
     seed: u64,
     device: &Device,
-) -> Result<AttributeOutcome, crate::Error> {
+) -> Result<(Classifier, ClassifierTraining), crate::Error> {
     let dim: usize = shape.iter().product();
-    let holdout = Holdout::tenth(aux_labels, seed ^ 0xA77_0DA7A);
+    let holdout = Holdout::tenth(labels, seed ^ 0xA77_0DA7A);
     if holdout.validation.is_empty() {
         return Err(crate::Error::Run(format!(
             "attribute attack: needs at least 2 auxiliary examples (one to train on, one to validate on), got {}",
-            aux_labels.len()
+            labels.len()
         )));
     }
-    let std = Standardizer::for_variant(cfg.variant, aux_z, dim);
-    let (za, zt) = (std.apply(aux_z), std.apply(test_z));
+    let std = Standardizer::for_variant(cfg.variant, z, dim);
+    let za = std.apply(z);
     let (z_train, z_val) = (
         rows(&za, dim, &holdout.train),
         rows(&za, dim, &holdout.validation),
     );
-    let pick = |idx: &[usize]| -> Vec<u32> { idx.iter().map(|&i| aux_labels[i]).collect() };
+    let pick = |idx: &[usize]| -> Vec<u32> { idx.iter().map(|&i| labels[i]).collect() };
     let (y_train, y_val) = (pick(&holdout.train), pick(&holdout.validation));
-    let specs = attacker_specs(server, classes)?;
+    let specs = attacker_specs(specs, classes)?;
     device.seed(seed);
     let model = SplitModel::from_blocks("attribute-attacker", shape, &specs, device)?;
     let inner = device.clone().inner();
@@ -263,13 +310,10 @@ pub fn attribute_attack(
     let (model, curves) =
         fit_with_validation(model, cfg.epochs, cfg.patience, train_epoch, validate);
     let eval = model.valid();
-    let pred = predict(&eval, &zt, shape, classes, &inner);
     let (_, train_accuracy) = evaluate(&eval, &z_train, &y_train, shape, classes, &inner);
     let (_, validation_accuracy) = evaluate(&eval, &z_val, &y_val, shape, classes, &inner);
     let validation_chance = majority_rate(&y_val)?;
-    Ok(AttributeOutcome {
-        accuracy: accuracy(&pred, test_labels)?,
-        chance: majority_rate(test_labels)?,
+    let training = ClassifierTraining {
         train_accuracy,
         validation_accuracy,
         validation_chance,
@@ -277,13 +321,57 @@ pub fn attribute_attack(
             &curves.validation,
             Some((validation_accuracy, validation_chance)),
         ),
-        train_curve: curves.train,
-        validation_curve: curves.validation,
+        curves,
         train_accuracy_curve: train_acc_curve,
         validation_accuracy_curve: val_acc_curve,
-        best_epoch: curves.best_epoch,
         train_rows: holdout.train.len(),
         validation_rows: holdout.validation.len(),
+    };
+    let classifier = Classifier {
+        model: eval,
+        std,
+        shape: shape.to_vec(),
+        classes,
+        device: inner,
+    };
+    Ok((classifier, training))
+}
+
+/// Trains the attacker on `(aux_z, aux_labels)` and scores it on
+/// `(test_z, test_labels)`. `server` are the server part's block specs,
+/// `shape` one example's feature shape; `device` must support autodiff.
+/// A seeded tenth of the auxiliary rows, stratified by label, is held out
+/// for validation (see the module header); `test` is only scored.
+#[allow(clippy::too_many_arguments)]
+pub fn attribute_attack(
+    aux_z: &[f32],
+    aux_labels: &[u32],
+    test_z: &[f32],
+    test_labels: &[u32],
+    shape: &[usize],
+    classes: usize,
+    server: &[BlockSpec],
+    cfg: &AttributeConfig,
+    seed: u64,
+    device: &Device,
+) -> Result<AttributeOutcome, crate::Error> {
+    let (classifier, t) =
+        train_classifier(aux_z, aux_labels, shape, classes, server, cfg, seed, device)?;
+    let pred = classifier.predict(test_z);
+    Ok(AttributeOutcome {
+        accuracy: accuracy(&pred, test_labels)?,
+        chance: majority_rate(test_labels)?,
+        train_accuracy: t.train_accuracy,
+        validation_accuracy: t.validation_accuracy,
+        validation_chance: t.validation_chance,
+        under_trained: t.under_trained,
+        best_epoch: t.curves.best_epoch,
+        train_curve: t.curves.train,
+        validation_curve: t.curves.validation,
+        train_accuracy_curve: t.train_accuracy_curve,
+        validation_accuracy_curve: t.validation_accuracy_curve,
+        train_rows: t.train_rows,
+        validation_rows: t.validation_rows,
     })
 }
 

@@ -12,6 +12,7 @@ use super::dci::{DciAttacker, DciConfig};
 use super::decoder::{DecoderConfig, decoder_attack};
 use super::floors::ScoredReconstruction;
 use super::optimisation::{InversionError, OptimisationConfig, optimisation_attack};
+use super::reidentify::{Reidentifier, ReidentifyConfig};
 use crate::data::Dataset;
 use crate::metrics::{
     ReconstructionMetrics, bootstrap_accuracy_ci, reconstruction_metrics, spearman,
@@ -109,6 +110,10 @@ pub struct AuditConfig {
     /// What the learning attackers train on (default: `aux`).
     #[serde(default)]
     pub attacker_data: crate::recipe::AttackerData,
+    /// The re-identification metric's face classifier (default: measured on
+    /// face data only; see [`super::reidentify`]).
+    #[serde(default, skip_serializing_if = "ReidentifyConfig::is_default")]
+    pub reidentify: ReidentifyConfig,
 }
 
 fn default_attacks() -> Vec<AttackKind> {
@@ -122,6 +127,7 @@ impl Default for AuditConfig {
             attacks: default_attacks(),
             grid_images: default_grid(),
             attacker_data: Default::default(),
+            reidentify: ReidentifyConfig::default(),
         }
     }
 }
@@ -156,6 +162,19 @@ pub struct AttackRecord {
     /// Bootstrap 95% interval of `ssim`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ssim_ci: Option<[f64; 2]>,
+    /// Mean per-image cosine similarity of reconstructions (seed 002).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cosine: Option<f64>,
+    /// Bootstrap 95% interval of `cosine`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cosine_ci: Option<[f64; 2]>,
+    /// Fraction of reconstructions the attacker's face classifier assigns
+    /// to the right person (face data; see [`super::reidentify`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reidentification: Option<f64>,
+    /// Bootstrap 95% interval of `reidentification`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reidentification_ci: Option<[f64; 2]>,
     /// File name of the picture grid (originals above reconstructions).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub image: Option<String>,
@@ -209,6 +228,8 @@ impl AttackRecord {
         self.mse_ci = s.mse_ci;
         self.psnr_ci = s.psnr_ci;
         self.ssim_ci = s.ssim_ci;
+        self.cosine = Some(s.cosine);
+        self.cosine_ci = s.cosine_ci;
     }
 }
 
@@ -307,6 +328,8 @@ pub fn feature_set(eval: &Evaluator, ds: &Dataset, k: usize) -> FeatureSet {
 /// attackers on `aux` and scoring them on `test`; picture grids go to `out_dir`.
 /// `device` must support autodiff (attackers are trained). Attacks already
 /// in `done` (same name and split, from an interrupted run) are not re-run.
+/// Reconstructions are re-identified when `cfg.reidentify` applies to `test`
+/// (see [`Reidentifier::for_audit`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_audit(
     model: &SplitModel,
@@ -329,6 +352,7 @@ pub fn run_audit(
         device,
         done,
         observer,
+        Reidentifier::for_audit(model, aux, test, cfg, seed, device)?.as_ref(),
         &|_, z| Ok(z),
     )
 }
@@ -338,7 +362,8 @@ pub fn run_audit(
 pub type FeatureTransform<'a> = &'a dyn Fn(usize, Vec<f32>) -> Result<Vec<f32>, crate::Error>;
 
 /// [`run_audit`] where the server receives `transform(k, z)` instead of `z`
-/// (the attackers attack exactly that).
+/// (the attackers attack exactly that) and reconstructions are re-identified
+/// by `reid` when given.
 #[allow(clippy::too_many_arguments)]
 pub fn run_audit_with(
     model: &SplitModel,
@@ -350,13 +375,18 @@ pub fn run_audit_with(
     device: &Device,
     done: &[AttackRecord],
     observer: &mut dyn AuditObserver,
+    reid: Option<&Reidentifier>,
     transform: FeatureTransform,
 ) -> Result<Vec<AttackRecord>, crate::Error> {
     let inner = device.clone().inner();
     let eval = Evaluator::new(model, &inner, 256);
     let mut records = Vec::new();
     let shape = test.shape;
-    let n_grid = cfg.grid_images.min(test.len());
+    let scoring = Scoring {
+        out_dir,
+        n_grid: cfg.grid_images.min(test.len()),
+        reid,
+    };
     let labels = attack_labels(&cfg.attacks);
     // DCI attackers synthesise their inputs and train each block inverse
     // once, then serve every split.
@@ -475,8 +505,7 @@ pub fn run_audit_with(
                         &test.images,
                         &out.reconstructions,
                         shape,
-                        out_dir,
-                        n_grid,
+                        &scoring,
                         ci_seed,
                     )?
                     .0;
@@ -515,8 +544,7 @@ pub fn run_audit_with(
                         originals,
                         &out.reconstructions,
                         shape,
-                        out_dir,
-                        n_grid,
+                        &scoring,
                         ci_seed,
                     )?;
                     let fe = &out.feature_error;
@@ -565,8 +593,7 @@ pub fn run_audit_with(
                         &test.images,
                         &out.reconstructions,
                         shape,
-                        out_dir,
-                        n_grid,
+                        &scoring,
                         ci_seed,
                     )?;
                     let true_mse: Vec<f64> = m.per_image.iter().map(|p| p.mse).collect();
@@ -619,32 +646,44 @@ fn inversion_error(attack: &str, k: usize, e: InversionError) -> crate::Error {
     crate::Error::internal(format!("{attack} attack at split {k}"), e)
 }
 
-/// Scores reconstructions against `originals` (`[n, C, H, W]`) with
-/// bootstrap intervals seeded by `ci_seed`, saves the grid of the first
-/// `n_grid` as `<label>_split<k>.png` and returns `record` filled in, with
-/// the metrics.
+/// How the audit scores reconstructions: where their grids go, how many
+/// images a grid shows, and the face classifier that re-identifies them.
+struct Scoring<'a> {
+    out_dir: &'a Path,
+    n_grid: usize,
+    reid: Option<&'a Reidentifier>,
+}
+
+/// Scores reconstructions against `originals` (`[n, C, H, W]`, the first
+/// `n` test queries) with bootstrap intervals seeded by `ci_seed`, saves the
+/// grid of the first `scoring.n_grid` as `<label>_split<k>.png` and returns
+/// `record` filled in, with the metrics.
 fn reconstruction_record(
     mut record: AttackRecord,
     originals: &[f32],
     recons: &[f32],
     shape: [usize; 3],
-    out_dir: &Path,
-    n_grid: usize,
+    scoring: &Scoring,
     ci_seed: u64,
 ) -> Result<(AttackRecord, ReconstructionMetrics), crate::Error> {
     let il: usize = shape.iter().product();
     let n = originals.len() / il.max(1);
     let m = reconstruction_metrics(originals, recons, n, shape)?;
-    let shown = n_grid.min(n);
+    let shown = scoring.n_grid.min(n);
     let file = format!("{}_split{}.png", record.key(), record.split);
     save_image_grid(
-        &out_dir.join(&file),
+        &scoring.out_dir.join(&file),
         &[&originals[..shown * il], &recons[..shown * il]],
         shown,
         shape,
         3,
     )?;
     record.set_reconstruction(&ScoredReconstruction::new(&m, ci_seed));
+    if let Some(r) = scoring.reid {
+        let (acc, ci) = r.score(recons, il)?;
+        record.reidentification = Some(acc);
+        record.reidentification_ci = ci;
+    }
     record.image = Some(file);
     Ok((record, m))
 }

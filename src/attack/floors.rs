@@ -12,7 +12,10 @@
 //! - for attributes, **chance** (the majority rate on `test`) and a
 //!   **label-only attacker** that predicts, for each predicted class, the
 //!   attribute value most frequent among the attacker's images the model
-//!   puts in that class.
+//!   puts in that class;
+//! - on face data, the **re-identification** rate of the label floor's
+//!   reconstructions, with the face classifier's chance and ceiling (see
+//!   [`super::reidentify`]).
 //!
 //! An attack's margin over the label floor, judged by both bootstrap
 //! intervals, says whether the features leak more than the label does.
@@ -20,10 +23,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::AttackRecord;
+use super::reidentify::{Reidentifier, ReidentifierSummary};
 use crate::data::Dataset;
 use crate::metrics::{
-    BOOTSTRAP_RESAMPLES, MetricsError, ReconstructionMetrics, bootstrap_accuracy_ci,
-    bootstrap_mean_ci, majority_rate, reconstruction_metrics,
+    BOOTSTRAP_RESAMPLES, ReconstructionMetrics, bootstrap_accuracy_ci, bootstrap_mean_ci,
+    majority_rate, reconstruction_metrics,
 };
 use crate::train::Evaluator;
 
@@ -42,6 +46,12 @@ pub struct ScoredReconstruction {
     pub psnr_ci: Option<[f64; 2]>,
     /// Interval of `ssim`.
     pub ssim_ci: Option<[f64; 2]>,
+    /// Mean per-image cosine similarity.
+    #[serde(default)]
+    pub cosine: f64,
+    /// Interval of `cosine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine_ci: Option<[f64; 2]>,
 }
 
 impl ScoredReconstruction {
@@ -58,6 +68,8 @@ impl ScoredReconstruction {
             mse_ci: ci(|p| p.mse, 1),
             psnr_ci: ci(|p| p.psnr, 2),
             ssim_ci: ci(|p| p.ssim, 3),
+            cosine: m.cosine,
+            cosine_ci: ci(|p| p.cosine, 4),
         }
     }
 }
@@ -85,6 +97,22 @@ pub struct Floors {
     pub label: ScoredReconstruction,
     /// Chance and label-only accuracy of each hidden attribute.
     pub attributes: Vec<AttributeFloor>,
+    /// The face classifier of the re-identification metric and what it
+    /// makes of the label-only reconstructions (face data only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reidentification: Option<ReidentificationFloor>,
+}
+
+/// The re-identification floors: the classifier's chance and ceiling, and
+/// the rate at which it re-identifies the label-only reconstructions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReidentificationFloor {
+    /// The classifier (its clean-image accuracy is the ceiling).
+    pub classifier: ReidentifierSummary,
+    /// Re-identification rate of the class-mean image of the predicted label.
+    pub label_only: f64,
+    /// Bootstrap interval of `label_only`.
+    pub label_only_ci: Option<[f64; 2]>,
 }
 
 /// Whether an attack's features leak more than the label, by intervals.
@@ -205,13 +233,16 @@ pub fn label_only_rule(
 }
 
 /// Measures every floor on the `test` queries, with the attacker's data
-/// `aux` and the model behind `eval` (its predicted labels). Intervals are seeded by `seed`.
+/// `aux` and the model behind `eval` (its predicted labels). Intervals are
+/// seeded by `seed`. With a face classifier `reid`, also the rate at which it
+/// re-identifies the label-only reconstructions.
 pub fn measure_floors(
     aux: &Dataset,
     test: &Dataset,
     seed: u64,
     eval: &Evaluator,
-) -> Result<Floors, MetricsError> {
+    reid: Option<&Reidentifier>,
+) -> Result<Floors, crate::Error> {
     let il = test.image_len();
     let n = test.len();
     let classes = test.num_classes.max(aux.num_classes);
@@ -231,6 +262,17 @@ pub fn measure_floors(
         .collect();
     let m = reconstruction_metrics(&test.images, &label_rec, n, test.shape)?;
     let label = ScoredReconstruction::new(&m, seed ^ 0xF200);
+    let reidentification = match reid {
+        Some(r) => {
+            let (label_only, label_only_ci) = r.score(&label_rec, il)?;
+            Some(ReidentificationFloor {
+                classifier: r.summary.clone(),
+                label_only,
+                label_only_ci,
+            })
+        }
+        None => None,
+    };
 
     let aux_predicted = eval.predict(aux);
     let mut attributes = Vec::new();
@@ -256,6 +298,7 @@ pub fn measure_floors(
         mean_image,
         label,
         attributes,
+        reidentification,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod decoder;
 pub mod diagnostics;
 pub mod floors;
 pub mod optimisation;
+pub mod reidentify;
 pub mod synthesis;
 
 pub use attribute::{AttributeConfig, attribute_attack};
@@ -20,6 +21,7 @@ pub use audit::{
 };
 pub use decoder::{DecoderConfig, decoder_attack};
 pub use floors::{Floors, judge_against_floors, measure_floors};
+pub use reidentify::{Reidentifier, ReidentifyConfig};
 
 use serde::{Deserialize, Serialize};
 

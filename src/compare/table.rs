@@ -68,12 +68,15 @@ pub fn record<'a>(run: &'a RunSummary, key: &AttackKey) -> Option<&'a AttackReco
     run.deployed_attacks().find(|a| key.matches(a))
 }
 
-/// A record's value of `metric` (`mse`, `psnr`, `ssim`, `accuracy`, `chance`).
+/// A record's value of `metric` (`mse`, `psnr`, `ssim`, `cosine`,
+/// `reidentification`, `accuracy`, `chance`).
 fn metric_value(a: &AttackRecord, metric: &str) -> Option<f64> {
     match metric {
         "mse" => a.mse,
         "psnr" => a.psnr,
         "ssim" => a.ssim,
+        "cosine" => a.cosine,
+        "reidentification" => a.reidentification,
         "accuracy" => a.accuracy,
         "chance" => a.chance,
         _ => None,

@@ -19,6 +19,6 @@ pub use interval::{
     CONFIDENCE, Difference, Interval, t_cdf, t_interval, t_quantile, welch_difference,
 };
 pub use quality::{
-    ImageMetrics, PSNR_CAP_DB, ReconstructionMetrics, mse, psnr_from_mse, reconstruction_metrics,
-    ssim,
+    ImageMetrics, PSNR_CAP_DB, ReconstructionMetrics, cosine, mse, psnr_from_mse,
+    reconstruction_metrics, ssim,
 };

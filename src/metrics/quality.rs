@@ -1,5 +1,5 @@
-//! Image-reconstruction quality: MSE, PSNR and SSIM (DESIGN section 9,
-//! "Metrics").
+//! Image-reconstruction quality: MSE, PSNR, SSIM and cosine similarity
+//! (DESIGN section 9, "Metrics").
 //!
 //! Pixels are taken on the [0, 1] scale (peak 1.0) so the numbers compare
 //! with other tools. SSIM follows Wang, Bovik, Sheikh, Simoncelli, "Image
@@ -9,6 +9,12 @@
 //! the image ('valid' region) with population (not sample) local statistics:
 //! the reference MATLAB `ssim_index`, and skimage's `structural_similarity`
 //! with `gaussian_weights=True, use_sample_covariance=False, data_range=1`.
+//!
+//! Cosine similarity is seed 002's third metric (Golden Partition Zone,
+//! evaluation: "MSE, PSNR and cosine similarity"): the cosine of the angle
+//! between the flattened original and reconstruction, on the same [0, 1]
+//! pixels, not centred. Pixels are non-negative, so a blank grey guess
+//! already scores high; read it beside the floors, not alone.
 //!
 //! Sums accumulate in f64 whatever the pixel type, so a mean over a large test
 //! set does not drift. The low-level kernels ([`mse`], [`ssim`]) expect inputs
@@ -50,6 +56,26 @@ pub fn mse(a: &[f32], b: &[f32]) -> f64 {
         })
         .sum();
     sum / a.len() as f64
+}
+
+/// Cosine similarity `<a, b> / (|a| |b|)` of two flattened images; 0 when
+/// either is all zero (the angle is undefined; no direction is shared).
+///
+/// # Panics
+/// If the slices differ in length (callers check first).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "cosine expects slices of equal length");
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return 0.0;
+    }
+    ab / (aa.sqrt() * bb.sqrt())
 }
 
 /// PSNR in dB for peak value 1: `10 * log10(1 / mse)`, capped at
@@ -156,6 +182,9 @@ pub struct ImageMetrics {
     pub psnr: f64,
     /// Mean SSIM over channels.
     pub ssim: f64,
+    /// Cosine similarity of the flattened images ([`cosine`]).
+    #[serde(default)]
+    pub cosine: f64,
 }
 
 /// Reconstruction quality of a batch: means over images, plus each image's
@@ -168,6 +197,9 @@ pub struct ReconstructionMetrics {
     pub psnr: f64,
     /// Mean over images of the per-image SSIM.
     pub ssim: f64,
+    /// Mean over images of the per-image cosine similarity.
+    #[serde(default)]
+    pub cosine: f64,
     /// Per-image metrics, in input order.
     pub per_image: Vec<ImageMetrics>,
 }
@@ -221,6 +253,7 @@ pub fn reconstruction_metrics(
                 mse: e,
                 psnr: psnr_from_mse(e),
                 ssim: ssim(o, r, c, h, w),
+                cosine: cosine(o, r),
             }
         })
         .collect();
@@ -229,6 +262,7 @@ pub fn reconstruction_metrics(
         mse: mean(|m| m.mse),
         psnr: mean(|m| m.psnr),
         ssim: mean(|m| m.ssim),
+        cosine: mean(|m| m.cosine),
         per_image,
     })
 }
@@ -388,9 +422,34 @@ mod tests {
             assert!(close(pi.mse, mse(o, r), 1e-15));
             assert!(close(pi.psnr, psnr_from_mse(pi.mse), 1e-15));
             assert!(close(pi.ssim, naive_ssim(o, r, 1, 12, 12), 1e-9));
+            assert!(close(pi.cosine, naive_cosine(o, r), 1e-12));
         }
+        let mean_cosine = m.per_image.iter().map(|p| p.cosine).sum::<f64>() / 3.0;
+        assert!(close(m.cosine, mean_cosine, 1e-12));
         let mean_psnr = m.per_image.iter().map(|p| p.psnr).sum::<f64>() / 3.0;
         assert!(close(m.psnr, mean_psnr, 1e-12));
+    }
+
+    /// Cosine from the definition: the dot product over the product of norms.
+    fn naive_cosine(a: &[f32], b: &[f32]) -> f64 {
+        let dot: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum();
+        let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+        dot / (norm(a) * norm(b))
+    }
+
+    #[test]
+    fn cosine_is_one_for_scaled_copies_zero_for_disjoint_support_and_defined_for_blank() {
+        let a = [0.1f32, 0.5, 0.0, 0.9];
+        let b: Vec<f32> = a.iter().map(|v| v * 0.3).collect();
+        assert!(close(cosine(&a, &b), 1.0, 1e-7));
+        assert!(close(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0, 1e-15));
+        assert!(close(cosine(&[0.6, 0.8], &[1.0, 0.0]), 0.6, 1e-7));
+        assert_eq!(cosine(&[0.0; 4], &a), 0.0);
+        assert!(close(cosine(&a, &a), 1.0, 1e-12));
     }
 
     #[test]

@@ -199,35 +199,38 @@ fn attacks_section(s: &mut String, r: &Report) {
         s,
         "Reconstruction metrics on the `test` queries (pixels in [0, 1]; higher PSNR/SSIM and lower MSE mean more leakage), each with its bootstrap 95% interval over the queries. The margin is the PSNR (dB) or accuracy above the label-only floor.\n"
     );
-    table_head(
-        s,
-        &[
-            "attack",
-            "split",
-            "MSE",
-            "PSNR (dB)",
-            "SSIM",
-            "attribute",
-            "accuracy",
-            "chance",
-            "margin over label",
-        ],
-    );
+    // Re-identification only where it was measured (face data).
+    let reid = r.attacks.iter().any(|a| a.reidentification.is_some());
+    let mut columns = vec!["attack", "split", "MSE", "PSNR (dB)", "SSIM", "cosine"];
+    if reid {
+        columns.push("re-identified");
+    }
+    columns.extend(["attribute", "accuracy", "chance", "margin over label"]);
+    table_head(s, &columns);
     for a in &r.attacks {
         let flag = if a.under_trained.is_empty() {
             ""
         } else {
             " (lower bound)"
         };
+        let reid_cell = if reid {
+            format!(
+                " {} |",
+                with_ci(a.reidentification, a.reidentification_ci, 3)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} |{reid_cell} {} | {} | {} | {} |",
             a.key(),
             flag,
             a.split,
             with_ci(a.mse, a.mse_ci, 4),
             with_ci(a.psnr, a.psnr_ci, 2),
             with_ci(a.ssim, a.ssim_ci, 3),
+            with_ci(a.cosine, a.cosine_ci, 3),
             a.attribute.as_deref().unwrap_or("-"),
             with_ci(a.accuracy, a.accuracy_ci, 3),
             opt(a.chance, 3),
@@ -245,20 +248,39 @@ fn attacks_section(s: &mut String, r: &Report) {
             s,
             "What an attacker gets without the features, on the same queries: the mean image of its data (no features), and the mean image of its data's class that the model predicts for the query (only the label, which the server learns anyway). For attributes: chance (majority rate on `test`) and a label-only attacker (the attribute value most frequent among the attacker's images the model puts in the predicted class).\n"
         );
-        table_head(s, &["floor", "MSE", "PSNR (dB)", "SSIM"]);
+        table_head(s, &["floor", "MSE", "PSNR (dB)", "SSIM", "cosine"]);
         for (name, x) in [
             ("no features (mean image)", &f.mean_image),
             ("label only (class mean)", &f.label),
         ] {
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} |",
                 with_ci(Some(x.mse), x.mse_ci, 4),
                 with_ci(Some(x.psnr), x.psnr_ci, 2),
-                with_ci(Some(x.ssim), x.ssim_ci, 3)
+                with_ci(Some(x.ssim), x.ssim_ci, 3),
+                with_ci(Some(x.cosine), x.cosine_ci, 3)
             );
         }
         s.push('\n');
+        if let Some(ri) = &f.reidentification {
+            let c = &ri.classifier;
+            let _ = writeln!(
+                s,
+                "Re-identification: a face classifier with the model's architecture, trained on the attacker's images (validation accuracy {:.3}, best epoch {} of {}{}), names the right person for {} of the victims' original images (the ceiling; chance {:.3}) and for {} of the label-only reconstructions (the class-mean image of the predicted person: what the server's answer alone gives).\n",
+                c.validation_accuracy,
+                c.best_epoch,
+                c.epochs_trained,
+                if c.under_trained {
+                    "; under-trained: every re-identification rate is a lower bound"
+                } else {
+                    ""
+                },
+                with_ci(Some(c.clean_accuracy), c.clean_accuracy_ci, 3),
+                c.chance,
+                with_ci(Some(ri.label_only), ri.label_only_ci, 3),
+            );
+        }
         if !f.attributes.is_empty() {
             table_head(s, &["attribute", "chance", "label-only accuracy"]);
             for a in &f.attributes {

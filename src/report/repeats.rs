@@ -131,10 +131,12 @@ pub fn record_key(r: &AttackRecord) -> &str {
 type Reader = fn(&AttackRecord) -> Option<f64>;
 
 /// The metrics a record may carry, with how to read each.
-const METRICS: [(&str, Reader); 6] = [
+const METRICS: [(&str, Reader); 8] = [
     ("mse", |a| a.mse),
     ("psnr", |a| a.psnr),
     ("ssim", |a| a.ssim),
+    ("cosine", |a| a.cosine),
+    ("reidentification", |a| a.reidentification),
     ("accuracy", |a| a.accuracy),
     ("chance", |a| a.chance),
     ("margin_over_label", |a| a.margin_over_label),
