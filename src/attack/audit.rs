@@ -361,6 +361,22 @@ pub fn run_audit_with(
     // DCI attackers synthesise their inputs and train each block inverse
     // once, then serve every split.
     let mut dci_attackers: Vec<Option<DciAttacker>> = cfg.attacks.iter().map(|_| None).collect();
+    // An attribute attack on attributes the data does not have is the
+    // user's mistake, refused before any attack runs (exit code 2).
+    let available: Vec<String> = test.hidden.iter().map(|a| a.name.clone()).collect();
+    for (i, attack) in cfg.attacks.iter().enumerate() {
+        if let AttackKind::Attribute(ac) = attack
+            && let Some((field, msg)) = super::attribute::attribute_problems(ac, &available)
+                .into_iter()
+                .next()
+        {
+            let path = match field.is_empty() {
+                true => format!("audit.attacks[{i}]"),
+                false => format!("audit.attacks[{i}].{field}"),
+            };
+            return Err(crate::Error::Run(format!("{path}: {msg}")));
+        }
+    }
     for k in cfg.splits.resolve(model.len()) {
         if !model.split_points().contains(&k) {
             return Err(crate::model::ModelError::Split {
