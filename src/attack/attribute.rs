@@ -455,4 +455,28 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("got 1"), "{err}");
     }
+
+    #[test]
+    fn attacks_on_attributes_the_data_lacks_are_named() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = AttributeConfig::default();
+        assert!(attribute_problems(&all, &names(&["writer"])).is_empty());
+        let p = attribute_problems(&all, &[]);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].0.is_empty() && p[0].1.contains("no hidden attributes"),
+            "{p:?}"
+        );
+        let some = AttributeConfig {
+            attributes: Some(names(&["writer", "hat"])),
+            ..AttributeConfig::default()
+        };
+        let p = attribute_problems(&some, &names(&["writer", "stroke"]));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, "attributes[1]");
+        assert!(
+            p[0].1.contains("'hat'") && p[0].1.contains("allowed: writer, stroke"),
+            "{p:?}"
+        );
+    }
 }

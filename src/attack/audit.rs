@@ -21,7 +21,11 @@ use crate::report::grid::save_image_grid;
 use crate::train::Evaluator;
 
 /// Which splits to audit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+///
+/// Deserialised by hand (not `#[serde(untagged)]`, whose only message is
+/// "data did not match any variant"): anything else is refused with what
+/// was found and the two allowed forms.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SplitSelection {
     /// `all`: every split point of the model.
@@ -36,6 +40,35 @@ pub enum SplitSelection {
 pub enum SplitName {
     /// Every split point `1..blocks`.
     All,
+}
+
+impl<'de> Deserialize<'de> for SplitSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SplitSelection;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`all` or a list of split points (integers >= 1)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SplitSelection, E> {
+                match v {
+                    "all" => Ok(SplitSelection::Named(SplitName::All)),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SplitSelection, A::Error> {
+                let mut list = Vec::new();
+                while let Some(k) = seq.next_element::<usize>()? {
+                    list.push(k);
+                }
+                Ok(SplitSelection::List(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for SplitSelection {

@@ -273,3 +273,23 @@ pub struct ModelConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightsConfig>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AutoSplit, SplitSetting};
+
+    #[test]
+    fn split_setting_takes_a_number_or_auto_and_says_so_otherwise() {
+        let parse = |s: &str| serde_norway::from_str::<SplitSetting>(s);
+        assert_eq!(parse("3").unwrap(), SplitSetting::At(3));
+        assert_eq!(parse("auto").unwrap(), SplitSetting::Auto(AutoSplit::Auto));
+        for bad in ["automatic", "-1", "[1]"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("a split point (an integer >= 1) or `auto`"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains("untagged"), "{e}");
+        }
+    }
+}
