@@ -66,7 +66,11 @@ pub trait RunObserver: TrainObserver + AuditObserver {
 pub fn load_source(cfg: &DataConfig, seed: u64) -> Result<Dataset, Error> {
     let ds = match &cfg.source {
         DataSource::EmbeddedMnist => data::embedded_mnist()?,
-        DataSource::Idx { images, labels } => data::load_idx(images, labels)?,
+        DataSource::Idx {
+            images,
+            labels,
+            classes,
+        } => data::load_idx(images, labels, *classes)?,
         DataSource::Orl { dir, downscale } => match downscale.unwrap_or(1) {
             1 => data::load_orl(dir)?,
             f => data::load_orl_scaled(dir, f)?,

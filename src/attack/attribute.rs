@@ -87,6 +87,43 @@ impl Default for AttributeConfig {
     }
 }
 
+/// Problems of an attribute attack on data whose hidden attributes are
+/// `available`, as `(field, message)` (field `""`: the attack itself):
+/// `recipe check` and `run` refuse an attack that would attack nothing,
+/// instead of finishing without a record.
+pub fn attribute_problems(cfg: &AttributeConfig, available: &[String]) -> Vec<(String, String)> {
+    let allowed = match available.is_empty() {
+        true => "none".to_string(),
+        false => available.join(", "),
+    };
+    if available.is_empty() {
+        return vec![(
+            String::new(),
+            "the data has no hidden attributes to attack (the embedded MNIST has writer and stroke; a folder source has its CSV's extra columns); remove the attribute attack".into(),
+        )];
+    }
+    match &cfg.attributes {
+        None => Vec::new(),
+        Some(names) if names.is_empty() => vec![(
+            "attributes".into(),
+            format!(
+                "must name at least one attribute (or be left out for all); allowed: {allowed}"
+            ),
+        )],
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !available.contains(n))
+            .map(|(j, n)| {
+                (
+                    format!("attributes[{j}]"),
+                    format!("'{n}' is not a hidden attribute of the data; allowed: {allowed}"),
+                )
+            })
+            .collect(),
+    }
+}
+
 /// The result of one attribute attack.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttributeOutcome {
@@ -505,5 +542,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("got 1"), "{err}");
+    }
+
+    #[test]
+    fn attacks_on_attributes_the_data_lacks_are_named() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = AttributeConfig::default();
+        assert!(attribute_problems(&all, &names(&["writer"])).is_empty());
+        let p = attribute_problems(&all, &[]);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].0.is_empty() && p[0].1.contains("no hidden attributes"),
+            "{p:?}"
+        );
+        let some = AttributeConfig {
+            attributes: Some(names(&["writer", "hat"])),
+            ..AttributeConfig::default()
+        };
+        let p = attribute_problems(&some, &names(&["writer", "stroke"]));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, "attributes[1]");
+        assert!(
+            p[0].1.contains("'hat'") && p[0].1.contains("allowed: writer, stroke"),
+            "{p:?}"
+        );
     }
 }

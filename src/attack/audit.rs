@@ -22,7 +22,11 @@ use crate::report::grid::save_image_grid;
 use crate::train::Evaluator;
 
 /// Which splits to audit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+///
+/// Deserialised by hand (not `#[serde(untagged)]`, whose only message is
+/// "data did not match any variant"): anything else is refused with what
+/// was found and the two allowed forms.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SplitSelection {
     /// `all`: every split point of the model.
@@ -37,6 +41,35 @@ pub enum SplitSelection {
 pub enum SplitName {
     /// Every split point `1..blocks`.
     All,
+}
+
+impl<'de> Deserialize<'de> for SplitSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SplitSelection;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`all` or a list of split points (integers >= 1)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SplitSelection, E> {
+                match v {
+                    "all" => Ok(SplitSelection::Named(SplitName::All)),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SplitSelection, A::Error> {
+                let mut list = Vec::new();
+                while let Some(k) = seq.next_element::<usize>()? {
+                    list.push(k);
+                }
+                Ok(SplitSelection::List(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for SplitSelection {
@@ -391,6 +424,22 @@ pub fn run_audit_with(
     // DCI attackers synthesise their inputs and train each block inverse
     // once, then serve every split.
     let mut dci_attackers: Vec<Option<DciAttacker>> = cfg.attacks.iter().map(|_| None).collect();
+    // An attribute attack on attributes the data does not have is the
+    // user's mistake, refused before any attack runs (exit code 2).
+    let available: Vec<String> = test.hidden.iter().map(|a| a.name.clone()).collect();
+    for (i, attack) in cfg.attacks.iter().enumerate() {
+        if let AttackKind::Attribute(ac) = attack
+            && let Some((field, msg)) = super::attribute::attribute_problems(ac, &available)
+                .into_iter()
+                .next()
+        {
+            let path = match field.is_empty() {
+                true => format!("audit.attacks[{i}]"),
+                false => format!("audit.attacks[{i}].{field}"),
+            };
+            return Err(crate::Error::Run(format!("{path}: {msg}")));
+        }
+    }
     for k in cfg.splits.resolve(model.len()) {
         if !model.split_points().contains(&k) {
             return Err(crate::model::ModelError::Split {

@@ -23,16 +23,145 @@ pub const IDX1_U8_MAGIC: u32 = 0x0000_0801;
 pub const MAX_IDX_BYTES: u64 = 1 << 32;
 
 /// Loads an IDX3 u8 images file [N, H, W] and an IDX1 u8 labels file [N]
-/// (each plain or gzip) as a 1-channel dataset; pixels are divided by 255 and
-/// `num_classes` is the largest label + 1. No hidden attributes.
-pub fn load_idx(images: &Path, labels: &Path) -> Result<Dataset, DataError> {
+/// (each plain or gzip) as a 1-channel dataset; pixels are divided by 255.
+/// No hidden attributes.
+///
+/// `classes`, when given, is the class count and every label must be below
+/// it; otherwise it is the largest label + 1 and every class below it must
+/// have an image, so that a stray label (a 200 among digits) is refused
+/// instead of silently making 201 classes (see [`check_labels`]).
+pub fn load_idx(
+    images: &Path,
+    labels: &Path,
+    classes: Option<usize>,
+) -> Result<Dataset, DataError> {
     let image_bytes = std::fs::read(images).map_err(|e| DataError::io(images, e))?;
     let label_bytes = std::fs::read(labels).map_err(|e| DataError::io(labels, e))?;
     let name = images
         .file_name()
         .map(|n| n.to_string_lossy().trim_end_matches(".gz").to_string())
         .unwrap_or_else(|| "idx".to_string());
-    dataset_from_idx_bytes(name, &image_bytes, images, &label_bytes, labels)
+    let ds = dataset_from_idx_bytes(name, &image_bytes, images, &label_bytes, labels)?;
+    let num_classes = check_labels(&ds.targets, classes, labels)?;
+    Ok(Dataset { num_classes, ..ds })
+}
+
+/// The class count of IDX labels: `classes` when given (every label must be
+/// below it), else the largest label + 1, with every class below it holding
+/// at least one label. The error names the file, the offending label and
+/// its position, and what is allowed.
+pub fn check_labels(
+    labels: &[u32],
+    classes: Option<usize>,
+    path: &Path,
+) -> Result<usize, DataError> {
+    match classes {
+        Some(c) => match labels.iter().position(|&l| l as usize >= c) {
+            Some(i) => Err(DataError::format(
+                path,
+                format!(
+                    "label {} (item {i}) is not below the declared class count {c} (data.source.classes); labels must be in 0..={}",
+                    labels[i],
+                    c.saturating_sub(1)
+                ),
+            )),
+            None => Ok(c),
+        },
+        None => {
+            let Some(&max) = labels.iter().max() else {
+                return Ok(0);
+            };
+            let n = max as usize + 1;
+            let mut seen = vec![false; n];
+            for &l in labels {
+                seen[l as usize] = true;
+            }
+            let empty: Vec<usize> = (0..n).filter(|&k| !seen[k]).collect();
+            if empty.is_empty() {
+                return Ok(n);
+            }
+            let at = labels.iter().position(|&l| l == max).unwrap_or(0);
+            Err(DataError::format(
+                path,
+                format!(
+                    "label {max} (item {at}) would make {n} classes, but {} of them ({}) have no image; labels must number the classes 0..C-1 with every class present, or declare the class count with data.source.classes",
+                    empty.len(),
+                    shown(&empty)
+                ),
+            ))
+        }
+    }
+}
+
+/// `a, b, c` or `a..b` for a long run of numbers, for messages.
+fn shown(v: &[usize]) -> String {
+    match v {
+        [a, .., b] if v.len() > 5 && b - a + 1 == v.len() => format!("{a}..={b}"),
+        _ if v.len() > 5 => format!(
+            "{}, ... ({} in all)",
+            v[..5]
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            v.len()
+        ),
+        _ => v
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// The labels of an IDX1 u8 file's bytes (plain or gzip); `path` names it
+/// in messages.
+pub fn idx_labels_from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<u32>, DataError> {
+    let (_, labels) = parse_idx(bytes, path, 1)?;
+    Ok(labels.iter().map(|&l| u32::from(l)).collect())
+}
+
+/// The shape `[1, H, W]` of one image of an IDX3 u8 images file (plain or
+/// gzip), from its 16-byte header alone: bounded work whatever the file's
+/// size, for `recipe check`.
+pub fn idx_image_shape(images: &Path) -> Result<[usize; 3], DataError> {
+    let mut file = std::fs::File::open(images).map_err(|e| DataError::io(images, e))?;
+    let mut head = [0u8; 16];
+    let got = read_up_to(&mut file, &mut head).map_err(|e| DataError::io(images, e))?;
+    let header: Vec<u8> = if head[..got].starts_with(&[0x1f, 0x8b]) {
+        let file = std::fs::File::open(images).map_err(|e| DataError::io(images, e))?;
+        let mut gz = MultiGzDecoder::new(file);
+        let mut h = [0u8; 16];
+        let n = read_up_to(&mut gz, &mut h).map_err(|e| DataError::io(images, e))?;
+        h[..n].to_vec()
+    } else {
+        head[..got].to_vec()
+    };
+    let magic = header
+        .get(..4)
+        .map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+    if let Some(found) = magic
+        && found != IDX3_U8_MAGIC
+    {
+        return Err(DataError::BadMagic {
+            path: images.to_path_buf(),
+            found,
+            expected: IDX3_U8_MAGIC,
+            what: kind(3),
+        });
+    }
+    if header.len() < 16 {
+        return Err(DataError::Truncated {
+            path: images.to_path_buf(),
+            what: format!("{} header", kind(3)),
+            needed: 16,
+            found: header.len() as u64,
+        });
+    }
+    let dim = |k: usize| {
+        u32::from_be_bytes([header[k], header[k + 1], header[k + 2], header[k + 3]]) as usize
+    };
+    Ok([1, dim(8), dim(12)])
 }
 
 /// Builds a dataset from the bytes of an images and a labels IDX file
@@ -256,7 +385,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (images, labels) = tiny();
         let (ip, lp) = write_pair(dir.path(), &images, &labels);
-        check_tiny(&load_idx(&ip, &lp).unwrap());
+        check_tiny(&load_idx(&ip, &lp, Some(6)).unwrap());
     }
 
     #[test]
@@ -264,7 +393,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (images, labels) = tiny();
         let (ip, lp) = write_pair(dir.path(), &gzip(&images), &gzip(&labels));
-        check_tiny(&load_idx(&ip, &lp).unwrap());
+        check_tiny(&load_idx(&ip, &lp, Some(6)).unwrap());
     }
 
     #[test]
@@ -273,7 +402,7 @@ pub(crate) mod tests {
         let (_, labels) = tiny();
         // Labels passed where images are expected.
         let (ip, lp) = write_pair(dir.path(), &labels, &labels);
-        let err = load_idx(&ip, &lp).unwrap_err();
+        let err = load_idx(&ip, &lp, None).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DataError::BadMagic { found: 0x801, .. }));
         assert!(msg.contains("bad magic 0x00000801, expected 0x00000803 (IDX3 u8 images)"));
@@ -286,7 +415,7 @@ pub(crate) mod tests {
         let (images, labels) = tiny();
         let short = &images[..images.len() - 1];
         let (ip, lp) = write_pair(dir.path(), short, &labels);
-        let err = load_idx(&ip, &lp).unwrap_err();
+        let err = load_idx(&ip, &lp, None).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -299,7 +428,7 @@ pub(crate) mod tests {
             "{err}"
         );
         let (ip, lp) = write_pair(dir.path(), &gzip(short), &labels);
-        let err = load_idx(&ip, &lp).unwrap_err();
+        let err = load_idx(&ip, &lp, None).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -319,7 +448,7 @@ pub(crate) mod tests {
         let (images, labels) = tiny();
         let (ip, lp) = write_pair(dir.path(), &images[..7], &labels);
         assert!(matches!(
-            load_idx(&ip, &lp).unwrap_err(),
+            load_idx(&ip, &lp, None).unwrap_err(),
             DataError::Truncated {
                 needed: 16,
                 found: 7,
@@ -328,7 +457,7 @@ pub(crate) mod tests {
         ));
         let (ip, lp) = write_pair(dir.path(), &[], &labels);
         assert!(matches!(
-            load_idx(&ip, &lp).unwrap_err(),
+            load_idx(&ip, &lp, None).unwrap_err(),
             DataError::Truncated { found: 0, .. }
         ));
     }
@@ -340,7 +469,7 @@ pub(crate) mod tests {
         images.push(0);
         let (ip, lp) = write_pair(dir.path(), &images, &labels);
         assert!(matches!(
-            load_idx(&ip, &lp).unwrap_err(),
+            load_idx(&ip, &lp, None).unwrap_err(),
             DataError::TrailingData { needed: 34, .. }
         ));
     }
@@ -368,7 +497,7 @@ pub(crate) mod tests {
         let (images, _) = tiny();
         let labels = idx_bytes(IDX1_U8_MAGIC, &[2], &[1, 1]);
         let (ip, lp) = write_pair(dir.path(), &images, &labels);
-        let msg = load_idx(&ip, &lp).unwrap_err().to_string();
+        let msg = load_idx(&ip, &lp, None).unwrap_err().to_string();
         assert!(
             msg.contains("3 images") && msg.contains("2 labels"),
             "{msg}"
@@ -386,10 +515,59 @@ pub(crate) mod tests {
 
     #[test]
     fn missing_file_names_path() {
-        let err = load_idx(Path::new("/nonexistent/x.idx"), Path::new("y")).unwrap_err();
+        let err = load_idx(Path::new("/nonexistent/x.idx"), Path::new("y"), None).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("/nonexistent/x.idx: cannot read")
         );
+    }
+
+    #[test]
+    fn a_stray_label_is_refused_instead_of_making_empty_classes() {
+        // Regression (issue 13): labels 0..9 and one 200 made 201 classes.
+        let dir = tempfile::tempdir().unwrap();
+        let (images, _) = tiny();
+        let labels = idx_bytes(IDX1_U8_MAGIC, &[3], &[0, 1, 200]);
+        let (ip, lp) = write_pair(dir.path(), &images, &labels);
+        let msg = load_idx(&ip, &lp, None).unwrap_err().to_string();
+        assert!(msg.contains("label 200 (item 2)"), "{msg}");
+        assert!(
+            msg.contains("2..=199") && msg.contains("data.source.classes"),
+            "{msg}"
+        );
+        // A declared class count below the label: refused, with the range.
+        let msg = load_idx(&ip, &lp, Some(10)).unwrap_err().to_string();
+        assert!(
+            msg.contains("label 200 (item 2)") && msg.contains("0..=9"),
+            "{msg}"
+        );
+        // Declared large enough: accepted with that many classes.
+        assert_eq!(load_idx(&ip, &lp, Some(201)).unwrap().num_classes, 201);
+        // Dense labels need no declaration.
+        let labels = idx_bytes(IDX1_U8_MAGIC, &[3], &[0, 2, 1]);
+        let (ip, lp) = write_pair(dir.path(), &images, &labels);
+        assert_eq!(load_idx(&ip, &lp, None).unwrap().num_classes, 3);
+    }
+
+    #[test]
+    fn image_shape_is_read_from_the_header_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        // A header announcing 60000 images of 7x5 with no payload: the
+        // shape is known without reading (or needing) the images.
+        let head = idx_bytes(IDX3_U8_MAGIC, &[60_000, 7, 5], &[]);
+        let (ip, _) = write_pair(dir.path(), &head, &[]);
+        assert_eq!(idx_image_shape(&ip).unwrap(), [1, 7, 5]);
+        std::fs::write(&ip, gzip(&head)).unwrap();
+        assert_eq!(idx_image_shape(&ip).unwrap(), [1, 7, 5]);
+        std::fs::write(&ip, idx_bytes(IDX1_U8_MAGIC, &[3], &[1, 2, 3])).unwrap();
+        assert!(matches!(
+            idx_image_shape(&ip),
+            Err(DataError::BadMagic { .. })
+        ));
+        std::fs::write(&ip, &head[..10]).unwrap();
+        assert!(matches!(
+            idx_image_shape(&ip),
+            Err(DataError::Truncated { .. })
+        ));
     }
 }

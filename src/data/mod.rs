@@ -32,7 +32,10 @@ pub use dataset::{Attribute, Dataset};
 pub use embedded::{MNIST_TEST_LEN, MNIST_WRITER_BOUNDARY, embedded_mnist};
 pub use error::{DataError, MAX_CLASSES};
 pub use folder::load_image_folder;
-pub use idx::{IDX1_U8_MAGIC, IDX3_U8_MAGIC, MAX_IDX_BYTES, load_idx};
+pub use idx::{
+    IDX1_U8_MAGIC, IDX3_U8_MAGIC, MAX_IDX_BYTES, check_labels, idx_image_shape,
+    idx_labels_from_bytes, load_idx,
+};
 pub use orl::{downscale, load_orl, load_orl_scaled};
 pub use pgm::{Gray, decode_pgm, is_pgm};
 pub use split::{Splits, stratified_indices, stratified_split, stratified_subsample};

@@ -85,7 +85,39 @@ pub fn from_path(path: &Path, overrides: &[Override]) -> Result<LoadedRecipe, Re
     let text = read_recipe_text(path)?;
     let mut loaded = from_str(&text, &path.display().to_string(), overrides)?;
     resolve_paths(&mut loaded.recipe, &recipe_dir(path));
+    let problems = file_problems(&loaded.recipe);
+    if !problems.is_empty() {
+        return Err(RecipeError::Invalid {
+            file: loaded.source,
+            problems,
+        });
+    }
     Ok(loaded)
+}
+
+/// Problems that only the data files tell (paths resolved), read in bounded
+/// work: see [`super::validate::file_facts`]. `recipe check` thereby refuses
+/// what `run` would refuse once it read the data.
+pub(super) fn file_problems(recipe: &Recipe) -> Vec<String> {
+    let (facts, read) = super::validate::file_facts(recipe);
+    problems_given(recipe, &facts, read)
+}
+
+/// [`file_problems`] with the data's facts already read (`read`: the
+/// problems met reading them).
+pub(super) fn problems_given(
+    recipe: &Recipe,
+    facts: &super::validate::DataFacts,
+    read: Vec<(String, String)>,
+) -> Vec<String> {
+    let mut p = read;
+    p.extend(super::validate::data_problems(recipe, facts));
+    let mut lines: Vec<String> = p
+        .into_iter()
+        .map(|(path, m)| format!("{path}: {m}"))
+        .collect();
+    lines.dedup();
+    lines
 }
 
 /// Parses and checks recipe text; `source` names it in messages.
@@ -104,6 +136,19 @@ pub fn from_str(
             path: o.path.clone(),
             message,
         })?;
+    }
+    // The shape first, against the recipe's schema: every problem with its
+    // field path, what was found and what is allowed (see `typecheck`).
+    let shape = super::typecheck::problems(&value);
+    if !shape.is_empty() {
+        let suffix = match overrides.is_empty() {
+            true => "",
+            false => " (in the recipe with --set overrides applied)",
+        };
+        return Err(RecipeError::Invalid {
+            file: source.to_string(),
+            problems: shape.into_iter().map(|p| format!("{p}{suffix}")).collect(),
+        });
     }
     // Typed from text, not from the value, so messages carry the field path,
     // line and column; with overrides, of the text they produce.
@@ -209,7 +254,7 @@ fn resolve_source(source: &mut super::DataSource, dir: &Path) {
     use super::DataSource::*;
     match source {
         EmbeddedMnist => {}
-        Idx { images, labels } => {
+        Idx { images, labels, .. } => {
             resolve(dir, images);
             resolve(dir, labels);
         }

@@ -1,13 +1,16 @@
 //! YAML recipes: parsing (raw, typed), overrides and validation.
 //!
-//! Parsing and validation are separate steps: serde rejects unknown fields
-//! and wrong types (with the field path, line and column), then
+//! Parsing and validation are separate steps: the YAML tree is checked
+//! against the recipe's own JSON Schema (`typecheck`: unknown fields,
+//! unknown kinds, wrong types and missing fields, each with its field path,
+//! what was found and what is allowed), serde types it, then
 //! [`validate::problems`] checks values and reports every problem with its
 //! path, e.g. `training.batch_size: must be >= 2 (...), got 0`.
 
 mod load;
 pub mod schema;
 pub mod sweep;
+mod typecheck;
 mod types;
 pub mod validate;
 

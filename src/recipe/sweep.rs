@@ -17,7 +17,9 @@ use std::path::Path;
 
 use serde_norway::Value;
 
-use super::load::{from_str, read_recipe_text, recipe_dir, resolve_paths};
+use super::load::{
+    file_problems, from_str, problems_given, read_recipe_text, recipe_dir, resolve_paths,
+};
 use super::{LoadedRecipe, Override, RecipeError};
 
 /// The top-level key that holds the sweep.
@@ -107,11 +109,36 @@ pub fn plan_from_path(path: &Path, overrides: &[Override]) -> Result<Plan, Recip
     let text = read_recipe_text(path)?;
     let mut plan = plan_from_str(&text, &path.display().to_string(), overrides)?;
     let dir = recipe_dir(path);
+    let file = path.display().to_string();
     match &mut plan {
-        Plan::Single(l) => resolve_paths(&mut l.recipe, &dir),
+        Plan::Single(l) => {
+            resolve_paths(&mut l.recipe, &dir);
+            let problems = file_problems(&l.recipe);
+            if !problems.is_empty() {
+                return Err(RecipeError::Invalid { file, problems });
+            }
+        }
         Plan::Sweep(s) => {
+            // The data files are read once per distinct data section.
+            type Facts = (super::validate::DataFacts, Vec<(String, String)>);
+            let mut seen: Vec<(super::DataConfig, Facts)> = Vec::new();
+            let mut problems = Vec::new();
             for p in &mut s.points {
                 resolve_paths(&mut p.loaded.recipe, &dir);
+                let r = &p.loaded.recipe;
+                let i = match seen.iter().position(|(d, _)| *d == r.data) {
+                    Some(i) => i,
+                    None => {
+                        seen.push((r.data.clone(), super::validate::file_facts(r)));
+                        seen.len() - 1
+                    }
+                };
+                let (facts, read) = &seen[i].1;
+                let found = problems_given(r, facts, read.clone());
+                problems.extend(found.iter().map(|m| format!("point {}: {m}", p.label)));
+            }
+            if !problems.is_empty() {
+                return Err(RecipeError::Sweep { file, problems });
             }
         }
     }

@@ -81,13 +81,47 @@ pub struct Recipe {
 }
 
 /// The deployment split: a number, or `auto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+///
+/// Deserialised by hand (not `#[serde(untagged)]`, whose only message is
+/// "data did not match any variant"): anything else is refused with what
+/// was found and the two allowed forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SplitSetting {
     /// A fixed split point.
     At(usize),
     /// Chosen by the partition analysis.
     Auto(AutoSplit),
+}
+
+impl<'de> Deserialize<'de> for SplitSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SplitSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a split point (an integer >= 1) or `auto`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SplitSetting, E> {
+                usize::try_from(v)
+                    .map(SplitSetting::At)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SplitSetting, E> {
+                match u64::try_from(v) {
+                    Ok(u) => self.visit_u64(u),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SplitSetting, E> {
+                match v {
+                    "auto" => Ok(SplitSetting::Auto(AutoSplit::Auto)),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// The word `auto`.
@@ -137,6 +171,12 @@ pub enum DataSource {
         images: PathBuf,
         /// The IDX1 labels file.
         labels: PathBuf,
+        /// Number of classes; every label must be below it (default: the
+        /// largest label + 1, and then every class below it must have an
+        /// image, so that a stray label is refused rather than making
+        /// empty classes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classes: Option<usize>,
     },
     /// The ORL/AT&T faces folder (`sN/M.pgm`).
     Orl {
@@ -232,4 +272,24 @@ pub struct ModelConfig {
     /// initialisation from the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightsConfig>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AutoSplit, SplitSetting};
+
+    #[test]
+    fn split_setting_takes_a_number_or_auto_and_says_so_otherwise() {
+        let parse = |s: &str| serde_norway::from_str::<SplitSetting>(s);
+        assert_eq!(parse("3").unwrap(), SplitSetting::At(3));
+        assert_eq!(parse("auto").unwrap(), SplitSetting::Auto(AutoSplit::Auto));
+        for bad in ["automatic", "-1", "[1]"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("a split point (an integer >= 1) or `auto`"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains("untagged"), "{e}");
+        }
+    }
 }

@@ -24,7 +24,7 @@ pub const MAX_FLOPS: u64 = 100_000_000_000;
 /// and a size within [`MAX_PARAMS`] / [`MAX_FLOPS`], so that `recipe check`
 /// refuses what `run` could not build.
 fn model_size_problems(
-    r: &Recipe,
+    input: Option<[usize; 3]>,
     blocks: &[crate::model::BlockSpec],
     bad: &mut impl FnMut(&str, String),
 ) {
@@ -44,12 +44,7 @@ fn model_size_problems(
             );
         }
     }
-    let input = r.model.input.or(match r.data.source {
-        DataSource::EmbeddedMnist => Some([1, 28, 28]),
-        DataSource::Cifar10 { .. } | DataSource::Cifar100 { .. } => Some([3, 32, 32]),
-        _ => None,
-    });
-    let (Some(input), true) = (input, widths_ok) else {
+    let (Some(input), true) = (input.filter(|i| !i.contains(&0)), widths_ok) else {
         return;
     };
     match crate::model::block_infos(&input, blocks) {
@@ -74,6 +69,170 @@ fn model_size_problems(
             }
         }
     }
+}
+
+/// What a recipe can know about its data before reading the images: one
+/// image's shape and the names of the hidden attributes (`None`: not
+/// known without reading the data).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataFacts {
+    /// Shape of one image `[C, H, W]`.
+    pub shape: Option<[usize; 3]>,
+    /// Hidden attributes, the targets of attribute attacks.
+    pub attributes: Option<Vec<String>>,
+}
+
+impl DataFacts {
+    /// What the source's kind alone tells: the embedded MNIST and CIFAR
+    /// have a fixed shape; the loaders of CIFAR, ORL and IDX give no hidden
+    /// attributes; a folder's come from its CSV ([`file_facts`] reads it).
+    pub fn of_source(source: &DataSource) -> Self {
+        let names = |n: &[&str]| Some(n.iter().map(|s| s.to_string()).collect());
+        match source {
+            DataSource::EmbeddedMnist => DataFacts {
+                shape: Some([1, 28, 28]),
+                attributes: names(&["writer", "stroke"]),
+            },
+            DataSource::Cifar10 { .. } | DataSource::Cifar100 { .. } => DataFacts {
+                shape: Some([3, 32, 32]),
+                attributes: names(&[]),
+            },
+            DataSource::Orl { .. } | DataSource::Idx { .. } => DataFacts {
+                shape: None,
+                attributes: names(&[]),
+            },
+            DataSource::Folder { .. } => DataFacts::default(),
+        }
+    }
+}
+
+/// Largest IDX labels file `recipe check` reads to check the labels (a
+/// million labels); a larger one is checked by `run` when it loads it.
+const MAX_CHECKED_LABEL_BYTES: u64 = 1 << 20;
+
+/// Largest first line of a folder source's CSV read for its header.
+const MAX_CSV_HEADER: u64 = 64 * 1024;
+
+/// What the data files of `r` (paths already resolved) tell in bounded
+/// work: an IDX file's image shape from its header, its labels (when the
+/// file is small), a folder CSV's attribute names from its header. Returns
+/// the facts and the problems found reading them, as `(path, message)`.
+pub fn file_facts(r: &Recipe) -> (DataFacts, Vec<(String, String)>) {
+    let mut facts = DataFacts::of_source(&r.data.source);
+    let mut p = Vec::new();
+    match &r.data.source {
+        DataSource::Idx {
+            images,
+            labels,
+            classes,
+        } => {
+            match crate::data::idx_image_shape(images) {
+                Ok(shape) => facts.shape = Some(shape),
+                Err(e) => p.push(("data.source.images".into(), e.to_string())),
+            }
+            match idx_labels_if_small(labels) {
+                Ok(Some(values)) => {
+                    if let Err(e) = crate::data::check_labels(&values, *classes, labels) {
+                        p.push(("data.source.labels".into(), e.to_string()));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => p.push(("data.source.labels".into(), e)),
+            }
+        }
+        DataSource::Folder { labels, .. } => match csv_header(labels) {
+            Ok(cols) => facts.attributes = Some(cols.into_iter().skip(2).collect()),
+            Err(e) => p.push(("data.source.labels".into(), e)),
+        },
+        _ => {}
+    }
+    (facts, p)
+}
+
+/// The labels of a small IDX1 file (`None` when larger than
+/// [`MAX_CHECKED_LABEL_BYTES`]).
+fn idx_labels_if_small(path: &std::path::Path) -> Result<Option<Vec<u32>>, String> {
+    let show = |e: &dyn std::fmt::Display| format!("{}: cannot read: {e}", path.display());
+    let len = std::fs::metadata(path).map_err(|e| show(&e))?.len();
+    if len > MAX_CHECKED_LABEL_BYTES {
+        return Ok(None);
+    }
+    // Parsed by the loader's own reader, so the format rules are one.
+    let bytes = std::fs::read(path).map_err(|e| show(&e))?;
+    crate::data::idx_labels_from_bytes(&bytes, path)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The columns of a CSV's first line (bounded read).
+fn csv_header(path: &std::path::Path) -> Result<Vec<String>, String> {
+    use std::io::{BufRead, Read};
+    let show = |e: &dyn std::fmt::Display| format!("{}: cannot read: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| show(&e))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file.take(MAX_CSV_HEADER))
+        .read_line(&mut line)
+        .map_err(|e| show(&e))?;
+    Ok(line
+        .trim()
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .collect())
+}
+
+/// Problems of `r` that depend on its data, given what is known of it: a
+/// `model.input` that differs from the images, a model whose blocks (or
+/// zoo architecture) do not fit them, attribute attacks on attributes the
+/// data does not have. `recipe check` refuses what `run` would refuse.
+pub fn data_problems(r: &Recipe, facts: &DataFacts) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = Vec::new();
+    let mut bad = |path: &str, msg: String| p.push((path.to_string(), msg));
+    if let (Some(given), Some(shape)) = (r.model.input, facts.shape)
+        && given != shape
+    {
+        bad(
+            "model.input",
+            format!(
+                "{given:?} does not match the data: data.source images are {shape:?} (C, H, W); give {shape:?} or leave model.input out"
+            ),
+        );
+    }
+    let input = r.model.input.or(facts.shape);
+    match &r.model.blocks {
+        Some(blocks) => model_size_problems(input, blocks, &mut bad),
+        None => {
+            if let Some(input) = input.filter(|i| !i.contains(&0))
+                && zoo::NAMES.contains(&r.model.arch.as_str())
+            {
+                // Shapes do not depend on the class count; 10 stands in.
+                let fits = zoo::spec_for(&r.model.arch, input, 10)
+                    .and_then(|s| crate::model::block_infos(&input, &s.blocks));
+                if let Err(e) = fits {
+                    bad(
+                        "model.arch",
+                        format!(
+                            "'{}' does not fit the data's images {input:?}: {e}",
+                            r.model.arch
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(available) = &facts.attributes {
+        for (i, a) in r.audit.attacks.iter().enumerate() {
+            if let AttackKind::Attribute(cfg) = a {
+                for (field, msg) in crate::attack::attribute::attribute_problems(cfg, available) {
+                    let path = match field.is_empty() {
+                        true => format!("audit.attacks[{i}]"),
+                        false => format!("audit.attacks[{i}].{field}"),
+                    };
+                    bad(&path, msg);
+                }
+            }
+        }
+    }
+    p
 }
 
 /// Every problem of `r` as `path: message` lines (empty when valid).
@@ -186,8 +345,17 @@ pub fn problems(r: &Recipe) -> Vec<String> {
             );
         }
     }
-    if let Some(blocks) = &r.model.blocks {
-        model_size_problems(r, blocks, &mut bad);
+    if let Some(input) = r.model.input
+        && input.contains(&0)
+    {
+        bad(
+            "model.input",
+            format!("each of C, H, W must be >= 1, got {input:?}"),
+        );
+    }
+    let facts = DataFacts::of_source(&r.data.source);
+    for (path, msg) in data_problems(r, &facts) {
+        bad(&path, msg);
     }
     let blocks = spec
         .as_ref()
@@ -456,8 +624,14 @@ mod tests {
 
     #[test]
     fn repeats_must_be_between_1_and_100() {
-        rejects(&["repeats=0"], "repeats: must be in 1..=100");
-        rejects(&["repeats=101"], "repeats: must be in 1..=100");
+        rejects(
+            &["repeats=0"],
+            "repeats: expected an integer in 1..=100, got 0",
+        );
+        rejects(
+            &["repeats=101"],
+            "repeats: expected an integer in 1..=100, got 101",
+        );
         check(&["repeats=100"]).unwrap();
         let r = from_str(BASE, "t.yaml", &[]).unwrap().recipe;
         assert_eq!(r.repeats, 1);
@@ -581,11 +755,11 @@ mod tests {
     fn cifar100_labels_must_be_fine_or_coarse() {
         rejects(
             &["data.source={kind: cifar100, dir: c, labels: medium}"],
-            "unknown variant `medium`, expected `fine` or `coarse`",
+            "data.source.labels: unknown 'medium'; allowed: fine, coarse",
         );
         rejects(
             &["data.source={kind: cifar10, dir: c, labels: fine}"],
-            "unknown field `labels`",
+            "data.source.labels: unknown field for kind 'cifar10'",
         );
     }
 
@@ -625,7 +799,7 @@ mod tests {
         check(&["model.weights={path: net.pth}"]).unwrap();
         rejects(
             &["model.weights={path: net.pt, format: onnx}"],
-            "unknown variant `onnx`",
+            "model.weights.format: unknown 'onnx'; allowed: safetensors, pytorch",
         );
     }
 
@@ -1118,7 +1292,7 @@ mod tests {
         let err = from_str("name: t\nmodel: {arch: cnn6}\nbogus: 1\n", "t.yaml", &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bogus") && err.contains("line"), "{err}");
+        assert!(err.contains("bogus: unknown field; allowed: "), "{err}");
     }
 
     #[test]
@@ -1178,7 +1352,10 @@ mod tests {
         );
         // Into an absent scalar field: the typed pass names the field.
         let err = check(&["seed.x=1"]).unwrap_err().to_string();
-        assert!(err.contains("seed: invalid type"), "{err}");
+        assert!(
+            err.contains("seed: expected an integer >= 0, got a section"),
+            "{err}"
+        );
         let o: Vec<Override> = vec!["audit.attacks.3.epochs=1".parse().unwrap()];
         let err = from_str(
             &format!("{BASE}audit: {{attacks: [{{kind: decoder}}]}}\n"),
@@ -1189,6 +1366,64 @@ mod tests {
         .to_string();
         assert!(err.contains("out of range"), "{err}");
         assert!("novalue".parse::<Override>().is_err());
+    }
+
+    #[test]
+    fn model_input_must_match_the_embedded_images() {
+        rejects(
+            &["model.input=[3, 32, 32]"],
+            "model.input: [3, 32, 32] does not match the data: data.source images are [1, 28, 28]",
+        );
+        check(&["model.input=[1, 28, 28]"]).unwrap();
+    }
+
+    #[test]
+    fn model_input_sizes_must_be_positive() {
+        rejects(
+            &["model.input=[1, 0, 28]"],
+            "model.input: each of C, H, W must be >= 1",
+        );
+    }
+
+    #[test]
+    fn zoo_architecture_must_fit_the_images() {
+        rejects(
+            &[
+                "data.source={kind: cifar10, dir: c}",
+                "model.input=[3, 4, 4]",
+            ],
+            "model.input: [3, 4, 4] does not match",
+        );
+        let err = check(&[
+            "model.input=[1, 4, 4]",
+            "data.source={kind: idx, images: i, labels: l}",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("model.arch: 'cnn6' does not fit the data's images [1, 4, 4]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn attribute_attacks_must_name_attributes_the_data_has() {
+        rejects(
+            &["audit.attacks=[{kind: attribute, attributes: [hat]}]"],
+            "audit.attacks[0].attributes[0]: 'hat' is not a hidden attribute of the data; allowed: writer, stroke",
+        );
+        rejects(
+            &["audit.attacks=[{kind: attribute, attributes: []}]"],
+            "audit.attacks[0].attributes: must name at least one attribute",
+        );
+        rejects(
+            &[
+                "data.source={kind: orl, dir: o}",
+                "audit.attacks=[{kind: attribute}]",
+            ],
+            "audit.attacks[0]: the data has no hidden attributes",
+        );
+        check(&["audit.attacks=[{kind: attribute, attributes: [stroke]}]"]).unwrap();
     }
 
     #[test]
