@@ -78,6 +78,7 @@ pub fn relaxed(model: &SplitModel) -> SplitModel {
             Block::Conv(b) => leak(&mut b.spec.activation),
             Block::Linear(b) => leak(&mut b.spec.activation),
             Block::Residual(b) => leak(&mut b.spec.activation),
+            Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
         }
     }
     m
