@@ -413,6 +413,7 @@ mod tests {
                 crate::model::BlockSpec::Conv(c) => c.activation,
                 crate::model::BlockSpec::Linear(l) => l.activation,
                 crate::model::BlockSpec::Residual(x) => x.activation,
+                _ => ActivationKind::None,
             })
             .collect();
         let mut want = vec![ActivationKind::LeakyRelu; 5];

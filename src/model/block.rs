@@ -338,6 +338,11 @@ impl GlobalAvgPoolBlock {
 }
 
 /// One block of a split-able model.
+///
+/// Variants differ in size (a pooling block holds no tensors); boxing them
+/// would put the module derive's paths and every `match` behind a box for a
+/// list of a few dozen blocks at most.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Block {
     /// Convolution block.

@@ -92,8 +92,8 @@ pub fn spec(name: &str) -> Result<ModelSpec, ModelError> {
 ///   gradient-leakage literature (DLG, seed 003).
 /// - `resnet20`: the CIFAR ResNet-20 (He et al. 2016, section 4.2; see
 ///   [`resnet20`]): stem conv, nine residual blocks, global average pooling,
-///   FC`classes`. Twelve blocks, eleven split points; any input of at least
-///   4x4 (made for 3x32x32).
+///   FC`classes`. Twelve blocks, eleven split points; any input size (made
+///   for 3x32x32).
 pub fn spec_for(name: &str, input: [usize; 3], classes: usize) -> Result<ModelSpec, ModelError> {
     use ActivationKind::{None as Linear, Relu, Sigmoid};
     let blocks = match name {

@@ -364,10 +364,7 @@ mod tests {
             input: [1, 4, 4],
             blocks: vec![
                 conv(2, 0),
-                BlockSpec::Residual(ResidualSpec {
-                    activation: ActivationKind::Relu,
-                    bias: true,
-                }),
+                BlockSpec::Residual(ResidualSpec::default()),
                 fc(3),
             ],
         };
