@@ -78,6 +78,7 @@ pub fn relaxed(model: &SplitModel) -> SplitModel {
             Block::Conv(b) => leak(&mut b.spec.activation),
             Block::Linear(b) => leak(&mut b.spec.activation),
             Block::Residual(b) => leak(&mut b.spec.activation),
+            Block::MaxPool(_) | Block::GlobalAvgPool(_) => {}
         }
     }
     m
@@ -412,6 +413,7 @@ mod tests {
                 crate::model::BlockSpec::Conv(c) => c.activation,
                 crate::model::BlockSpec::Linear(l) => l.activation,
                 crate::model::BlockSpec::Residual(x) => x.activation,
+                _ => ActivationKind::None,
             })
             .collect();
         let mut want = vec![ActivationKind::LeakyRelu; 5];

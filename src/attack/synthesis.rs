@@ -267,8 +267,19 @@ pub fn forward_with_bn_mismatch(model: &SplitModel, x: Tensor<4>) -> (Tensor<2>,
                 let a2 = b.conv2.forward(y);
                 let (m, v) = map_stats(a2.clone());
                 total = total + bn_term(&b.bn2, m, v);
-                Features::Map(activate(t + b.bn2.forward(a2), act))
+                let shortcut = match &b.downsample {
+                    Some(d) => {
+                        let a = d.conv.forward(t);
+                        let (m, v) = map_stats(a.clone());
+                        total = total + bn_term(&d.bn, m, v);
+                        d.bn.forward(a)
+                    }
+                    None => b.shortcut(t),
+                };
+                Features::Map(activate(shortcut + b.bn2.forward(a2), act))
             }
+            (Block::MaxPool(b), Features::Map(t)) => Features::Map(b.forward(t)),
+            (Block::GlobalAvgPool(b), Features::Map(t)) => Features::Flat(b.forward(t)),
             (b, Features::Flat(_)) => panic!(
                 "expected a validated spec: {:?} got flat features",
                 b.spec()

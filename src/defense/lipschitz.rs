@@ -201,10 +201,14 @@ pub fn block_operators(block: &Block) -> Vec<Tensor<2>> {
                 None => w,
             }]
         }
+        // The shortcut counts as 1, exact for the identity and for a pad
+        // shortcut; a projection shortcut's own norm is left out.
         Block::Residual(b) => vec![
             conv(&b.conv1) * bn_scale(&b.bn1),
             conv(&b.conv2) * bn_scale(&b.bn2),
         ],
+        // Parameter-free: nothing to regularise (see `spectral_estimates`).
+        Block::MaxPool(_) | Block::GlobalAvgPool(_) => Vec::new(),
     }
 }
 
@@ -273,7 +277,12 @@ impl Lipschitz {
                         None => s,
                     });
                 }
-                let k = k.expect("expected a block with a weight");
+                // A parameter-free block (a pool) counts as 1: it has
+                // nothing for the loss to train.
+                let Some(k) = k else {
+                    let device = model.devices().into_iter().next().unwrap_or_default();
+                    return Tensor::ones([1], &device);
+                };
                 if residual { k.add_scalar(1.0) } else { k }
             })
             .collect()

@@ -208,6 +208,7 @@ pub fn check_blocks(blocks: &[BlockSpec]) -> Result<(), LeakageError> {
             BlockSpec::Conv(c) => c.batch_norm,
             BlockSpec::Linear(l) => l.batch_norm,
             BlockSpec::Residual(_) => true,
+            BlockSpec::MaxPool(_) | BlockSpec::GlobalAvgPool(_) => false,
         };
         if bn {
             return Err(LeakageError::Model(format!(

@@ -12,7 +12,8 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use super::spec::{
-    ActivationKind, BlockSpec, ConvOrder, ConvSpec, FeatureShape, LinearSpec, ResidualSpec,
+    ActivationKind, BlockSpec, ConvOrder, ConvSpec, FeatureShape, GlobalAvgPoolSpec, LinearSpec,
+    MaxPoolSpec, ResidualSpec,
 };
 
 /// Features between blocks: spatial maps `[N, C, H, W]` or vectors `[N, D]`.
@@ -191,10 +192,23 @@ impl LinearBlock {
     }
 }
 
-/// ResNet basic block with an identity shortcut (see [`ResidualSpec`]).
+/// A residual block's projection shortcut: a 1x1 convolution with the
+/// block's stride, then batch-norm (torchvision's `downsample.0` and
+/// `downsample.1`).
+#[derive(Module, Debug)]
+pub struct Downsample {
+    /// 1x1 convolution, `[Cin] -> [Cout]` channels, with the block's stride.
+    pub conv: Conv2d,
+    /// Batch-norm after it.
+    pub bn: BatchNorm,
+}
+
+/// ResNet basic block (see [`ResidualSpec`]): two 3x3 convolutions, the
+/// first with the stride, and a shortcut that is the identity, a
+/// [`Downsample`] projection, or zero-padding of a subsampled input.
 #[derive(Module, Debug)]
 pub struct ResidualBlock {
-    /// First 3x3 convolution.
+    /// First 3x3 convolution (carries the stride).
     pub conv1: Conv2d,
     /// Batch-norm after the first convolution.
     pub bn1: BatchNorm,
@@ -202,39 +216,133 @@ pub struct ResidualBlock {
     pub conv2: Conv2d,
     /// Batch-norm after the second convolution.
     pub bn2: BatchNorm,
+    /// The projection shortcut, when the block changes shape and its
+    /// shortcut is `conv`.
+    pub downsample: Option<Downsample>,
+    /// Input channels (what a `pad` shortcut pads from).
+    #[module(skip)]
+    pub in_channels: usize,
     /// The block's description.
     #[module(skip)]
     pub spec: ResidualSpec,
 }
 
 impl ResidualBlock {
-    /// Builds the block for `channels` channels.
+    /// Builds the block for `channels` input channels.
     pub fn new(spec: &ResidualSpec, channels: usize, device: &Device) -> Self {
-        let conv = || {
-            Conv2dConfig::new([channels, channels], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        let out = spec.out_channels(channels);
+        let s = spec.stride;
+        let conv = |cin: usize, kernel: usize, stride: usize, pad: usize| {
+            Conv2dConfig::new([cin, out], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                 .with_bias(spec.bias)
                 .init(device)
         };
         Self {
-            conv1: conv(),
-            bn1: BatchNormConfig::new(channels).init(device),
-            conv2: conv(),
-            bn2: BatchNormConfig::new(channels).init(device),
+            conv1: conv(channels, 3, s, 1),
+            bn1: BatchNormConfig::new(out).init(device),
+            conv2: conv(out, 3, 1, 1),
+            bn2: BatchNormConfig::new(out).init(device),
+            downsample: spec.has_downsample(channels).then(|| Downsample {
+                conv: conv(channels, 1, s, 0),
+                bn: BatchNormConfig::new(out).init(device),
+            }),
+            in_channels: channels,
             spec: spec.clone(),
         }
     }
 
-    /// `[N, C, H, W] -> [N, C, H, W]`.
+    /// `[N, Cin, H, W] -> [N, Cout, H', W']` with `H' = (H - 1) / stride + 1`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let act = self.spec.activation;
         let y = activate(self.bn1.forward(self.conv1.forward(x.clone())), act);
         let y = self.bn2.forward(self.conv2.forward(y));
-        activate(x + y, act)
+        activate(self.shortcut(x) + y, act)
+    }
+
+    /// The shortcut path: identity, projection, or (option A) the input
+    /// subsampled by the stride and zero-padded to the output channels.
+    pub fn shortcut(&self, x: Tensor<4>) -> Tensor<4> {
+        if let Some(d) = &self.downsample {
+            return d.bn.forward(d.conv.forward(x));
+        }
+        if !self.spec.reshapes(self.in_channels) {
+            return x;
+        }
+        let s = self.spec.stride as isize;
+        let x = if s > 1 {
+            x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+        } else {
+            x
+        };
+        let [n, cin, h, w] = x.dims();
+        let extra = self.spec.out_channels(cin) - cin;
+        let front = extra / 2;
+        let device = x.device();
+        let mut parts = Vec::with_capacity(3);
+        if front > 0 {
+            parts.push(Tensor::zeros([n, front, h, w], &device));
+        }
+        parts.push(x);
+        if extra > front {
+            parts.push(Tensor::zeros([n, extra - front, h, w], &device));
+        }
+        Tensor::cat(parts, 1)
+    }
+}
+
+/// Max-pool block (see [`MaxPoolSpec`]).
+#[derive(Module, Debug)]
+pub struct MaxPoolBlock {
+    /// The pool.
+    pub pool: MaxPool2d,
+    /// The block's description.
+    #[module(skip)]
+    pub spec: MaxPoolSpec,
+}
+
+impl MaxPoolBlock {
+    /// Builds the block.
+    pub fn new(spec: &MaxPoolSpec) -> Self {
+        let (k, s, p) = (spec.kernel, spec.stride(), spec.padding);
+        Self {
+            pool: MaxPool2dConfig::new([k, k])
+                .with_strides([s, s])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .init(),
+            spec: spec.clone(),
+        }
+    }
+
+    /// `[N, C, H, W] -> [N, C, H', W']`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.pool.forward(x)
+    }
+}
+
+/// Global average pooling block (see [`GlobalAvgPoolSpec`]).
+#[derive(Module, Debug)]
+pub struct GlobalAvgPoolBlock {
+    /// The block's description.
+    #[module(skip)]
+    pub spec: GlobalAvgPoolSpec,
+}
+
+impl GlobalAvgPoolBlock {
+    /// `[N, C, H, W] -> [N, C]`, the mean over each channel's map.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let [n, c, h, w] = x.dims();
+        x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
     }
 }
 
 /// One block of a split-able model.
+///
+/// Variants differ in size (a pooling block holds no tensors); boxing them
+/// would put the module derive's paths and every `match` behind a box for a
+/// list of a few dozen blocks at most.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Block {
     /// Convolution block.
@@ -243,6 +351,10 @@ pub enum Block {
     Linear(LinearBlock),
     /// Residual block.
     Residual(ResidualBlock),
+    /// Max-pool block (no parameters).
+    MaxPool(MaxPoolBlock),
+    /// Global average pooling block (no parameters; outputs a vector).
+    GlobalAvgPool(GlobalAvgPoolBlock),
 }
 
 impl Block {
@@ -255,6 +367,10 @@ impl Block {
                 Block::Linear(LinearBlock::new(l, input.iter().product(), device))
             }
             BlockSpec::Residual(r) => Block::Residual(ResidualBlock::new(r, input[0], device)),
+            BlockSpec::MaxPool(p) => Block::MaxPool(MaxPoolBlock::new(p)),
+            BlockSpec::GlobalAvgPool(g) => {
+                Block::GlobalAvgPool(GlobalAvgPoolBlock { spec: g.clone() })
+            }
         }
     }
 
@@ -264,6 +380,8 @@ impl Block {
             Block::Conv(b) => BlockSpec::Conv(b.spec.clone()),
             Block::Linear(b) => BlockSpec::Linear(b.spec.clone()),
             Block::Residual(b) => BlockSpec::Residual(b.spec.clone()),
+            Block::MaxPool(b) => BlockSpec::MaxPool(b.spec.clone()),
+            Block::GlobalAvgPool(b) => BlockSpec::GlobalAvgPool(b.spec.clone()),
         }
     }
 
@@ -272,6 +390,8 @@ impl Block {
         match (self, x) {
             (Block::Conv(b), Features::Map(t)) => Features::Map(b.forward(t)),
             (Block::Residual(b), Features::Map(t)) => Features::Map(b.forward(t)),
+            (Block::MaxPool(b), Features::Map(t)) => Features::Map(b.forward(t)),
+            (Block::GlobalAvgPool(b), Features::Map(t)) => Features::Flat(b.forward(t)),
             (Block::Linear(b), x) => Features::Flat(b.forward(x.flatten())),
             (b, Features::Flat(_)) => {
                 panic!(

@@ -12,12 +12,15 @@ pub mod vae;
 mod weights;
 pub mod zoo;
 
-pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate, leaky_relu};
+pub use block::{
+    Block, ConvBlock, Downsample, Features, GlobalAvgPoolBlock, LinearBlock, MaxPoolBlock,
+    ResidualBlock, activate, leaky_relu,
+};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use network::SplitModel;
 pub use spec::{
-    ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
-    ResidualSpec, block_infos,
+    ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, GlobalAvgPoolSpec,
+    LinearSpec, MaxPoolSpec, ModelSpec, ResidualSpec, Shortcut, block_infos,
 };
 pub use vae::{VaeHead, VaeSpec, kl_divergence};
 pub use weights::{
@@ -33,7 +36,7 @@ pub enum ModelError {
     Spec(String),
     /// Unknown zoo name.
     #[error(
-        "unknown architecture '{name}': expected one of cnn6, vgg11-mnist, lenet, or a list of blocks"
+        "unknown architecture '{name}': expected one of cnn6, vgg11-mnist, lenet, resnet20, or a list of blocks"
     )]
     UnknownArch {
         /// The name given.

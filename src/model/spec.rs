@@ -37,7 +37,10 @@ pub enum ConvOrder {
     ConvActPoolBn,
     /// conv, batch-norm, activation, max-pool: PyTorch's usual
     /// `Conv2d, BatchNorm2d, ReLU, MaxPool2d` (VGG-bn, ResNet stems), for
-    /// bringing such a network's weights.
+    /// bringing such a network's weights. Also accepted as `conv_bn_act`,
+    /// which reads better for a block without a pool (`pool: 0`, the
+    /// default), e.g. the CIFAR ResNet stem.
+    #[serde(alias = "conv_bn_act")]
     ConvBnActPool,
 }
 
@@ -58,6 +61,9 @@ fn yes() -> bool {
 }
 fn is_true(b: &bool) -> bool {
     *b
+}
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// A convolution block: conv, activation, optional max-pool, optional
@@ -111,20 +117,119 @@ pub struct LinearSpec {
     pub batch_norm: bool,
 }
 
-/// A ResNet basic block that keeps its channel count:
-/// `act(x + bn(conv(act(bn(conv(x))))))` with 3x3 convolutions.
+/// How a residual block's shortcut matches the shape of its main path when
+/// the block changes the channel count or strides (He et al. 2016, "Deep
+/// Residual Learning for Image Recognition", section 3.3, options A and B).
+/// A block that keeps its shape always uses the identity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shortcut {
+    /// Option B: a 1x1 convolution with the block's stride, then batch-norm
+    /// (torchvision's `downsample = Sequential(conv1x1, BatchNorm2d)`; also
+    /// the CIFAR ResNets of `chenyaofo/pytorch-cifar-models`).
+    #[default]
+    Conv,
+    /// Option A: parameter-free; the input subsampled by the stride
+    /// (`x[:, :, ::s, ::s]`) and zero-padded with `(out - in) / 2` channels
+    /// in front and the rest behind, as the CIFAR ResNet-20 of the paper
+    /// (section 4.2) and `akamaster/pytorch_resnet_cifar10` do.
+    Pad,
+}
+
+impl Shortcut {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A ResNet basic block (He et al. 2016, section 3 and Figure 2):
+/// `act(shortcut(x) + bn2(conv2(act(bn1(conv1(x))))))` with 3x3
+/// convolutions, `conv1` carrying the stride. The shortcut is the identity
+/// when the block keeps its shape, else a [`Shortcut`] (a 1x1 convolution
+/// and batch-norm by default, torchvision's `downsample`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResidualSpec {
+    /// Output channels (default: the input's). Not written when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_channels: Option<usize>,
+    /// Stride of the first convolution and of the shortcut (default 1).
+    /// Not written when 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub stride: usize,
+    /// How the shortcut matches a changed shape (default `conv`; see
+    /// [`Shortcut`]). Not written when default.
+    #[serde(default, skip_serializing_if = "Shortcut::is_default")]
+    pub shortcut: Shortcut,
     /// Activation (default relu).
     #[serde(default)]
     pub activation: ActivationKind,
-    /// Learned biases in both convolutions (default true; false for
-    /// torchvision-style blocks, whose convolutions have `bias=False`). Not
-    /// written when true.
+    /// Learned biases in every convolution of the block (default true; false
+    /// for torchvision-style blocks, whose convolutions have `bias=False`).
+    /// Not written when true.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub bias: bool,
 }
+
+impl Default for ResidualSpec {
+    /// A shape-keeping block with biases and ReLU.
+    fn default() -> Self {
+        Self {
+            out_channels: None,
+            stride: 1,
+            shortcut: Shortcut::Conv,
+            activation: ActivationKind::Relu,
+            bias: true,
+        }
+    }
+}
+
+impl ResidualSpec {
+    /// Output channels for `in_channels` input channels.
+    pub fn out_channels(&self, in_channels: usize) -> usize {
+        self.out_channels.unwrap_or(in_channels)
+    }
+
+    /// True when the block changes its input's shape (a stride or another
+    /// channel count), so the shortcut is not the identity.
+    pub fn reshapes(&self, in_channels: usize) -> bool {
+        self.stride != 1 || self.out_channels(in_channels) != in_channels
+    }
+
+    /// True when the shortcut is a 1x1 convolution with batch-norm.
+    pub fn has_downsample(&self, in_channels: usize) -> bool {
+        self.reshapes(in_channels) && self.shortcut == Shortcut::Conv
+    }
+}
+
+/// A max-pool block: `kernel` x `kernel` windows with a stride and zero-size
+/// padding that never wins (PyTorch's `MaxPool2d(kernel, stride, padding)`,
+/// e.g. torchvision's ResNet stem `MaxPool2d(3, 2, 1)`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxPoolSpec {
+    /// Square window size.
+    pub kernel: usize,
+    /// Stride (default: the kernel size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+    /// Padding on each side, at most `kernel / 2` (default 0).
+    #[serde(default)]
+    pub padding: usize,
+}
+
+impl MaxPoolSpec {
+    /// The stride actually used.
+    pub fn stride(&self) -> usize {
+        self.stride.unwrap_or(self.kernel)
+    }
+}
+
+/// Global average pooling: `[C, H, W] -> [C]`, the mean of each channel's
+/// map (ResNet's `AdaptiveAvgPool2d(1)` followed by `flatten`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalAvgPoolSpec {}
 
 /// One block of a model; split points fall between blocks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +241,10 @@ pub enum BlockSpec {
     Linear(LinearSpec),
     /// See [`ResidualSpec`].
     Residual(ResidualSpec),
+    /// See [`MaxPoolSpec`].
+    MaxPool(MaxPoolSpec),
+    /// See [`GlobalAvgPoolSpec`].
+    GlobalAvgPool(GlobalAvgPoolSpec),
 }
 
 /// The shape of one example's features: `[C, H, W]` maps or `[D]` vectors.
@@ -349,11 +458,47 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
                         "a residual block needs [C, H, W] input, got {shape:?}"
                     )));
                 }
+                residual_info(r, &shape).map_err(bad)?
+            }
+            BlockSpec::MaxPool(p) => {
+                if shape.len() != 3 {
+                    return Err(bad(format!(
+                        "a max_pool block needs [C, H, W] input, got {shape:?}"
+                    )));
+                }
+                let s = p.stride();
+                if p.kernel == 0 || s == 0 || 2 * p.padding > p.kernel {
+                    return Err(bad(format!(
+                        "max_pool needs kernel and stride > 0 and padding <= kernel / 2, got kernel {}, stride {s}, padding {}",
+                        p.kernel, p.padding
+                    )));
+                }
                 let (c, h, w) = (shape[0], shape[1], shape[2]);
-                let macs = 2 * (c * 9 * c * h * w) as u64;
-                let bias = if r.bias { c } else { 0 };
-                let params = 2 * ((c * c * 9 + bias) as u64 + 2 * c as u64);
-                (shape.clone(), 2 * macs, params, format!("residual {c}"))
+                let (Some(oh), Some(ow)) = (
+                    window_out(h, p.kernel, s, p.padding),
+                    window_out(w, p.kernel, s, p.padding),
+                ) else {
+                    return Err(bad(format!(
+                        "max_pool kernel {} does not fit the {h}x{w} input with padding {}",
+                        p.kernel, p.padding
+                    )));
+                };
+                let mut d = format!("max_pool {}x{}", p.kernel, p.kernel);
+                if s != p.kernel {
+                    d += &format!(" s{s}");
+                }
+                if p.padding > 0 {
+                    d += &format!(" p{}", p.padding);
+                }
+                (vec![c, oh, ow], 0, 0, d)
+            }
+            BlockSpec::GlobalAvgPool(_) => {
+                if shape.len() != 3 {
+                    return Err(bad(format!(
+                        "a global_avg_pool block needs [C, H, W] input, got {shape:?}"
+                    )));
+                }
+                (vec![shape[0]], 0, 0, "global_avg_pool".to_string())
             }
         };
         infos.push(BlockInfo {
@@ -367,6 +512,51 @@ pub fn block_infos(input: &[usize], blocks: &[BlockSpec]) -> Result<Vec<BlockInf
         shape = out;
     }
     Ok(infos)
+}
+
+/// Output shape, FLOPs, parameters and description of a residual block on
+/// a `[C, H, W]` input; the error says what does not fit.
+fn residual_info(
+    r: &ResidualSpec,
+    shape: &[usize],
+) -> Result<(FeatureShape, u64, u64, String), String> {
+    let (cin, h, w) = (shape[0], shape[1], shape[2]);
+    let cout = r.out_channels(cin);
+    if cout == 0 || r.stride == 0 {
+        return Err(format!(
+            "out_channels and stride must be > 0, got {cout}, {}",
+            r.stride
+        ));
+    }
+    if r.reshapes(cin) && r.shortcut == Shortcut::Pad && cout < cin {
+        return Err(format!(
+            "a pad shortcut can only add channels, got {cin} -> {cout}; use shortcut: conv"
+        ));
+    }
+    // 3x3 with padding 1 and a 1x1 without padding give the same size.
+    let (oh, ow) = ((h - 1) / r.stride + 1, (w - 1) / r.stride + 1);
+    let pixels = (oh * ow) as u64;
+    let (cin, cout64) = (cin as u64, cout as u64);
+    let bias = if r.bias { cout64 } else { 0 };
+    let mut macs = (cin * 9 * cout64 + cout64 * 9 * cout64) * pixels;
+    let mut params =
+        (cout64 * cin * 9 + bias + 2 * cout64) + (cout64 * cout64 * 9 + bias + 2 * cout64);
+    let mut d = if cout64 == cin {
+        format!("residual {cout}")
+    } else {
+        format!("residual {cin}->{cout}")
+    };
+    if r.stride > 1 {
+        d += &format!(" s{}", r.stride);
+    }
+    if r.has_downsample(cin as usize) {
+        macs += cin * cout64 * pixels;
+        params += cin * cout64 + bias + 2 * cout64;
+        d += " (1x1 shortcut)";
+    } else if r.reshapes(cin as usize) {
+        d += " (pad shortcut)";
+    }
+    Ok((vec![cout, oh, ow], 2 * macs, params, d))
 }
 
 #[cfg(test)]

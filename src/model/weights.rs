@@ -394,7 +394,7 @@ mod tests {
             match b {
                 BlockSpec::Conv(c) => c.bias = false,
                 BlockSpec::Residual(r) => r.bias = false,
-                BlockSpec::Linear(_) => {}
+                _ => {}
             }
         }
         let model = SplitModel::new(&spec, &Device::flex()).unwrap();

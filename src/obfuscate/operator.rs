@@ -9,9 +9,11 @@
 //! - a convolution block applies the dense matrix of its convolution to the
 //!   CHW-flattened map ([`conv2d_as_dense`]), which must fit in
 //!   `max_elements` values;
-//! - a residual block has an identity shortcut, which passes the null
-//!   content of its convolution on to later layers, so it has no single
-//!   first operator and is refused.
+//! - a global average pooling block is linear: its operator is the
+//!   `C x CHW` matrix that averages each channel's map;
+//! - a residual block has a shortcut, which passes the null content of its
+//!   convolution on to later layers, so it has no single first operator and
+//!   is refused; so is a max-pool, which is not linear.
 //!
 //! The bias never matters (`W z + b - (W z' + b) = W (z - z')`), so it is
 //! ignored.
@@ -51,6 +53,14 @@ pub enum OperatorError {
         "split {split}: the server's first block is residual; its identity shortcut passes the null content of the convolution on, so obfuscation needs a linear or convolution block after the split"
     )]
     Residual {
+        /// The split.
+        split: usize,
+    },
+    /// The first server block is a max-pool.
+    #[error(
+        "split {split}: the server's first block is a max-pool, which is not linear; obfuscation needs a linear, convolution or global average pooling block after the split"
+    )]
+    MaxPool {
         /// The split.
         split: usize,
     },
@@ -132,8 +142,40 @@ pub fn server_operator(
             conv2d_as_dense(&to_vec(weight), dims, [h, w], [s, s], [p, p], max_elements)
                 .map_err(wrap)
         }
+        Block::GlobalAvgPool(_) => {
+            let [c, h, w] = shape[..] else {
+                return Err(OperatorError::Shape { split: k, shape });
+            };
+            global_avg_pool_as_dense(c, h * w, max_elements).map_err(wrap)
+        }
         Block::Residual(_) => Err(OperatorError::Residual { split: k }),
+        Block::MaxPool(_) => Err(OperatorError::MaxPool { split: k }),
     }
+}
+
+/// The `c x (c * pixels)` matrix of global average pooling over
+/// CHW-flattened maps: row `i` holds `1 / pixels` on channel `i`'s pixels.
+fn global_avg_pool_as_dense(
+    c: usize,
+    pixels: usize,
+    max_elements: usize,
+) -> Result<DenseMatrix, ObfuscateError> {
+    let cols = c * pixels;
+    let elements = c as u128 * cols as u128;
+    if elements > max_elements as u128 {
+        return Err(ObfuscateError::MatrixTooLarge {
+            what: "global average pooling operator",
+            rows: c,
+            cols,
+            elements,
+            limit: max_elements,
+        });
+    }
+    let mut data = vec![0f32; c * cols];
+    for i in 0..c {
+        data[i * cols + i * pixels..i * cols + (i + 1) * pixels].fill(1.0 / pixels as f32);
+    }
+    DenseMatrix::new(c, cols, data)
 }
 
 /// FNV-1a hash of a matrix' shape and bits (the cache key).
@@ -255,7 +297,11 @@ mod tests {
                 _ => unreachable!(),
             },
             Block::Linear(b) => Features::Flat(b.linear.forward(x.flatten())),
-            Block::Residual(_) => unreachable!(),
+            Block::GlobalAvgPool(b) => match x {
+                Features::Map(m) => Features::Flat(b.forward(m)),
+                _ => unreachable!(),
+            },
+            Block::Residual(_) | Block::MaxPool(_) => unreachable!(),
         };
         to_vec(y.flatten())
     }
@@ -318,10 +364,7 @@ mod tests {
             input: [1, 4, 4],
             blocks: vec![
                 conv(2, 0),
-                BlockSpec::Residual(ResidualSpec {
-                    activation: ActivationKind::Relu,
-                    bias: true,
-                }),
+                BlockSpec::Residual(ResidualSpec::default()),
                 fc(3),
             ],
         };

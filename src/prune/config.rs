@@ -72,6 +72,16 @@ pub struct PruneConfig {
 }
 
 impl PruneConfig {
+    /// Problems of pruning this model as `(field, message)`: a `method` other
+    /// than `none` needs at least one prunable block (residual and pooling
+    /// blocks are never cut; see [`super::surgery`]).
+    pub fn model_problems(&self, blocks: &[crate::model::BlockSpec]) -> Vec<(String, String)> {
+        match (self.method, super::surgery::unprunable_reason(blocks)) {
+            (PruneMethod::None, _) | (_, None) => Vec::new(),
+            (_, Some(why)) => vec![("method".to_string(), why)],
+        }
+    }
+
     /// Validation problems as `(field, message)`; split ranges are checked by
     /// the recipe validation, which knows the model.
     pub fn problems(&self) -> Vec<(String, String)> {

@@ -10,7 +10,7 @@ use crate::train::to_vec;
 
 /// `s_j = sum_{i,h,w} |W[j, i, h, w]|` of a conv block, or
 /// `sum_i |W[i, j]|` of a linear block (burn's `[in, out]` layout); `None`
-/// for residual blocks.
+/// for residual and pooling blocks.
 pub fn filter_l1_norms(block: &Block) -> Option<Vec<f32>> {
     match block {
         Block::Conv(b) => {
@@ -34,7 +34,7 @@ pub fn filter_l1_norms(block: &Block) -> Option<Vec<f32>> {
             }
             Some(s)
         }
-        Block::Residual(_) => None,
+        Block::Residual(_) | Block::MaxPool(_) | Block::GlobalAvgPool(_) => None,
     }
 }
 

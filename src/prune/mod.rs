@@ -22,7 +22,7 @@ pub use masks::{ChannelMasks, MaskRun, MaskedModel, SparsityWeights, train_masks
 pub use stage::{
     PrunePlan, PruneReport, PruneRun, Pruned, PrunedBlock, load_pruned, plan, run_prune,
 };
-pub use surgery::{output_width, prunable, prune_model, resized_spec};
+pub use surgery::{output_width, prunable, prune_model, resized_spec, unprunable_reason};
 
 use crate::model::ModelError;
 use crate::train::TrainError;
@@ -33,6 +33,10 @@ pub enum PruneError {
     /// The budget cannot be met or resolved.
     #[error("prune.budget: {0}")]
     Budget(String),
+    /// Pruning asked of a model with no prunable block (e.g. a ResNet: see
+    /// [`surgery::unprunable_reason`]).
+    #[error("prune.method: {0}")]
+    Unprunable(String),
     /// A channel plan that does not fit the model (an internal or API misuse).
     #[error("pruning: {0}")]
     Plan(String),

@@ -64,6 +64,9 @@ pub struct PrunePlan {
 
 /// Resolves the budget and the split for the unpruned `spec`.
 pub fn plan(cfg: &PruneConfig, spec: &ModelSpec) -> Result<PrunePlan, PruneError> {
+    if let Some((_, why)) = cfg.model_problems(&spec.blocks).into_iter().next() {
+        return Err(PruneError::Unprunable(why));
+    }
     let budget = cfg.budget.resolve(spec)?;
     let unpruned_split = deepest_split(spec, budget, cfg.max_split, None).ok();
     let split = match cfg.method {

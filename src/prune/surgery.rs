@@ -15,8 +15,12 @@
 //! masked to zero gives the same outputs after surgery.
 //!
 //! Only conv and linear blocks followed by a conv or linear block are
-//! prunable: residual blocks keep their width (the identity shortcut ties
-//! input and output channels), and the last block is the classifier head.
+//! prunable: residual blocks keep their width (the shortcut ties the
+//! channels of the input and of the output: cutting one would need the
+//! input, both convolutions and the projection cut together), pooling
+//! blocks pass their input's channels on, and the last block is the
+//! classifier head. A model with no prunable block is refused by
+//! [`unprunable_reason`] before anything trains.
 
 use burn::module::{Param, RunningState};
 use burn::nn::BatchNorm;
@@ -27,13 +31,38 @@ use crate::model::{Block, BlockSpec, ConvBlock, FeatureShape, LinearBlock, Model
 use crate::train::to_vec;
 
 /// Output channels (conv) or units (linear) of a block; `None` for residual
-/// blocks, whose width follows their input.
+/// and pooling blocks, whose width pruning never changes.
 pub fn output_width(spec: &BlockSpec) -> Option<usize> {
     match spec {
         BlockSpec::Conv(c) => Some(c.out_channels),
         BlockSpec::Linear(l) => Some(l.out_features),
-        BlockSpec::Residual(_) => None,
+        BlockSpec::Residual(_) | BlockSpec::MaxPool(_) | BlockSpec::GlobalAvgPool(_) => None,
     }
+}
+
+/// Why structured pruning cannot apply to `blocks` (no block is
+/// [`prunable`]), naming the blocks in the way; `None` when it can.
+pub fn unprunable_reason(blocks: &[BlockSpec]) -> Option<String> {
+    if prunable(blocks).contains(&true) {
+        return None;
+    }
+    let residual: Vec<String> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, BlockSpec::Residual(_)))
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    let why = if residual.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (residual blocks {} keep their width: their shortcut ties input and output channels, which would have to be cut together)",
+            residual.join(", ")
+        )
+    };
+    Some(format!(
+        "this model has no prunable block: pruning cuts a conv or linear block that feeds a conv or linear block{why}; use method: none to let the edge budget choose the split without pruning"
+    ))
 }
 
 /// For each block: can its outputs be removed (a conv or linear block
@@ -61,7 +90,7 @@ pub fn resized_spec(spec: &ModelSpec, counts: &[usize]) -> Result<ModelSpec, Pru
         match b {
             BlockSpec::Conv(c) => c.out_channels = n,
             BlockSpec::Linear(l) => l.out_features = n,
-            BlockSpec::Residual(_) => {}
+            BlockSpec::Residual(_) | BlockSpec::MaxPool(_) | BlockSpec::GlobalAvgPool(_) => {}
         }
     }
     out.infos()?;
@@ -225,11 +254,10 @@ pub fn prune_model(
         counts.push(k.len());
     }
     let new_spec = resized_spec(&model.spec()?, &counts)?;
-    let device = match &model.blocks[0] {
-        Block::Conv(b) => b.conv.weight.val().device(),
-        Block::Linear(b) => b.linear.weight.val().device(),
-        Block::Residual(b) => b.conv1.weight.val().device(),
-    };
+    let device = burn::module::Module::devices(model)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let all_inputs: Vec<usize> = (0..model.input[0]).collect();
     let mut blocks = Vec::with_capacity(n);
     for i in 0..n {
@@ -238,15 +266,16 @@ pub fn prune_model(
             _ => (&keep[i - 1][..], scales[i - 1].as_deref()),
         };
         let input: &FeatureShape = &infos[i].input;
-        if let Block::Residual(_) = &model.blocks[i] {
+        if !matches!(&model.blocks[i], Block::Conv(_) | Block::Linear(_)) {
             if in_keep.len() != input[0] || in_scale.is_some() {
                 return Err(PruneError::Plan(format!(
-                    "block {}: a residual block's input cannot change",
-                    i + 1
+                    "block {} ({}): a residual or pooling block's input cannot change",
+                    i + 1,
+                    infos[i].description
                 )));
             }
             // Shares batch-norm running statistics with `model` (burn clones
-            // share them); residual blocks are never cut.
+            // share them); residual and pooling blocks are never cut.
             blocks.push(model.blocks[i].clone());
             continue;
         }
@@ -258,7 +287,7 @@ pub fn prune_model(
         blocks.push(match &model.blocks[i] {
             Block::Conv(b) => cut_conv(b, &new_spec.blocks[i], &cut, &keep[i], &device),
             Block::Linear(b) => cut_linear(b, &new_spec.blocks[i], &cut, &keep[i], &device),
-            Block::Residual(_) => unreachable!("residual blocks are copied above"),
+            _ => unreachable!("residual and pooling blocks are copied above"),
         });
     }
     Ok(SplitModel {

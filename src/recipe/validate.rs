@@ -34,7 +34,11 @@ fn model_size_problems(
         let (field, w) = match b {
             BlockSpec::Conv(c) => ("out_channels", c.out_channels),
             BlockSpec::Linear(l) => ("out_features", l.out_features),
-            BlockSpec::Residual(_) => continue,
+            BlockSpec::Residual(r) => match r.out_channels {
+                Some(w) => ("out_channels", w),
+                None => continue,
+            },
+            BlockSpec::MaxPool(_) | BlockSpec::GlobalAvgPool(_) => continue,
         };
         if !(1..=MAX_WIDTH).contains(&w) {
             widths_ok = false;
@@ -480,6 +484,10 @@ pub fn problems(r: &Recipe) -> Vec<String> {
     // prune (seed 001, PATROL)
     if let Some(pr) = &r.prune {
         for (path, msg) in pr.problems() {
+            bad(&format!("prune.{path}"), msg);
+        }
+        let model_blocks = spec.as_ref().map(|s| &s.blocks).or(r.model.blocks.as_ref());
+        for (path, msg) in model_blocks.map_or_else(Vec::new, |b| pr.model_problems(b)) {
             bad(&format!("prune.{path}"), msg);
         }
         if r.split.is_some() {
