@@ -13,7 +13,7 @@ mod weights;
 pub mod zoo;
 
 pub use block::{Block, ConvBlock, Features, LinearBlock, ResidualBlock, activate, leaky_relu};
-pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use checkpoint::{Blobs, Checkpoint, CheckpointMeta};
 pub use network::SplitModel;
 pub use spec::{
     ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, LinearSpec, ModelSpec,
