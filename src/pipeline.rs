@@ -885,11 +885,7 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
     }
     let ck = crate::model::Checkpoint::load(&mpath, device)?;
     let splits = prepare_data(&loaded.recipe)?;
-    let spec = model_spec(
-        &loaded.recipe,
-        splits.train.shape,
-        splits.train.num_classes,
-    )?;
+    let spec = model_spec(&loaded.recipe, splits.train.shape, splits.train.num_classes)?;
     check_agrees(dir, &mpath, &ck.meta, Some(&spec), loaded.recipe.seed)?;
     if loaded.recipe.prune.is_some() {
         // The deployed model is the pruned one.

@@ -99,7 +99,9 @@ fn resumes_exactly(text: &str, stops: &[usize]) -> (tempfile::TempDir, String) {
     let expected = report_text(&whole);
     for &stop in stops {
         let dir = root.path().join(format!("stopped_{stop}"));
-        let err = run(&loaded, &dir, false, Some(stop)).unwrap_err().to_string();
+        let err = run(&loaded, &dir, false, Some(stop))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--resume"), "{err}");
         assert!(!dir.join(files::REPORT_JSON).exists());
         run(&loaded, &dir, true, None).unwrap();
@@ -203,7 +205,10 @@ fn a_locked_run_folder_refuses_a_second_run() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("process {}", std::process::id())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("process {}", std::process::id())),
+        "{stderr}"
+    );
     drop(held);
 }
 
@@ -283,7 +288,10 @@ fn a_divergence_says_what_is_kept_and_resume_may_lower_the_learning_rate() {
     let msg = run(&wild, &dir, true, None).unwrap_err().to_string();
     assert!(msg.contains("epoch 2"), "{msg}");
     assert!(
-        msg.contains(&format!("{} holds epoch 1", dir.join(files::MODEL).display())),
+        msg.contains(&format!(
+            "{} holds epoch 1",
+            dir.join(files::MODEL).display()
+        )),
         "{msg}"
     );
     // Any other change is still a different recipe.

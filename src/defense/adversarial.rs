@@ -280,8 +280,8 @@ impl Defense for AdversarialReconstruction {
             self.optim = AdamConfig::new().init();
             return Ok(());
         }
-        let shape: DecoderShape = serde_json::from_value(state.values)
-            .map_err(|e| format!("decoder shapes: {e}"))?;
+        let shape: DecoderShape =
+            serde_json::from_value(state.values).map_err(|e| format!("decoder shapes: {e}"))?;
         let blob = |name: &str| {
             state
                 .blobs

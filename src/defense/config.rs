@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::at_split::{mix, tag};
 use super::{
     AdversarialConfig, AdversarialReconstruction, Defense, LabelSmoothing, Lipschitz,
     LipschitzConfig,
@@ -14,7 +15,6 @@ use super::{
     SplitPerturbation, TopK, TopKConfig,
 };
 use super::{ShredderConfig, ShredderMarker};
-use super::at_split::{mix, tag};
 
 /// Label smoothing settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -209,11 +209,15 @@ impl Defense for SignalDropout {
         let mut seed = [0u8; 32];
         let hex = v.rng_seed.as_bytes();
         if hex.len() != 64 {
-            return Err(format!("rng_seed: 64 hex digits expected, got {}", hex.len()));
+            return Err(format!(
+                "rng_seed: 64 hex digits expected, got {}",
+                hex.len()
+            ));
         }
         for (i, pair) in hex.chunks(2).enumerate() {
             let text = std::str::from_utf8(pair).map_err(|_| "rng_seed: not hex".to_string())?;
-            seed[i] = u8::from_str_radix(text, 16).map_err(|_| format!("rng_seed: {text} is not hex"))?;
+            seed[i] =
+                u8::from_str_radix(text, 16).map_err(|_| format!("rng_seed: {text} is not hex"))?;
         }
         let word_pos: u128 = v
             .rng_word_pos

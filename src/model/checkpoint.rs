@@ -226,7 +226,10 @@ fn take<'a>(
     if len > end - *pos {
         return Err(err(
             path,
-            format!("truncated: {what} claims {len} bytes, {} remain", end - *pos),
+            format!(
+                "truncated: {what} claims {len} bytes, {} remain",
+                end - *pos
+            ),
         ));
     }
     let part = &bytes[*pos..*pos + len];

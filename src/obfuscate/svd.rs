@@ -165,7 +165,12 @@ impl SignalBasis {
     /// values and the basis (all little-endian). [`Self::from_bytes`] reads
     /// it back exactly.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let sizes = [self.dim, self.out_dim, self.rank, self.singular_values.len()];
+        let sizes = [
+            self.dim,
+            self.out_dim,
+            self.rank,
+            self.singular_values.len(),
+        ];
         let mut out = Vec::with_capacity(36 + 4 * (self.singular_values.len() + self.basis.len()));
         for n in sizes {
             out.extend_from_slice(&(n as u64).to_le_bytes());

@@ -197,7 +197,7 @@ fn save_synced(
     seed: u64,
 ) -> Result<(), PruneError> {
     let _ = model.valid();
-    let extra = serde_json::json!({ "seed": seed, "history": history });
+    let extra = crate::train::history_extra(history, seed);
     Ok(Checkpoint::save(path, model, history.len(), extra, None)?)
 }
 

@@ -26,9 +26,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Kept, TrainError};
 use super::batch::{images_tensor, one_hot, step_outcome, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
+use super::{Kept, TrainError};
 use crate::data::Dataset;
 use crate::defense::{Defense, DefenseState, StepContext};
 use crate::fsutil::write_atomic;
@@ -149,15 +149,13 @@ fn layer_hooks(
 
 /// The defenses' states for a checkpoint: `{name: {version, values}}` for
 /// `extra`, and their blobs named `<defense>/<blob>`.
-fn defense_states(
-    defenses: &[Box<dyn Defense>],
-) -> Result<(serde_json::Value, Blobs), TrainError> {
+fn defense_states(defenses: &[Box<dyn Defense>]) -> Result<(serde_json::Value, Blobs), TrainError> {
     let mut values = serde_json::Map::new();
     let mut blobs = Vec::new();
     for d in defenses {
-        let state = d
-            .state()
-            .map_err(|e| TrainError::Checkpoint(format!("state of the defense '{}': {e}", d.name())))?;
+        let state = d.state().map_err(|e| {
+            TrainError::Checkpoint(format!("state of the defense '{}': {e}", d.name()))
+        })?;
         if let Some(state) = state {
             values.insert(
                 d.name().into(),
@@ -219,6 +217,65 @@ fn restore_defenses(
     Ok(())
 }
 
+/// A checkpoint's `extra` for a trainer's position: the metrics `history`
+/// (readable, and again with every float as its exact bits, since
+/// serde_json's parser may miss a float's last bit and a resumed report
+/// must be byte-identical) and the `seed`.
+pub fn history_extra(history: &[EpochMetrics], seed: u64) -> serde_json::Value {
+    let readable = serde_json::to_value(history).expect("metrics serialize");
+    serde_json::json!({
+        "history": readable,
+        "history_exact": exact_floats(readable.clone()),
+        "seed": seed,
+    })
+}
+
+/// The metrics history stored by [`history_extra`] (the exact copy where
+/// there is one).
+fn read_history(extra: &serde_json::Value) -> Vec<EpochMetrics> {
+    let exact = extra.get("history_exact").cloned().map(restore_floats);
+    exact
+        .or_else(|| extra.get("history").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+const FLOAT_BITS: &str = "f64:";
+
+/// Every non-integer number of `v` as the string `f64:<hex bits>`.
+fn exact_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let bits = n.as_f64().expect("an f64 number").to_bits();
+            Value::String(format!("{FLOAT_BITS}{bits:016x}"))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(exact_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, exact_floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// The inverse of [`exact_floats`].
+fn restore_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.starts_with(FLOAT_BITS) => {
+            u64::from_str_radix(&s[FLOAT_BITS.len()..], 16)
+                .ok()
+                .and_then(|b| serde_json::Number::from_f64(f64::from_bits(b)))
+                .map_or(Value::Null, Value::Number)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(restore_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, restore_floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
 /// Writes the epoch's checkpoint: model, optimiser, history, seed and the
 /// defenses' states.
 fn save_checkpoint(
@@ -235,7 +292,8 @@ fn save_checkpoint(
         .transpose()
         .map_err(|e| TrainError::Checkpoint(format!("optimiser state: {e}")))?;
     let (states, blobs) = defense_states(defenses)?;
-    let extra = serde_json::json!({ "history": history, "seed": seed, DEFENSE_STATE: states });
+    let mut extra = history_extra(history, seed);
+    extra[DEFENSE_STATE] = states;
     Checkpoint::save_with_blobs(path, model, epoch, extra, optim_bytes.as_deref(), &blobs)?;
     Ok(())
 }
@@ -264,8 +322,7 @@ pub fn train(
     {
         let spec = model.spec()?;
         let ck = Checkpoint::load_expecting(path, &spec, device)?;
-        history = serde_json::from_value(ck.meta.extra.get("history").cloned().unwrap_or_default())
-            .unwrap_or_default();
+        history = read_history(&ck.meta.extra);
         if history.len() != ck.meta.epoch {
             return Err(TrainError::Resume(format!(
                 "{}: holds {} epochs but a history of {}",
@@ -410,7 +467,15 @@ pub fn train(
         };
         history.push(metrics.clone());
         if let Some(path) = &run.checkpoint {
-            save_checkpoint(path, &model, epoch, &history, run.seed, defenses, Some(&optim))?;
+            save_checkpoint(
+                path,
+                &model,
+                epoch,
+                &history,
+                run.seed,
+                defenses,
+                Some(&optim),
+            )?;
             last_saved = Some(epoch);
         }
         if let Some(path) = &run.metrics_log {
@@ -437,4 +502,36 @@ pub fn train(
         save_checkpoint(path, &model, 0, &history, run.seed, defenses, None)?;
     }
     Ok(Trained { model, history })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_comes_back_from_a_checkpoint_to_the_last_bit() {
+        // Floats whose shortest text serde_json's fast parser reads back a
+        // bit off would change a resumed report.
+        let history: Vec<EpochMetrics> = (1..200)
+            .map(|i| {
+                // The first: a value a resumed report once got a bit off.
+                let x = match i {
+                    1 => -0.112_188_514_322_042_47,
+                    _ => 1.0 / (i as f64 * 3.7) - 0.112_188_514_322_042_47,
+                };
+                EpochMetrics {
+                    epoch: i,
+                    lr: x * 1e-3,
+                    loss: x,
+                    task_loss: x.abs().sqrt() + 1e-300,
+                    train_accuracy: x / 7.0,
+                    seconds: x * 1e7,
+                    defenses: [("d".to_string(), -x / 3.0)].into(),
+                }
+            })
+            .collect();
+        let text = serde_json::to_string(&history_extra(&history, 3)).unwrap();
+        let back = read_history(&serde_json::from_str(&text).unwrap());
+        assert_eq!(history, back);
+    }
 }
