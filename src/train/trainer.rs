@@ -115,7 +115,7 @@ fn build_optimizer(cfg: &OptimizerConfig) -> ModuleOptimizer {
             ..
         } => SgdConfig::new()
             .with_weight_decay(decay(*weight_decay))
-            .with_momentum((*momentum > 0.0).then(|| MomentumConfig {
+            .with_momentum((*momentum > 0.0).then_some(MomentumConfig {
                 momentum: *momentum,
                 dampening: 0.0,
                 nesterov: false,
