@@ -3,6 +3,7 @@
 //! folder, so a killed run resumes: training from its last epoch checkpoint,
 //! the audit from the attacks already recorded.
 
+mod lock;
 mod repeats;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::partition::PartitionConfig;
 use crate::recipe::{AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, SplitSetting};
 use crate::report::{self, RepeatsReport, Report};
 use crate::train::{Evaluator, TrainObserver, TrainRun, train};
+pub use lock::RunLock;
 pub use repeats::repeat_seed;
 
 /// File names inside a run folder.
@@ -42,6 +44,8 @@ pub mod files {
     /// How Shredder's noise was learned (per epoch: task loss, mean |n|),
     /// when the recipe has it.
     pub const SHREDDER: &str = "shredder.json";
+    /// The lock a running `run` holds on its folder (it names the holder).
+    pub const LOCK: &str = super::lock::LOCK;
 }
 
 /// Options of a run.
@@ -288,6 +292,8 @@ pub fn run(
     device: &Device,
     obs: &mut dyn RunObserver,
 ) -> Result<RunOutcome, Error> {
+    // Held until this function returns, however it returns.
+    let _lock = RunLock::acquire(&opts.out_dir)?;
     match loaded.recipe.repeats {
         n if n > 1 => {
             repeats::run(loaded, opts, device, obs).map(|r| RunOutcome::Repeats(Box::new(r)))
@@ -297,7 +303,9 @@ pub fn run(
 }
 
 /// Claims a run folder for `recipe`: a new run never overwrites another's
-/// results; a resumed run must be the same recipe.
+/// results; a resumed run must be the same recipe, except for the fields
+/// that may change on resume (see [`resumable_change`]). A changed recipe
+/// is written back, so the folder says what the rest of the run used.
 fn claim_folder(recipe: &Recipe, out: &Path, resume: bool) -> Result<(), Error> {
     let resolved = serde_norway::to_string(recipe).expect("recipe serializes");
     let recipe_path = out.join(files::RECIPE);
@@ -310,16 +318,68 @@ fn claim_folder(recipe: &Recipe, out: &Path, resume: bool) -> Result<(), Error> 
         }
         let previous =
             std::fs::read_to_string(&recipe_path).map_err(|e| Error::io(&recipe_path, e))?;
-        if previous != resolved {
+        if previous == resolved {
+            return Ok(());
+        }
+        if !resumable_change(&previous, recipe) {
             return Err(Error::Run(format!(
-                "{}: the recipe differs from the one this run started with; --resume needs the same recipe and overrides",
-                recipe_path.display()
+                "{}: the recipe differs from the one this run started with; --resume needs the same recipe and overrides (only {} may change)",
+                recipe_path.display(),
+                RESUMABLE_FIELDS.join(" and ")
             )));
         }
-        Ok(())
-    } else {
-        write_atomic(&recipe_path, resolved.as_bytes()).map_err(|e| Error::io(&recipe_path, e))
     }
+    write_atomic(&recipe_path, resolved.as_bytes()).map_err(|e| Error::io(&recipe_path, e))
+}
+
+/// The recipe fields `--resume` may change: learning rates, which affect
+/// only the steps still to come (the optimiser state, the checkpoints and
+/// the defenses' states do not depend on them). Anything else is a
+/// different recipe.
+pub const RESUMABLE_FIELDS: [&str; 2] = ["training.optimizer.lr", "prune.fine_tune_lr"];
+
+/// True when `recipe` differs from the `previous` resolved recipe only in
+/// [`RESUMABLE_FIELDS`].
+fn resumable_change(previous: &str, recipe: &Recipe) -> bool {
+    let Ok(old) = serde_norway::from_str::<Recipe>(previous) else {
+        return false;
+    };
+    let mut same = recipe.clone();
+    same.training.optimizer = same.training.optimizer.with_lr(old.training.optimizer.lr());
+    if let (Some(p), Some(o)) = (same.prune.as_mut(), old.prune.as_ref()) {
+        p.fine_tune_lr = o.fine_tune_lr;
+    }
+    serde_norway::to_string(&same).is_ok_and(|text| text == previous)
+}
+
+/// On resume, what a run folder holds beyond an unfinished training
+/// (pruning, attack records, reports) belongs to a model that is no longer
+/// there (a deleted or incomplete `model.sgck` means training starts or
+/// goes on): removed, so it is made again for the model this run trains.
+fn discard_stale(recipe: &Recipe, out: &Path) -> Result<(), Error> {
+    let trained = crate::model::Checkpoint::read_meta(&out.join(files::MODEL))
+        .is_ok_and(|m| m.epoch >= recipe.training.epochs);
+    if trained {
+        return Ok(());
+    }
+    use crate::prune::stage::{PRUNE_METRICS, PRUNE_REPORT, PRUNED_MODEL};
+    for name in [
+        files::AUDIT,
+        PRUNED_MODEL,
+        PRUNE_REPORT,
+        PRUNE_METRICS,
+        files::REPORT_JSON,
+        files::REPORT_MD,
+        files::REPORT_HTML,
+    ] {
+        let path = out.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Runs a recipe once (its `seed`, ignoring `repeats`) into `opts.out_dir`.
@@ -334,6 +394,9 @@ fn run_once(
     let started = Instant::now();
     let mut timings = serde_json::Map::new();
     claim_folder(recipe, out, opts.resume)?;
+    if opts.resume {
+        discard_stale(recipe, out)?;
+    }
 
     obs.stage("data", "loading and splitting");
     let splits = prepare_data(recipe)?;
@@ -360,7 +423,7 @@ fn run_once(
     let t0 = Instant::now();
     device.seed(recipe.seed);
     let model = build_model(recipe, &spec, device)?;
-    let mut defenses = recipe.training.defenses.build();
+    let mut defenses = recipe.training.defenses.build(recipe.seed);
     let trained = train(
         model,
         &splits.train,
@@ -775,7 +838,53 @@ fn deployed_split(dir: &Path, recipe: &Recipe, model: &SplitModel) -> usize {
         .unwrap_or_else(|| training_split(recipe, model.len()).min(model.len().saturating_sub(1)))
 }
 
-/// Opens a run folder: its resolved recipe, model checkpoint and data.
+/// Checks that a run folder's checkpoint belongs to its recipe: the same
+/// architecture (`spec`, from the recipe and the data) and the same seed.
+fn check_agrees(
+    dir: &Path,
+    ckpath: &Path,
+    meta: &crate::model::CheckpointMeta,
+    spec: Option<&ModelSpec>,
+    seed: u64,
+) -> Result<(), Error> {
+    let rpath = dir.join(files::RECIPE);
+    let disagree = |what: String| {
+        Error::Run(format!(
+            "{}: the checkpoint and the recipe disagree: {what}; the folder was changed after its run (re-run the recipe into a new folder)",
+            dir.display()
+        ))
+    };
+    if let Some(spec) = spec
+        && &meta.spec != spec
+    {
+        return Err(disagree(format!(
+            "{} holds '{}' with {} blocks, {} describes '{}' with {} blocks (or the block sizes differ)",
+            ckpath.display(),
+            meta.spec.arch,
+            meta.spec.blocks.len(),
+            rpath.display(),
+            spec.arch,
+            spec.blocks.len()
+        )));
+    }
+    match meta.extra.get("seed").and_then(|v| v.as_u64()) {
+        Some(s) if s == seed => Ok(()),
+        Some(s) => Err(disagree(format!(
+            "{} was trained with seed {s}, {} says seed {seed}",
+            ckpath.display(),
+            rpath.display()
+        ))),
+        None => Err(disagree(format!(
+            "{} records no seed to check against seed {seed} of {}",
+            ckpath.display(),
+            rpath.display()
+        ))),
+    }
+}
+
+/// Opens a run folder: its resolved recipe, model checkpoint and data. A
+/// checkpoint that does not belong to the recipe (another architecture,
+/// another seed) is refused.
 pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
     let rpath = dir.join(files::RECIPE);
     if !rpath.exists() {
@@ -803,6 +912,9 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
         )));
     }
     let ck = crate::model::Checkpoint::load(&mpath, device)?;
+    let splits = prepare_data(&loaded.recipe)?;
+    let spec = model_spec(&loaded.recipe, splits.train.shape, splits.train.num_classes)?;
+    check_agrees(dir, &mpath, &ck.meta, Some(&spec), loaded.recipe.seed)?;
     if loaded.recipe.prune.is_some() {
         // The deployed model is the pruned one.
         let pruned = crate::prune::load_pruned(dir, device)?.ok_or_else(|| {
@@ -814,7 +926,9 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
                 dir.display()
             ))
         })?;
-        let splits = prepare_data(&loaded.recipe)?;
+        let ppath = dir.join(crate::prune::stage::PRUNED_MODEL);
+        let pmeta = crate::model::Checkpoint::read_meta(&ppath)?;
+        check_agrees(dir, &ppath, &pmeta, None, loaded.recipe.seed)?;
         let split = deployed_split(dir, &loaded.recipe, &pruned.model);
         return Ok(OpenedRun {
             recipe: loaded.recipe,
@@ -833,7 +947,6 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
             dir.display()
         )));
     }
-    let splits = prepare_data(&loaded.recipe)?;
     let split = deployed_split(dir, &loaded.recipe, &ck.model);
     Ok(OpenedRun {
         recipe: loaded.recipe,

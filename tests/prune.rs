@@ -224,7 +224,7 @@ fn train_with(defenses: DefensesConfig) -> Vec<f32> {
     device.seed(5);
     let model = SplitModel::new(&spec(), &device).unwrap();
     let cfg = config(2, defenses);
-    let mut built = cfg.defenses.build();
+    let mut built = cfg.defenses.build(9);
     let run = TrainRun {
         config: &cfg,
         seed: 9,

@@ -17,13 +17,19 @@
 //! The decoder is [`crate::attack::decoder::Decoder`], the audit's attacker
 //! network, built lazily for the split's feature shape at the first step.
 //! The audit never reuses it: the final model is attacked from scratch.
+//!
+//! The decoder and its Adam state carry over from step to step, so they are
+//! part of the training checkpoint ([`Defense::state`], version
+//! [`STATE_VERSION`]): a resumed run plays on against the same attacker.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Defense, StepContext};
+use super::{Defense, DefenseState, StepContext};
 use crate::attack::decoder::Decoder;
 use crate::model::{Features, SplitModel};
 use crate::train::to_vec;
@@ -94,10 +100,23 @@ fn mse(reconstruction: Tensor<4>, images: Tensor<4>) -> Tensor<1> {
     (reconstruction - images).square().mean()
 }
 
+/// The layout of the saved state: `values` holds the decoder's input shape
+/// and target `[C, H, W]` (or null before the first step); blobs `decoder`
+/// (its module record) and `optimizer` (its Adam state).
+pub const STATE_VERSION: u32 = 1;
+
+/// The shapes a decoder was built for (enough to build it again).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct DecoderShape {
+    input: Vec<usize>,
+    target: [usize; 3],
+}
+
 /// The min-max game against a training-time decoder attacker.
 pub struct AdversarialReconstruction {
     cfg: AdversarialConfig,
     decoder: Option<Decoder>,
+    shape: Option<DecoderShape>,
     optim: ModuleOptimizer,
     model_term_sum: f64,
     attacker_mse_sum: f64,
@@ -111,6 +130,7 @@ impl AdversarialReconstruction {
         Self {
             cfg,
             decoder: None,
+            shape: None,
             optim: AdamConfig::new().init(),
             model_term_sum: 0.0,
             attacker_mse_sum: 0.0,
@@ -125,20 +145,30 @@ impl AdversarialReconstruction {
     }
 
     fn decoder_for(&mut self, features: &Features, images: &Tensor<4>) -> &Decoder {
-        self.decoder.get_or_insert_with(|| {
+        if self.decoder.is_none() {
             let [_, c, h, w] = images.dims();
-            let decoder = Decoder::new(
-                &features.example_shape(),
-                [c, h, w],
-                self.cfg.width,
-                // The defender's own inversion model keeps the plain stack
-                // (seed 004's adversary), not the audit's deeper decoder.
-                0,
-                &images.device(),
-            );
-            decoder.visit(&mut Materialize);
-            decoder
-        })
+            let shape = DecoderShape {
+                input: features.example_shape(),
+                target: [c, h, w],
+            };
+            self.decoder = Some(self.build_decoder(&shape, &images.device()));
+            self.shape = Some(shape);
+        }
+        self.decoder.as_ref().expect("the decoder was just built")
+    }
+
+    fn build_decoder(&self, shape: &DecoderShape, device: &Device) -> Decoder {
+        let decoder = Decoder::new(
+            &shape.input,
+            shape.target,
+            self.cfg.width,
+            // The defender's own inversion model keeps the plain stack
+            // (seed 004's adversary), not the audit's deeper decoder.
+            0,
+            device,
+        );
+        decoder.visit(&mut Materialize);
+        decoder
     }
 
     /// The model's term `-beta * mse(x, f_adv(z))`, `[1]`, with the attacker
@@ -207,6 +237,72 @@ impl Defense for AdversarialReconstruction {
         self.model_steps = 0;
         self.attacker_steps = 0;
         out
+    }
+
+    fn state_version(&self) -> Option<u32> {
+        Some(STATE_VERSION)
+    }
+
+    fn state(&self) -> Result<Option<DefenseState>, String> {
+        let (Some(decoder), Some(shape)) = (&self.decoder, &self.shape) else {
+            return Ok(Some(DefenseState {
+                version: STATE_VERSION,
+                values: serde_json::Value::Null,
+                blobs: Vec::new(),
+            }));
+        };
+        // `valid()` first, as for the model: it merges pending batch-norm
+        // running-statistic updates into what the record reads.
+        let record = decoder
+            .valid()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| format!("decoder weights: {e}"))?;
+        let optim = self
+            .optim
+            .into_bytes()
+            .map_err(|e| format!("decoder optimiser: {e}"))?;
+        Ok(Some(DefenseState {
+            version: STATE_VERSION,
+            values: serde_json::to_value(shape).expect("shapes serialize"),
+            blobs: vec![
+                ("decoder".into(), record.to_vec()),
+                ("optimizer".into(), optim.to_vec()),
+            ],
+        }))
+    }
+
+    fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
+        if state.values.is_null() {
+            // Saved before the first step: nothing was built yet.
+            self.decoder = None;
+            self.shape = None;
+            self.optim = AdamConfig::new().init();
+            return Ok(());
+        }
+        let shape: DecoderShape =
+            serde_json::from_value(state.values).map_err(|e| format!("decoder shapes: {e}"))?;
+        let blob = |name: &str| {
+            state
+                .blobs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| Bytes::from_bytes_vec(b.clone()))
+                .ok_or_else(|| format!("the {name} is missing"))
+        };
+        let record = ModuleRecord::from_bytes(blob("decoder")?)
+            .map_err(|e| format!("decoder weights: {e}"))?;
+        let decoder = self
+            .build_decoder(&shape, device)
+            .try_load_record(record)
+            .map_err(|e| format!("decoder weights do not fit its shapes: {e}"))?;
+        self.optim = AdamConfig::new()
+            .init()
+            .from_bytes(blob("optimizer")?)
+            .map_err(|e| format!("decoder optimiser: {e}"))?;
+        self.decoder = Some(decoder);
+        self.shape = Some(shape);
+        Ok(())
     }
 }
 

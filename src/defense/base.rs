@@ -9,6 +9,19 @@ use burn::prelude::*;
 
 use crate::model::{Features, SplitModel};
 
+/// What a defense carries from one step to the next (an attacker network
+/// and its optimiser, a random generator's position, cached bases), saved
+/// in the training checkpoint so `--resume` continues it exactly.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DefenseState {
+    /// The layout of this state; a defense refuses versions it cannot read.
+    pub version: u32,
+    /// Small typed values (positions, shapes, counters), as JSON.
+    pub values: serde_json::Value,
+    /// Large binary parts (module records, optimiser state), by name.
+    pub blobs: Vec<(String, Vec<u8>)>,
+}
+
 /// What a defense sees of one training step.
 pub struct StepContext<'a> {
     /// The model being trained (autodiff device).
@@ -78,5 +91,22 @@ pub trait Defense: Send {
     /// Named values to log for the finished epoch (means over its steps).
     fn epoch_log(&mut self) -> Vec<(String, f64)> {
         Vec::new()
+    }
+
+    /// The version of the state this defense saves, `None` for a defense
+    /// that carries nothing from one step to the next (the default).
+    fn state_version(&self) -> Option<u32> {
+        None
+    }
+
+    /// The state to save at the end of an epoch (`None`: nothing to save).
+    fn state(&self) -> Result<Option<DefenseState>, String> {
+        Ok(None)
+    }
+
+    /// Restores a state saved by [`state`](Self::state) (the trainer checks
+    /// the version first); `device` is the training device.
+    fn restore(&mut self, _state: DefenseState, _device: &Device) -> Result<(), String> {
+        Err(format!("the defense '{}' keeps no state", self.name()))
     }
 }

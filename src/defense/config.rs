@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::at_split::{mix, tag};
 use super::{
     AdversarialConfig, AdversarialReconstruction, Defense, LabelSmoothing, Lipschitz,
     LipschitzConfig,
@@ -123,8 +124,11 @@ pub struct DefensesConfig {
 }
 
 impl DefensesConfig {
-    /// Builds the configured defenses, in a fixed order.
-    pub fn build(&self) -> Vec<Box<dyn Defense>> {
+    /// Builds the configured defenses, in a fixed order. A defense that
+    /// draws random numbers of its own gets a generator seeded from `seed`
+    /// (the recipe's) mixed with its name, so each has its own stream and a
+    /// new seed gives new draws.
+    pub fn build(&self, seed: u64) -> Vec<Box<dyn Defense>> {
         let mut out: Vec<Box<dyn Defense>> = Vec::new();
         if let Some(ls) = &self.label_smoothing {
             out.push(Box::new(LabelSmoothing {
@@ -141,9 +145,9 @@ impl DefensesConfig {
             out.push(Box::new(DeCov::new(d.weight)));
         }
         if let Some(d) = &self.signal_dropout {
-            // Fixed seed: the draws are part of the recipe's determinism.
+            let stream = mix(seed ^ tag("signal_dropout"));
             out.push(Box::new(
-                SignalDropout::new(d.rate, d.min_keep, d.refresh_steps, 0x51_6D_A1).at(d.layer),
+                SignalDropout::new(d.rate, d.min_keep, d.refresh_steps, stream).at(d.layer),
             ));
         }
         if let Some(v) = &self.vae {
@@ -283,7 +287,7 @@ impl DefensesConfig {
 
     /// Names of the enabled defenses.
     pub fn names(&self) -> Vec<&'static str> {
-        self.build().iter().map(|d| d.name()).collect()
+        self.build(0).iter().map(|d| d.name()).collect()
     }
 }
 

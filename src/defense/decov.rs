@@ -132,7 +132,7 @@ pub(crate) mod tests {
             defenses: defenses.clone(),
             ..Default::default()
         };
-        let mut list = defenses.build();
+        let mut list = defenses.build(3);
         let run = TrainRun {
             config: &cfg,
             seed: 3,

@@ -19,7 +19,7 @@ pub mod vae;
 
 pub use adversarial::{AdversarialConfig, AdversarialReconstruction};
 pub use at_split::{AtSplit, Perturbation, SplitPerturbation};
-pub use base::{Defense, StepContext};
+pub use base::{Defense, DefenseState, StepContext};
 pub use config::{
     DeCovConfig, DefensesConfig, DropoutLayer, LabelSmoothingConfig, SignalDropoutConfig, VaeConfig,
 };

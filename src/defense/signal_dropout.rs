@@ -15,6 +15,11 @@
 //! inference. Each layer's basis is recomputed from the current weights
 //! every `refresh_steps` steps. Layers whose operator has no dense form
 //! (a residual block next) or is too large for the SVD are skipped.
+//!
+//! The random draws come from the recipe's seed (mixed with the defense's
+//! name, see [`super::DefensesConfig::build`]). The generator's position
+//! and the cached bases carry over from step to step, so they are saved in
+//! the training checkpoint ([`Defense::state`], version [`STATE_VERSION`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -22,11 +27,29 @@ use std::sync::Arc;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use super::{Defense, DropoutLayer};
+use super::{Defense, DefenseState, DropoutLayer};
 use crate::model::{Features, SplitModel};
 use crate::obfuscate::SignalBasis;
 use crate::obfuscate::operator::BasisCache;
+
+/// The layout of the saved state: `values` is [`SavedValues`]; one blob
+/// `basis/<layer>` per cached basis ([`SignalBasis::to_bytes`]).
+pub const STATE_VERSION: u32 = 1;
+
+/// The small part of the saved state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedValues {
+    /// The generator's seed (hex), stream and word position (decimal, a u128).
+    rng_seed: String,
+    rng_stream: u64,
+    rng_word_pos: String,
+    /// Per cached layer, the step its basis was computed at.
+    bases: Vec<(usize, usize)>,
+    /// Layers without a usable operator.
+    failed: Vec<usize>,
+}
 
 /// Signal-content dropout.
 pub struct SignalDropout {
@@ -150,6 +173,78 @@ impl Defense for SignalDropout {
         self.drops.clear();
         vec![("signal_dropout_steps".into(), total as f64)]
     }
+
+    fn state_version(&self) -> Option<u32> {
+        Some(STATE_VERSION)
+    }
+
+    fn state(&self) -> Result<Option<DefenseState>, String> {
+        let mut layers: Vec<usize> = self.bases.keys().copied().collect();
+        layers.sort_unstable();
+        let values = SavedValues {
+            rng_seed: self
+                .rng
+                .get_seed()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            rng_stream: self.rng.get_stream(),
+            rng_word_pos: self.rng.get_word_pos().to_string(),
+            bases: layers.iter().map(|k| (*k, self.bases[k].0)).collect(),
+            failed: self.failed.iter().copied().collect(),
+        };
+        Ok(Some(DefenseState {
+            version: STATE_VERSION,
+            values: serde_json::to_value(values).expect("state serializes"),
+            blobs: layers
+                .iter()
+                .map(|k| (format!("basis/{k}"), self.bases[k].1.to_bytes()))
+                .collect(),
+        }))
+    }
+
+    fn restore(&mut self, state: DefenseState, _device: &Device) -> Result<(), String> {
+        let v: SavedValues =
+            serde_json::from_value(state.values).map_err(|e| format!("bad values: {e}"))?;
+        let mut seed = [0u8; 32];
+        let hex = v.rng_seed.as_bytes();
+        if hex.len() != 64 {
+            return Err(format!(
+                "rng_seed: 64 hex digits expected, got {}",
+                hex.len()
+            ));
+        }
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(|_| "rng_seed: not hex".to_string())?;
+            seed[i] =
+                u8::from_str_radix(text, 16).map_err(|_| format!("rng_seed: {text} is not hex"))?;
+        }
+        let word_pos: u128 = v
+            .rng_word_pos
+            .parse()
+            .map_err(|_| format!("rng_word_pos: {} is not a number", v.rng_word_pos))?;
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        rng.set_stream(v.rng_stream);
+        rng.set_word_pos(word_pos);
+        let mut bases = HashMap::new();
+        for (k, at) in v.bases {
+            let name = format!("basis/{k}");
+            let bytes = state
+                .blobs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, b)| b)
+                .ok_or_else(|| format!("the {name} blob is missing"))?;
+            let basis = SignalBasis::from_bytes(bytes)
+                .ok_or_else(|| format!("the {name} blob is not a basis"))?;
+            bases.insert(k, (at, Arc::new(basis)));
+        }
+        self.rng = rng;
+        self.bases = bases;
+        self.failed = v.failed.into_iter().collect();
+        self.drops.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +269,41 @@ mod tests {
         for i in 0..cols {
             assert!((got[i] - keep.z_prime[i] - null[i]).abs() < 1e-5, "{i}");
         }
+    }
+
+    /// The layers picked over 200 steps by the defense `build` makes.
+    fn picks(seed: u64) -> Vec<Option<usize>> {
+        let cfg = DefensesConfig {
+            signal_dropout: Some(SignalDropoutConfig {
+                rate: 0.5,
+                min_keep: 0.1,
+                refresh_steps: 1,
+                layer: DropoutLayer::Random,
+            }),
+            ..Default::default()
+        };
+        let mut d = cfg.build(seed).pop().unwrap();
+        (0..200).map(|_| d.pick_layer(2, 6)).collect()
+    }
+
+    #[test]
+    fn the_draws_follow_the_recipe_seed() {
+        assert_eq!(picks(1), picks(1));
+        assert_ne!(picks(1), picks(2));
+        assert!(picks(1).iter().any(Option::is_some));
+    }
+
+    #[test]
+    fn a_restored_state_continues_the_same_draws() {
+        let mut a = SignalDropout::new(0.5, 0.1, 1, 9);
+        for _ in 0..37 {
+            a.pick_layer(2, 6);
+        }
+        let state = a.state().unwrap().unwrap();
+        let mut b = SignalDropout::new(0.5, 0.1, 1, 1234);
+        b.restore(state, &Device::flex()).unwrap();
+        let next = |d: &mut SignalDropout| (0..50).map(|_| d.pick_layer(2, 6)).collect::<Vec<_>>();
+        assert_eq!(next(&mut a), next(&mut b));
     }
 
     #[test]

@@ -2,11 +2,17 @@
 //!
 //! One file holds the model's spec and training position (JSON), its weights
 //! (a burn `ModuleRecord`, which also restores parameter ids so optimiser
-//! state keyed by id resumes correctly) and, optionally, the optimiser state.
-//! Layout: magic `SGCK1\n`, then three length-prefixed sections (meta JSON,
-//! model bytes, optimiser bytes; u64 little-endian lengths), then an FNV-1a
-//! 64 checksum of everything before it. A truncated or altered file is an
-//! error, never a panic; files are written atomically.
+//! state keyed by id resumes correctly), optionally the optimiser state, and
+//! named binary blobs of whatever else carries state across steps (a
+//! defense's attacker network and its optimiser, a cached basis), the way
+//! burn-train's `Checkpointer` saves model, optimiser and scheduler together.
+//! Layout: magic `SGCK2\n`, then four length-prefixed sections (meta JSON,
+//! model bytes, optimiser bytes, blobs; u64 little-endian lengths), then an
+//! FNV-1a 64 checksum of everything before it. The blobs section is a list
+//! of (name, bytes) pairs, each length-prefixed the same way. Files of the
+//! first layout (`SGCK1\n`, three sections, no blobs) still load. A
+//! truncated or altered file is an error, never a panic; files are written
+//! atomically.
 
 use std::path::Path;
 
@@ -19,7 +25,12 @@ use serde::{Deserialize, Serialize};
 use super::{ModelError, ModelSpec, SplitModel};
 use crate::fsutil::write_atomic;
 
-const MAGIC: &[u8; 6] = b"SGCK1\n";
+const MAGIC: &[u8; 6] = b"SGCK2\n";
+/// The first layout: no blobs section.
+const MAGIC_V1: &[u8; 6] = b"SGCK1\n";
+
+/// Named binary state saved beside the model (see the module docs).
+pub type Blobs = Vec<(String, Vec<u8>)>;
 
 /// What a checkpoint says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,6 +53,9 @@ pub struct Checkpoint {
     pub model: SplitModel,
     /// Serialized optimiser state, if one was saved.
     pub optimizer: Option<Vec<u8>>,
+    /// Named binary state of the stage that wrote it (empty in files of the
+    /// first layout).
+    pub blobs: Blobs,
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -66,6 +80,18 @@ impl Checkpoint {
         extra: serde_json::Value,
         optimizer: Option<&[u8]>,
     ) -> Result<(), ModelError> {
+        Self::save_with_blobs(path, model, epoch, extra, optimizer, &[])
+    }
+
+    /// Writes `model`, optimiser bytes and named `blobs` atomically to `path`.
+    pub fn save_with_blobs(
+        path: &Path,
+        model: &SplitModel,
+        epoch: usize,
+        extra: serde_json::Value,
+        optimizer: Option<&[u8]>,
+        blobs: &[(String, Vec<u8>)],
+    ) -> Result<(), ModelError> {
         let meta = CheckpointMeta {
             spec: model.spec()?,
             epoch,
@@ -85,9 +111,17 @@ impl Checkpoint {
                     reason: e.to_string(),
                 })?;
         let optim = optimizer.unwrap_or(&[]);
-        let mut buf = Vec::with_capacity(meta.len() + weights.len() + optim.len() + 64);
+        let mut named = Vec::new();
+        for (name, bytes) in blobs {
+            for part in [name.as_bytes(), &bytes[..]] {
+                named.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                named.extend_from_slice(part);
+            }
+        }
+        let mut buf =
+            Vec::with_capacity(meta.len() + weights.len() + optim.len() + named.len() + 64);
         buf.extend_from_slice(MAGIC);
-        for section in [&meta[..], &weights[..], optim] {
+        for section in [&meta[..], &weights[..], optim, &named[..]] {
             buf.extend_from_slice(&(section.len() as u64).to_le_bytes());
             buf.extend_from_slice(section);
         }
@@ -120,10 +154,12 @@ impl Checkpoint {
             )
         })?;
         let optimizer = (!sections[2].is_empty()).then(|| sections[2].to_vec());
+        let blobs = parse_blobs(path, sections[3])?;
         Ok(Self {
             meta,
             model,
             optimizer,
+            blobs,
         })
     }
 
@@ -150,34 +186,67 @@ impl Checkpoint {
     }
 }
 
-fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<[&'a [u8]; 3], ModelError> {
-    if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
+/// Reads the length-prefixed sections of `bytes`: four in the current
+/// layout, three (and an empty blobs section) in the first.
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<[&'a [u8]; 4], ModelError> {
+    let count = match bytes.get(..MAGIC.len()) {
+        Some(m) if m == MAGIC => 4,
+        Some(m) if m == MAGIC_V1 => 3,
+        _ => return Err(err(path, "not a splitguard checkpoint (bad magic)")),
+    };
+    if bytes.len() < MAGIC.len() + 8 {
         return Err(err(path, "not a splitguard checkpoint (bad magic)"));
     }
     let body_end = bytes.len() - 8;
     let stored = u64::from_le_bytes(bytes[body_end..].try_into().expect("8 bytes"));
     let mut pos = MAGIC.len();
-    let mut out: [&[u8]; 3] = [&[]; 3];
-    for (i, slot) in out.iter_mut().enumerate() {
-        if pos + 8 > body_end {
-            return Err(err(path, format!("truncated (section {i} header missing)")));
-        }
-        let len = u64::from_le_bytes(bytes[pos..pos + 8].try_into().expect("8 bytes")) as usize;
-        pos += 8;
-        if len > body_end - pos {
-            return Err(err(
-                path,
-                format!(
-                    "truncated: section {i} claims {len} bytes, {} remain",
-                    body_end - pos
-                ),
-            ));
-        }
-        *slot = &bytes[pos..pos + len];
-        pos += len;
+    let mut out: [&[u8]; 4] = [&[]; 4];
+    for (i, slot) in out.iter_mut().enumerate().take(count) {
+        *slot = take(path, bytes, &mut pos, body_end, &format!("section {i}"))?;
     }
     if pos != body_end || fnv1a(&bytes[..body_end]) != stored {
         return Err(err(path, "corrupt: checksum mismatch"));
+    }
+    Ok(out)
+}
+
+/// One length-prefixed part of `bytes[..end]` at `pos`, moving `pos` past it.
+fn take<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    pos: &mut usize,
+    end: usize,
+    what: &str,
+) -> Result<&'a [u8], ModelError> {
+    if *pos + 8 > end {
+        return Err(err(path, format!("truncated ({what} header missing)")));
+    }
+    let len = u64::from_le_bytes(bytes[*pos..*pos + 8].try_into().expect("8 bytes")) as usize;
+    *pos += 8;
+    if len > end - *pos {
+        return Err(err(
+            path,
+            format!(
+                "truncated: {what} claims {len} bytes, {} remain",
+                end - *pos
+            ),
+        ));
+    }
+    let part = &bytes[*pos..*pos + len];
+    *pos += len;
+    Ok(part)
+}
+
+/// The (name, bytes) pairs of the blobs section.
+fn parse_blobs(path: &Path, section: &[u8]) -> Result<Blobs, ModelError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < section.len() {
+        let name = take(path, section, &mut pos, section.len(), "blob name")?;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| err(path, "corrupt: a blob name is not UTF-8"))?;
+        let data = take(path, section, &mut pos, section.len(), "blob")?;
+        out.push((name.to_string(), data.to_vec()));
     }
     Ok(out)
 }

@@ -16,7 +16,7 @@ pub use block::{
     Block, ConvBlock, Downsample, Features, GlobalAvgPoolBlock, LinearBlock, MaxPoolBlock,
     ResidualBlock, activate, leaky_relu,
 };
-pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use checkpoint::{Blobs, Checkpoint, CheckpointMeta};
 pub use network::SplitModel;
 pub use spec::{
     ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, GlobalAvgPoolSpec,

@@ -160,6 +160,59 @@ impl SignalBasis {
         self.threshold
     }
 
+    /// The basis as bytes, for a training checkpoint: u64 `dim`, `out_dim`,
+    /// `rank` and singular-value count, then f32 `threshold`, the singular
+    /// values and the basis (all little-endian). [`Self::from_bytes`] reads
+    /// it back exactly.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let sizes = [
+            self.dim,
+            self.out_dim,
+            self.rank,
+            self.singular_values.len(),
+        ];
+        let mut out = Vec::with_capacity(36 + 4 * (self.singular_values.len() + self.basis.len()));
+        for n in sizes {
+            out.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+        let floats = std::iter::once(&self.threshold)
+            .chain(&self.singular_values)
+            .chain(&self.basis);
+        for v in floats {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads [`Self::to_bytes`]' layout; `None` when the bytes do not hold
+    /// one consistent basis.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let size = |i: usize| -> Option<usize> {
+            let b = bytes.get(8 * i..8 * i + 8)?;
+            usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok()
+        };
+        let (dim, out_dim, rank, n_sv) = (size(0)?, size(1)?, size(2)?, size(3)?);
+        let floats: Vec<f32> = bytes
+            .get(32..)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        let want = 1usize
+            .checked_add(n_sv)?
+            .checked_add(dim.checked_mul(rank)?)?;
+        if bytes.len() != 32 + 4 * floats.len() || floats.len() != want || rank > n_sv {
+            return None;
+        }
+        Some(Self {
+            dim,
+            out_dim,
+            rank,
+            threshold: floats[0],
+            singular_values: floats[1..1 + n_sv].to_vec(),
+            basis: floats[1 + n_sv..].to_vec(),
+        })
+    }
+
     /// The right singular vector `v_k` (`k < rank()`), length `dim()`.
     pub fn vector(&self, k: usize) -> Result<&[f32], ObfuscateError> {
         if k >= self.rank {

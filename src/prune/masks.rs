@@ -241,7 +241,7 @@ pub fn train_masks(
         lipschitz: None,
         ..run.training.defenses.clone()
     }
-    .build();
+    .build(run.seed);
     let (classes, split, lr) = (data.num_classes, run.split, run.training.optimizer.lr());
     let batch = run.training.batch_size.max(2);
     let mut history = Vec::new();

@@ -74,9 +74,8 @@ impl From<PruneError> for crate::Error {
             PruneError::Model(m) => crate::Error::Model(m),
             PruneError::Train(t) => crate::Error::Train(t),
             PruneError::Io { path, reason } => crate::Error::Io { path, reason },
-            PruneError::NonFinite { epoch, step, value } => {
-                crate::Error::Train(TrainError::NonFinite { epoch, step, value })
-            }
+            // Its own message names the mask training's settings (the
+            // trainer's would talk of a checkpoint the masks never have).
             other => crate::Error::Run(other.to_string()),
         }
     }

@@ -191,10 +191,17 @@ pub fn load_pruned(dir: &Path, device: &Device) -> Result<Option<Pruned>, PruneE
 
 /// Saves `model` after merging its pending batch-norm running-statistic
 /// updates (`valid()` syncs them), so the file reloads to the same numbers.
-fn save_synced(path: &Path, model: &SplitModel, epoch: usize, seed: u64) -> Result<(), PruneError> {
+/// The fine-tuning `history` goes with it: a run killed before `prune.json`
+/// is written resumes from this file as from a finished fine-tuning.
+fn save_synced(
+    path: &Path,
+    model: &SplitModel,
+    history: &[EpochMetrics],
+    seed: u64,
+) -> Result<(), PruneError> {
     let _ = model.valid();
-    let extra = serde_json::json!({ "seed": seed });
-    Ok(Checkpoint::save(path, model, epoch, extra, None)?)
+    let extra = crate::train::history_extra(history, seed);
+    Ok(Checkpoint::save(path, model, history.len(), extra, None)?)
 }
 
 /// Batches used to re-estimate batch-norm statistics after a cut (with
@@ -348,14 +355,15 @@ pub fn run_prune(
             lr_drops: Default::default(),
             ..run.training.clone()
         };
-        let mut defenses = run.training.defenses.build();
+        let seed = run.seed ^ 0x5052_554E;
+        let mut defenses = run.training.defenses.build(seed);
         let tuned = train(
             cut,
             &splits.train,
             &mut defenses,
             &TrainRun {
                 config: &config,
-                seed: run.seed ^ 0x5052_554E,
+                seed,
                 split,
                 checkpoint: Some(mpath.clone()),
                 metrics_log: Some(run.out_dir.join(PRUNE_METRICS)),
@@ -366,10 +374,10 @@ pub fn run_prune(
         )?;
         // The trainer's last checkpoint may miss the last batch-norm update
         // (burn merges running statistics lazily); write the synced model.
-        save_synced(&mpath, &tuned.model, config.epochs, run.seed)?;
+        save_synced(&mpath, &tuned.model, &tuned.history, run.seed)?;
         (tuned.model, tuned.history)
     } else {
-        save_synced(&mpath, &cut, 0, run.seed)?;
+        save_synced(&mpath, &cut, &[], run.seed)?;
         (cut, Vec::new())
     };
     let after = model.spec()?;

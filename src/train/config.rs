@@ -60,6 +60,15 @@ impl OptimizerConfig {
             OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr,
         }
     }
+
+    /// The same optimiser with base learning rate `lr`.
+    pub fn with_lr(&self, lr: f64) -> Self {
+        let mut out = self.clone();
+        match &mut out {
+            OptimizerConfig::Adam { lr: l, .. } | OptimizerConfig::Sgd { lr: l, .. } => *l = lr,
+        }
+        out
+    }
 }
 
 /// Step learning-rate drops: the rate is multiplied by `factor` at the start

@@ -7,20 +7,32 @@ mod trainer;
 pub use batch::{Evaluator, images_tensor, one_hot, step_outcome, to_vec};
 pub use config::{LrDrops, OptimizerConfig, TrainConfig};
 pub use trainer::{
-    EpochMetrics, Silent, TrainObserver, TrainRun, Trained, soft_cross_entropy, train,
+    EpochMetrics, Silent, TrainObserver, TrainRun, Trained, history_extra, soft_cross_entropy,
+    train,
 };
 
 use crate::model::ModelError;
 
-/// What a divergence at `epoch` leaves behind, truthfully: nothing in the
-/// first epoch, else the checkpoint of the previous epoch.
-fn kept_checkpoint(epoch: usize) -> String {
-    match epoch {
-        0 | 1 => "it diverged in the first epoch, so no checkpoint was written".into(),
-        e => format!(
-            "the checkpoint of epoch {} (the last good one) is kept",
-            e - 1
-        ),
+/// The checkpoint a divergence leaves on disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kept {
+    /// The checkpoint file.
+    pub path: String,
+    /// The epochs it holds (the last good one).
+    pub epoch: usize,
+}
+
+/// What a divergence leaves behind, truthfully: the checkpoint on disk
+/// (written by this run or the one it resumed), or none.
+fn kept_checkpoint(kept: &Option<Kept>) -> String {
+    match kept {
+        None => "no checkpoint was written before it diverged, so nothing is kept".into(),
+        Some(Kept { path, epoch: 0 }) => {
+            format!("{path} holds the model before training (epoch 0)")
+        }
+        Some(Kept { path, epoch }) => {
+            format!("{path} holds epoch {epoch}, the last good one")
+        }
     }
 }
 
@@ -30,7 +42,7 @@ pub enum TrainError {
     /// The loss became NaN or infinite.
     #[error(
         "training diverged: loss is {value} at epoch {epoch}, step {step}; {}. Lower the learning rate or a defense weight",
-        kept_checkpoint(*epoch)
+        kept_checkpoint(kept)
     )]
     NonFinite {
         /// 1-based epoch.
@@ -39,6 +51,8 @@ pub enum TrainError {
         step: usize,
         /// The loss value.
         value: f64,
+        /// The checkpoint left on disk, if any.
+        kept: Option<Kept>,
     },
     /// Checkpoint trouble.
     #[error(transparent)]
@@ -75,15 +89,21 @@ mod error_tests {
             epoch: 1,
             step: 3,
             value: f64::NAN,
+            kept: None,
         }
         .to_string();
         assert!(first.contains("no checkpoint was written"), "{first}");
+        assert!(!first.contains("last good"), "{first}");
         let later = TrainError::NonFinite {
             epoch: 4,
             step: 90,
             value: f64::INFINITY,
+            kept: Some(Kept {
+                path: "run/model.sgck".into(),
+                epoch: 3,
+            }),
         }
         .to_string();
-        assert!(later.contains("checkpoint of epoch 3"), "{later}");
+        assert!(later.contains("run/model.sgck holds epoch 3"), "{later}");
     }
 }

@@ -1,10 +1,14 @@
 //! The training loop, written once; defenses are a list it calls.
 //!
 //! Every epoch ends with an atomic checkpoint (model, optimiser state,
-//! epoch, metrics history) so `--resume` continues exactly where a killed
-//! run stopped: batch order and random draws are derived from (seed, epoch),
-//! not from a stream that a crash would lose. A non-finite loss stops the
-//! run with an error; the previous epoch's checkpoint stays as it was.
+//! epoch, metrics history, and the state of every defense that carries one
+//! from step to step, typed and versioned) so `--resume` continues exactly
+//! where a killed run stopped: batch order and the device's random draws are
+//! derived from (seed, epoch), a defense's own generator is saved with it. A
+//! checkpoint without the state a defense needs (written by an older
+//! version) is refused rather than continued inexactly. A non-finite loss
+//! stops the run with an error; the previous epoch's checkpoint stays as it
+//! was.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,13 +26,16 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
 use super::batch::{images_tensor, one_hot, step_outcome, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
+use super::{Kept, TrainError};
 use crate::data::Dataset;
-use crate::defense::{Defense, StepContext};
+use crate::defense::{Defense, DefenseState, StepContext};
 use crate::fsutil::write_atomic;
-use crate::model::{Checkpoint, Features, SplitModel};
+use crate::model::{Blobs, Checkpoint, Features, SplitModel};
+
+/// The key of the defenses' states in a checkpoint's `extra`.
+const DEFENSE_STATE: &str = "defense_state";
 
 /// What one epoch measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,7 +115,7 @@ fn build_optimizer(cfg: &OptimizerConfig) -> ModuleOptimizer {
             ..
         } => SgdConfig::new()
             .with_weight_decay(decay(*weight_decay))
-            .with_momentum((*momentum > 0.0).then(|| MomentumConfig {
+            .with_momentum((*momentum > 0.0).then_some(MomentumConfig {
                 momentum: *momentum,
                 dampening: 0.0,
                 nesterov: false,
@@ -140,6 +147,157 @@ fn layer_hooks(
     f
 }
 
+/// The defenses' states for a checkpoint: `{name: {version, values}}` for
+/// `extra`, and their blobs named `<defense>/<blob>`.
+fn defense_states(defenses: &[Box<dyn Defense>]) -> Result<(serde_json::Value, Blobs), TrainError> {
+    let mut values = serde_json::Map::new();
+    let mut blobs = Vec::new();
+    for d in defenses {
+        let state = d.state().map_err(|e| {
+            TrainError::Checkpoint(format!("state of the defense '{}': {e}", d.name()))
+        })?;
+        if let Some(state) = state {
+            values.insert(
+                d.name().into(),
+                serde_json::json!({ "version": state.version, "values": state.values }),
+            );
+            for (blob, bytes) in state.blobs {
+                blobs.push((format!("{}/{blob}", d.name()), bytes));
+            }
+        }
+    }
+    Ok((values.into(), blobs))
+}
+
+/// Restores every stateful defense from a checkpoint, refusing one that
+/// lacks a defense's state or holds a version this build cannot read.
+fn restore_defenses(
+    defenses: &mut [Box<dyn Defense>],
+    ck: &Checkpoint,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let saved = ck.meta.extra.get(DEFENSE_STATE);
+    for d in defenses.iter_mut() {
+        let Some(want) = d.state_version() else {
+            continue;
+        };
+        let name = d.name();
+        let Some(entry) = saved.and_then(|s| s.get(name)) else {
+            return Err(TrainError::Resume(format!(
+                "{}: holds no state of the defense '{name}' (written by an older splitguard), so training cannot continue exactly; delete it to train again from the start",
+                path.display()
+            )));
+        };
+        let version = entry.get("version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(want)) {
+            return Err(TrainError::Resume(format!(
+                "{}: the state of the defense '{name}' has version {}, this splitguard reads version {want}; delete it to train again from the start",
+                path.display(),
+                version.map_or("(none)".to_string(), |v| v.to_string())
+            )));
+        }
+        let prefix = format!("{name}/");
+        let state = DefenseState {
+            version: want,
+            values: entry.get("values").cloned().unwrap_or_default(),
+            blobs: ck
+                .blobs
+                .iter()
+                .filter_map(|(n, b)| Some((n.strip_prefix(&prefix)?.to_string(), b.clone())))
+                .collect(),
+        };
+        d.restore(state, device).map_err(|e| {
+            TrainError::Resume(format!(
+                "{}: state of the defense '{name}': {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// A checkpoint's `extra` for a trainer's position: the metrics `history`
+/// (readable, and again with every float as its exact bits, since
+/// serde_json's parser may miss a float's last bit and a resumed report
+/// must be byte-identical) and the `seed`.
+pub fn history_extra(history: &[EpochMetrics], seed: u64) -> serde_json::Value {
+    let readable = serde_json::to_value(history).expect("metrics serialize");
+    serde_json::json!({
+        "history": readable,
+        "history_exact": exact_floats(readable.clone()),
+        "seed": seed,
+    })
+}
+
+/// The metrics history stored by [`history_extra`] (the exact copy where
+/// there is one).
+fn read_history(extra: &serde_json::Value) -> Vec<EpochMetrics> {
+    let exact = extra.get("history_exact").cloned().map(restore_floats);
+    exact
+        .or_else(|| extra.get("history").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+const FLOAT_BITS: &str = "f64:";
+
+/// Every non-integer number of `v` as the string `f64:<hex bits>`.
+fn exact_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let bits = n.as_f64().expect("an f64 number").to_bits();
+            Value::String(format!("{FLOAT_BITS}{bits:016x}"))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(exact_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, exact_floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// The inverse of [`exact_floats`].
+fn restore_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.starts_with(FLOAT_BITS) => {
+            u64::from_str_radix(&s[FLOAT_BITS.len()..], 16)
+                .ok()
+                .and_then(|b| serde_json::Number::from_f64(f64::from_bits(b)))
+                .map_or(Value::Null, Value::Number)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(restore_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, restore_floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// Writes the epoch's checkpoint: model, optimiser, history, seed and the
+/// defenses' states.
+fn save_checkpoint(
+    path: &std::path::Path,
+    model: &SplitModel,
+    epoch: usize,
+    history: &[EpochMetrics],
+    seed: u64,
+    defenses: &[Box<dyn Defense>],
+    optim: Option<&ModuleOptimizer>,
+) -> Result<(), TrainError> {
+    let optim_bytes = optim
+        .map(|o| o.into_bytes())
+        .transpose()
+        .map_err(|e| TrainError::Checkpoint(format!("optimiser state: {e}")))?;
+    let (states, blobs) = defense_states(defenses)?;
+    let mut extra = history_extra(history, seed);
+    extra[DEFENSE_STATE] = states;
+    Checkpoint::save_with_blobs(path, model, epoch, extra, optim_bytes.as_deref(), &blobs)?;
+    Ok(())
+}
+
 /// Trains `model` on `data` with the given defenses.
 ///
 /// `device` must be an autodiff device; the model is moved there.
@@ -156,14 +314,15 @@ pub fn train(
     let mut optim = build_optimizer(&cfg.optimizer);
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut start_epoch = 1;
+    // The epoch of the checkpoint on disk, once there is one.
+    let mut last_saved: Option<usize> = None;
 
     if run.resume
         && let Some(path) = run.checkpoint.as_ref().filter(|p| p.exists())
     {
         let spec = model.spec()?;
         let ck = Checkpoint::load_expecting(path, &spec, device)?;
-        history = serde_json::from_value(ck.meta.extra.get("history").cloned().unwrap_or_default())
-            .unwrap_or_default();
+        history = read_history(&ck.meta.extra);
         if history.len() != ck.meta.epoch {
             return Err(TrainError::Resume(format!(
                 "{}: holds {} epochs but a history of {}",
@@ -172,6 +331,21 @@ pub fn train(
                 history.len()
             )));
         }
+        if ck.meta.epoch < cfg.epochs {
+            // Training goes on: with the same seed, and every defense
+            // continues from where it was.
+            if let Some(seed) = ck.meta.extra.get("seed").and_then(|v| v.as_u64())
+                && seed != run.seed
+            {
+                return Err(TrainError::Resume(format!(
+                    "{}: trained with seed {seed}, but this run's seed is {}",
+                    path.display(),
+                    run.seed
+                )));
+            }
+            restore_defenses(defenses, &ck, path, device)?;
+        }
+        last_saved = Some(ck.meta.epoch);
         if let Some(bytes) = ck.optimizer {
             optim = optim
                 .from_bytes(Bytes::from_bytes_vec(bytes))
@@ -244,10 +418,19 @@ pub fn train(
             }
             let (loss_value, batch_hits) = step_outcome(&loss, logits, &labels, classes);
             if !loss_value.is_finite() {
+                let kept = run
+                    .checkpoint
+                    .as_ref()
+                    .zip(last_saved)
+                    .map(|(path, epoch)| Kept {
+                        path: path.display().to_string(),
+                        epoch,
+                    });
                 return Err(TrainError::NonFinite {
                     epoch,
                     step,
                     value: loss_value,
+                    kept,
                 });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -284,11 +467,16 @@ pub fn train(
         };
         history.push(metrics.clone());
         if let Some(path) = &run.checkpoint {
-            let optim_bytes = optim
-                .into_bytes()
-                .map_err(|e| TrainError::Checkpoint(format!("optimiser state: {e}")))?;
-            let extra = serde_json::json!({ "history": history, "seed": run.seed });
-            Checkpoint::save(path, &model, epoch, extra, Some(&optim_bytes))?;
+            save_checkpoint(
+                path,
+                &model,
+                epoch,
+                &history,
+                run.seed,
+                defenses,
+                Some(&optim),
+            )?;
+            last_saved = Some(epoch);
         }
         if let Some(path) = &run.metrics_log {
             let mut text = String::new();
@@ -311,8 +499,39 @@ pub fn train(
     {
         // Nothing to train (a pretrained model audited as it is): the
         // checkpoint still records the model, as epoch 0.
-        let extra = serde_json::json!({ "history": history, "seed": run.seed });
-        Checkpoint::save(path, &model, 0, extra, None)?;
+        save_checkpoint(path, &model, 0, &history, run.seed, defenses, None)?;
     }
     Ok(Trained { model, history })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_comes_back_from_a_checkpoint_to_the_last_bit() {
+        // Floats whose shortest text serde_json's fast parser reads back a
+        // bit off would change a resumed report.
+        let history: Vec<EpochMetrics> = (1..200)
+            .map(|i| {
+                // The first: a value a resumed report once got a bit off.
+                let x = match i {
+                    1 => -0.112_188_514_322_042_47,
+                    _ => 1.0 / (i as f64 * 3.7) - 0.112_188_514_322_042_47,
+                };
+                EpochMetrics {
+                    epoch: i,
+                    lr: x * 1e-3,
+                    loss: x,
+                    task_loss: x.abs().sqrt() + 1e-300,
+                    train_accuracy: x / 7.0,
+                    seconds: x * 1e7,
+                    defenses: [("d".to_string(), -x / 3.0)].into(),
+                }
+            })
+            .collect();
+        let text = serde_json::to_string(&history_extra(&history, 3)).unwrap();
+        let back = read_history(&serde_json::from_str(&text).unwrap());
+        assert_eq!(history, back);
+    }
 }
