@@ -246,6 +246,9 @@ pub fn sentence(reference: &Evaluation, chosen: Option<&Chosen>, max_drop: f64) 
         ),
     };
     let floor = match e.label_floor_psnr {
+        Some(f) if e.leakage < f - 1.0 => format!(
+            ", below the label-only floor of {f:.1} dB (no more than the predicted label gives away)"
+        ),
         Some(f) if e.leakage - f <= 1.0 => format!(", near the label-only floor of {f:.1} dB"),
         Some(f) => format!(
             ", {:.1} dB above the label-only floor of {f:.1} dB",
@@ -511,6 +514,12 @@ mod tests {
         far.evaluation = eval(0.942, 18.0, 18.6, Some(14.6));
         assert!(
             sentence(&reference, Some(&far), 1.0).contains("4.0 dB above the label-only floor")
+        );
+        let mut below = far.clone();
+        below.evaluation = eval(0.942, 9.0, 9.5, Some(14.6));
+        assert!(
+            sentence(&reference, Some(&below), 1.0)
+                .contains("below the label-only floor of 14.6 dB")
         );
         let mut same = c;
         same.id = REFERENCE.into();
