@@ -33,6 +33,7 @@ pub mod data;
 pub mod defense;
 mod error;
 pub mod fsutil;
+pub mod harden;
 pub mod leakage;
 pub mod metrics;
 pub mod model;

@@ -6,6 +6,7 @@
 //! folder, arguments), 1 any other failure.
 
 mod compare;
+mod harden;
 mod leakage;
 mod progress;
 
@@ -66,6 +67,9 @@ enum Command {
     /// Put finished runs (or a sweep's folder) in one table (Markdown, CSV)
     /// and privacy-utility plots.
     Compare(compare::CompareArgs),
+    /// Search defenses, strengths, pruning and splits for the most private
+    /// deployment within an accuracy and an edge budget.
+    Harden(harden::HardenArgs),
 }
 
 #[derive(Args)]
@@ -500,6 +504,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Leakage(args) => leakage::run(args, device(cli.device)?),
         Command::Compare(args) => compare::run(args),
+        Command::Harden(args) => harden::run(args, &device(cli.device)?.autodiff()),
         Command::ExportFeatures(args) => {
             let dev = device(cli.device)?;
             let run = pipeline::open_run(&args.run, &dev)?;

@@ -78,6 +78,11 @@ pub struct Recipe {
     /// Gradient leakage and I2F (`splitguard leakage`; seed 003).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leakage: Option<crate::leakage::LeakageConfig>,
+    /// The search space and budgets of `splitguard harden` (issue 17;
+    /// `splitguard run` ignores it; default: the seeds' defenses, pruning
+    /// on/off, the recipe's split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harden: Option<crate::harden::HardenConfig>,
 }
 
 /// The deployment split: a number, or `auto`.

@@ -581,6 +581,11 @@ pub fn problems(r: &Recipe) -> Vec<String> {
             bad(&format!("leakage.{path}"), msg);
         }
     }
+    if let Some(h) = &r.harden {
+        for (path, msg) in h.problems() {
+            bad(&format!("harden.{path}"), msg);
+        }
+    }
     p
 }
 
