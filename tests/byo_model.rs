@@ -132,8 +132,16 @@ const BLOCKS: &str = "
 /// Writes `name.yaml` (model of [`BLOCKS`] with the given weights section)
 /// into `dir` and loads it.
 fn recipe_with(dir: &Path, weights: &str) -> Recipe {
+    // Three 8x8 images (the model's input shape) from the fixtures.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (images, labels) = (
+        fixtures.join("byo_images.idx"),
+        fixtures.join("byo_labels.idx"),
+    );
     let text = format!(
-        "name: byo\nmodel:\n  arch: byo\n  input: [1, 8, 8]\n{BLOCKS}  weights: {weights}\ntraining: {{epochs: 0}}\n"
+        "name: byo\ndata:\n  source: {{kind: idx, images: '{}', labels: '{}'}}\nmodel:\n  arch: byo\n  input: [1, 8, 8]\n{BLOCKS}  weights: {weights}\ntraining: {{epochs: 0}}\n",
+        images.display(),
+        labels.display()
     );
     let path = dir.join("byo.yaml");
     std::fs::write(&path, text).unwrap();

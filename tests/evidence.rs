@@ -6,13 +6,24 @@ use burn::prelude::*;
 use splitguard::attack::floors::{class_mean_images, mean_image};
 use splitguard::attack::reidentify::When;
 use splitguard::attack::{
-    AttackKind, AttackerVariant, AuditConfig, DecoderConfig, Reidentifier, ReidentifyConfig,
-    SplitSelection, judge_against_floors, measure_floors, run_audit,
+    AttackKind, AttackRecord, AttackerVariant, AuditConfig, DecoderConfig, Reidentifier,
+    ReidentifyConfig, SplitSelection, judge_against_floors, measure_floors, run_audit,
 };
-use splitguard::data::embedded_mnist;
+use splitguard::data::{Dataset, embedded_mnist};
 use splitguard::metrics::{psnr_from_mse, quality::mse};
 use splitguard::model::{SplitModel, zoo};
 use splitguard::train::Evaluator;
+
+/// The audit of `model` (seed 7) by `cfg`, pictures into `dir`.
+fn audit(
+    model: &SplitModel,
+    (aux, test): (&Dataset, &Dataset),
+    cfg: &AuditConfig,
+    dir: &std::path::Path,
+    device: &Device,
+) -> Vec<AttackRecord> {
+    run_audit(model, aux, test, cfg, 7, dir, device, &[], &mut ()).unwrap()
+}
 
 #[test]
 fn audit_reports_intervals_floors_variants_and_flags_a_one_epoch_attacker() {
@@ -45,18 +56,7 @@ fn audit_reports_intervals_floors_variants_and_flags_a_one_epoch_attacker() {
         ..AuditConfig::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut records = run_audit(
-        &model,
-        &aux,
-        &test,
-        &cfg,
-        7,
-        dir.path(),
-        &device,
-        &[],
-        &mut (),
-    )
-    .unwrap();
+    let mut records = audit(&model, (&aux, &test), &cfg, dir.path(), &device);
     let inner = device.clone().inner();
     let floors = measure_floors(&aux, &test, 7, &Evaluator::new(&model, &inner, 64), None).unwrap();
     judge_against_floors(&mut records, &floors);
@@ -140,18 +140,7 @@ fn reidentification_is_scored_on_reconstructions_and_on_the_label_floor() {
         ..AuditConfig::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let records = run_audit(
-        &model,
-        &aux,
-        &test,
-        &cfg,
-        7,
-        dir.path(),
-        &device,
-        &[],
-        &mut (),
-    )
-    .unwrap();
+    let records = audit(&model, (&aux, &test), &cfg, dir.path(), &device);
     let r = &records[0];
     let (acc, [lo, hi]) = (r.reidentification.unwrap(), r.reidentification_ci.unwrap());
     assert!(

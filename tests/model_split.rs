@@ -55,15 +55,22 @@ fn parameter_count_matches_spec() {
     for name in zoo::NAMES {
         let spec = zoo::spec(name).unwrap();
         let model = SplitModel::new(&spec, &device).unwrap();
-        let from_spec: u64 = spec.infos().unwrap().iter().map(|b| b.params).sum();
+        let infos = spec.infos().unwrap();
+        let from_spec: u64 = infos.iter().map(|b| b.params).sum();
         // burn also counts batch-norm running mean and variance (state, not
         // trainable parameters, so the spec leaves them out): 2 per channel.
+        // A residual block has two batch-norms, three with a 1x1-conv shortcut.
         let running: u64 = spec
             .blocks
             .iter()
-            .map(|b| match b {
+            .zip(&infos)
+            .map(|(b, info)| match b {
                 BlockSpec::Conv(c) if c.batch_norm => 2 * c.out_channels as u64,
                 BlockSpec::Linear(l) if l.batch_norm => 2 * l.out_features as u64,
+                BlockSpec::Residual(r) => {
+                    let norms = 2 + u64::from(r.has_downsample(info.input[0]));
+                    2 * norms * info.output[0] as u64
+                }
                 _ => 0,
             })
             .sum();

@@ -67,12 +67,17 @@ impl TrainObserver for StopAt {
 impl AuditObserver for StopAt {}
 impl RunObserver for StopAt {}
 
+/// burn's random draws come from one generator per backend, shared by the
+/// test threads: runs whose results are compared take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run(
     loaded: &LoadedRecipe,
     dir: &Path,
     resume: bool,
     stop: Option<usize>,
 ) -> Result<(), splitguard::Error> {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     pipeline::run(
         loaded,
         &RunOptions {
