@@ -121,8 +121,11 @@ fn reidentification_is_scored_on_reconstructions_and_on_the_label_floor() {
     device.seed(5);
     let model = SplitModel::new(&zoo::spec("cnn6").unwrap(), &device).unwrap();
     let all = embedded_mnist().unwrap();
-    let aux = all.subset(&(0..600).collect::<Vec<_>>());
-    let test = all.subset(&(5000..5100).collect::<Vec<_>>());
+    // The attacker's part and the victims' part of one source.
+    let mut aux = all.subset(&(0..600).collect::<Vec<_>>());
+    aux.name = "mnist/aux".into();
+    let mut test = all.subset(&(5000..5100).collect::<Vec<_>>());
+    test.name = "mnist/test".into();
     let cfg = AuditConfig {
         splits: SplitSelection::List(vec![1]),
         attacks: vec![AttackKind::Decoder(DecoderConfig {
@@ -164,6 +167,11 @@ fn reidentification_is_scored_on_reconstructions_and_on_the_label_floor() {
     let eval = Evaluator::new(&model, &inner, 64);
     let floors = measure_floors(&aux, &test, 7, &eval, Some(&reid)).unwrap();
     let f = floors.reidentification.as_ref().unwrap();
+    // Another dataset's images cannot re-identify these people.
+    let mut other = aux.clone();
+    other.name = "elsewhere".into();
+    let e = Reidentifier::for_audit(&model, &other, &test, &cfg, 7, &device).err();
+    assert!(e.unwrap().to_string().contains("audit.reidentify"));
     assert_eq!(&f.classifier, c);
     let il = test.image_len();
     let means = class_mean_images(&aux.images, &aux.targets, 10, il);

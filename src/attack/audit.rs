@@ -732,6 +732,9 @@ fn reconstruction_record(
         let (acc, ci) = r.score(recons, il)?;
         record.reidentification = Some(acc);
         record.reidentification_ci = ci;
+        if r.summary.under_trained {
+            record.flag("re-identification: the face classifier did not learn on its own validation data; its rate is a lower bound".into());
+        }
     }
     record.image = Some(file);
     Ok((record, m))

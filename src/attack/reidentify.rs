@@ -160,6 +160,19 @@ impl Reidentifier {
         if !cfg.reidentify.applies_to(test) {
             return Ok(None);
         }
+        // The classifier must learn the victims' people from other photos of
+        // them: the attacker's part of the same source (`orl/aux`), never
+        // another dataset (other labels) or the whole source (the queries).
+        let source = |name: &str| name.split_once('/').map(|(s, _)| s.to_string());
+        if source(&aux.name).is_none() || source(&aux.name) != source(&test.name) {
+            return match cfg.reidentify.when {
+                When::Auto => Ok(None),
+                _ => Err(crate::Error::Run(format!(
+                    "audit.reidentify: needs the attacker's part of the victims' own data (attacker_data: aux), got '{}' for queries of '{}'",
+                    aux.name, test.name
+                ))),
+            };
+        }
         Self::train(
             aux,
             test,

@@ -391,7 +391,11 @@ fn claim(plan: &Plan, opts: &HardenOptions) -> Result<(), Error> {
     let dir = &opts.out_dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(PLAN);
-    let text = serde_json::to_string_pretty(plan).expect("plan serializes") + "\n";
+    // The time budget limits a session, not the search: a search stopped by
+    // it resumes under another budget (or none).
+    let mut identity = plan.clone();
+    identity.config.budget_minutes = None;
+    let text = serde_json::to_string_pretty(&identity).expect("plan serializes") + "\n";
     if let Ok(previous) = std::fs::read_to_string(&path) {
         if previous != text {
             return Err(Error::Run(format!(

@@ -43,18 +43,23 @@ pub fn drop_points(reference_accuracy: f64, accuracy: f64) -> f64 {
 pub fn verdict(s: &Scored, reference_accuracy: f64, max_drop: f64, edge: Option<u64>) -> Verdict {
     if edge.is_some_and(|b| s.edge_flops > b) {
         Verdict::OverEdge
-    } else if drop_points(reference_accuracy, s.accuracy) > max_drop + 1e-9 {
+    } else if !(drop_points(reference_accuracy, s.accuracy) <= max_drop + 1e-9) {
+        // (A NaN accuracy is over the budget, never within it.)
         Verdict::OverAccuracy
     } else {
         Verdict::Within
     }
 }
 
-/// Order of preference: less leakage, then more accuracy, then id.
+/// Order of preference: less leakage, then more accuracy, then the
+/// undefended reference (a defense that changes nothing is not chosen over
+/// no defense), then id.
 fn better(a: &Scored, b: &Scored) -> Ordering {
+    let defended = |s: &Scored| s.id != "reference";
     a.leakage
         .total_cmp(&b.leakage)
         .then(b.accuracy.total_cmp(&a.accuracy))
+        .then(defended(a).cmp(&defended(b)))
         .then(a.id.cmp(&b.id))
 }
 

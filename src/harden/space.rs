@@ -202,9 +202,24 @@ pub fn cheap_attacker(attacks: &[AttackKind], epochs: usize) -> Option<AttackKin
         })
 }
 
+/// The recipe's learning-rate drops scaled to a rung of `epochs`: each
+/// drop keeps its place in the schedule (rounded), and a drop that would
+/// land at the first epoch (a lower rate from the start) is left out.
+fn scaled_drops(drops: &[usize], full: usize, epochs: usize) -> Vec<usize> {
+    let full = full.max(1);
+    let mut out: Vec<usize> = drops
+        .iter()
+        .map(|&e| (e * epochs + full / 2) / full)
+        .filter(|&e| e >= 2 && e <= epochs)
+        .collect();
+    out.dedup();
+    out
+}
+
 /// The overrides of a rung for a candidate deployed at `split`: a cheap
-/// rung trains `epochs`, attacks only there with one attacker, and runs
-/// once; the full rung (`None`) is the recipe itself, with the deployed
+/// rung trains `epochs` (with the recipe's learning-rate drops scaled to
+/// them), attacks only there with one attacker, and runs once; the full
+/// rung (`None`) is the recipe itself, with the deployed
 /// split added to the audited ones when missing.
 pub fn rung_overrides(recipe: &Recipe, rung: Option<&Rung>, split: usize) -> Vec<Override> {
     let o = |path: &str, value: String| Override {
@@ -227,6 +242,11 @@ pub fn rung_overrides(recipe: &Recipe, rung: Option<&Rung>, split: usize) -> Vec
         o("repeats", "1".into()),
         o("audit.splits", format!("[{split}]")),
     ];
+    let drops = &recipe.training.lr_drops.at_epochs;
+    if !drops.is_empty() {
+        let scaled = scaled_drops(drops, recipe.training.epochs, r.epochs);
+        out.push(o("training.lr_drops.at_epochs", format!("{scaled:?}")));
+    }
     if let Some(a) = cheap_attacker(&recipe.audit.attacks, r.attack_epochs) {
         let text = serde_norway::to_string(&vec![a]).expect("attack serializes");
         out.push(o("audit.attacks", text));
@@ -320,6 +340,21 @@ mod tests {
             [AttackKind::Decoder(d)] => assert_eq!(d.epochs, 2),
             other => panic!("{other:?}"),
         }
+        // Learning-rate drops follow the shorter schedule.
+        let dropped = build(
+            base,
+            "t",
+            &["training.lr_drops={at_epochs: [3, 5]}".parse().unwrap()],
+        )
+        .unwrap()
+        .recipe;
+        let two = Rung { epochs: 2, ..rung };
+        let cheap = build(base, "t", &rung_overrides(&dropped, Some(&two), 2))
+            .unwrap()
+            .recipe;
+        assert_eq!(cheap.training.lr_drops.at_epochs, [2]);
+        assert_eq!(scaled_drops(&[3, 5], 6, 1), Vec::<usize>::new());
+        assert_eq!(scaled_drops(&[20, 40], 50, 10), [4, 8]);
         // The full rung keeps the recipe and adds a missing deployed split.
         assert!(rung_overrides(&r, None, 2).is_empty());
         let listed = build(base, "t", &["audit.splits=[1]".parse().unwrap()])

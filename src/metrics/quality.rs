@@ -58,8 +58,8 @@ pub fn mse(a: &[f32], b: &[f32]) -> f64 {
     sum / a.len() as f64
 }
 
-/// Cosine similarity `<a, b> / (|a| |b|)` of two flattened images; 0 when
-/// either is all zero (the angle is undefined; no direction is shared).
+/// Cosine similarity `<a, b> / (|a| |b|)` of two flattened images; 1 when
+/// both are all zero (identical), 0 when only one is (no direction shared).
 ///
 /// # Panics
 /// If the slices differ in length (callers check first).
@@ -71,6 +71,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
         ab += x * y;
         aa += x * x;
         bb += y * y;
+    }
+    if aa == 0.0 && bb == 0.0 {
+        return 1.0;
     }
     if aa == 0.0 || bb == 0.0 {
         return 0.0;
@@ -449,6 +452,7 @@ mod tests {
         assert!(close(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0, 1e-15));
         assert!(close(cosine(&[0.6, 0.8], &[1.0, 0.0]), 0.6, 1e-7));
         assert_eq!(cosine(&[0.0; 4], &a), 0.0);
+        assert_eq!(cosine(&[0.0; 4], &[0.0; 4]), 1.0);
         assert!(close(cosine(&a, &a), 1.0, 1e-12));
     }
 

@@ -130,6 +130,15 @@ pub fn file_facts(r: &Recipe) -> (DataFacts, Vec<(String, String)>) {
             labels,
             classes,
         } => {
+            // IDX labels are bytes: more than 256 classes cannot be labelled.
+            if let Some(c) = classes
+                && !(1..=256).contains(c)
+            {
+                p.push((
+                    "data.source.classes".into(),
+                    format!("must be in 1..=256 (IDX labels are bytes), got {c}"),
+                ));
+            }
             match crate::data::idx_image_shape(images) {
                 Ok(shape) => facts.shape = Some(shape),
                 Err(e) => p.push(("data.source.images".into(), e.to_string())),
@@ -154,15 +163,28 @@ pub fn file_facts(r: &Recipe) -> (DataFacts, Vec<(String, String)>) {
 }
 
 /// The labels of a small IDX1 file (`None` when larger than
-/// [`MAX_CHECKED_LABEL_BYTES`]).
+/// [`MAX_CHECKED_LABEL_BYTES`], on disk or once gunzipped: a small gzip file
+/// can unpack to gigabytes).
 fn idx_labels_if_small(path: &std::path::Path) -> Result<Option<Vec<u32>>, String> {
+    use std::io::Read;
     let show = |e: &dyn std::fmt::Display| format!("{}: cannot read: {e}", path.display());
     let len = std::fs::metadata(path).map_err(|e| show(&e))?.len();
     if len > MAX_CHECKED_LABEL_BYTES {
         return Ok(None);
     }
+    let mut bytes = std::fs::read(path).map_err(|e| show(&e))?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .take(MAX_CHECKED_LABEL_BYTES + 1)
+            .read_to_end(&mut plain)
+            .map_err(|e| show(&e))?;
+        if plain.len() as u64 > MAX_CHECKED_LABEL_BYTES {
+            return Ok(None);
+        }
+        bytes = plain;
+    }
     // Parsed by the loader's own reader, so the format rules are one.
-    let bytes = std::fs::read(path).map_err(|e| show(&e))?;
     crate::data::idx_labels_from_bytes(&bytes, path)
         .map(Some)
         .map_err(|e| e.to_string())
@@ -575,6 +597,10 @@ pub fn problems(r: &Recipe) -> Vec<String> {
                 }
             }
         }
+    }
+    let reid = &r.audit.reidentify;
+    for (field, msg) in attacker_training_problems(reid.epochs, reid.batch_size, reid.lr) {
+        bad(&format!("audit.reidentify.{field}"), msg);
     }
     if let Some(l) = &r.leakage {
         for (path, msg) in l.problems() {

@@ -361,7 +361,10 @@ pub fn train(
     let classes = data.num_classes;
     let n = data.len();
     let batch = cfg.batch_size.max(1);
-    let mut step = (start_epoch - 1) * n.div_ceil(batch);
+    // Steps per epoch as trained below (a last batch of one is dropped), so
+    // a resumed run counts the steps the uninterrupted one took.
+    let per_epoch = n / batch + usize::from(n % batch > 1);
+    let mut step = (start_epoch - 1) * per_epoch;
     for epoch in start_epoch..=cfg.epochs {
         let started = Instant::now();
         let lr = cfg.lr_at(epoch);
