@@ -15,8 +15,9 @@
 //! never trained or tuned on the test queries. Two numbers frame its score:
 //! - `clean_accuracy`: the classifier on the victims' original images, the
 //!   most any reconstruction can reach with this classifier;
-//! - `chance`: the majority rate of the test labels;
-//! and the label-only floor ([`super::floors`]) scores the class-mean image
+//! - `chance`: the majority rate of the test labels.
+//!
+//! The label-only floor ([`super::floors`]) scores the class-mean image
 //! of the model's predicted label. When the task label *is* the identity (ORL
 //! here), the server learns the identity from the prediction anyway: a
 //! re-identification rate at that floor leaks nothing more.

@@ -43,7 +43,10 @@ pub fn drop_points(reference_accuracy: f64, accuracy: f64) -> f64 {
 pub fn verdict(s: &Scored, reference_accuracy: f64, max_drop: f64, edge: Option<u64>) -> Verdict {
     if edge.is_some_and(|b| s.edge_flops > b) {
         Verdict::OverEdge
-    } else if !(drop_points(reference_accuracy, s.accuracy) <= max_drop + 1e-9) {
+    } else if drop_points(reference_accuracy, s.accuracy)
+        .partial_cmp(&(max_drop + 1e-9))
+        .is_none_or(|o| o == Ordering::Greater)
+    {
         // (A NaN accuracy is over the budget, never within it.)
         Verdict::OverAccuracy
     } else {
