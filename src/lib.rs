@@ -43,6 +43,7 @@ pub mod pipeline;
 pub mod prune;
 pub mod recipe;
 pub mod report;
+pub mod repro;
 pub mod train;
 
 pub use error::Error;

@@ -70,6 +70,19 @@ enum Command {
     /// Search defenses, strengths, pruning and splits for the most private
     /// deployment within an accuracy and an edge budget.
     Harden(harden::HardenArgs),
+    /// Regenerate REPRODUCTIONS.md from the reproduction recipes' run
+    /// folders (`scripts/reproduce.sh` runs them first).
+    Reproductions(ReproArgs),
+}
+
+#[derive(Args)]
+struct ReproArgs {
+    /// The folder holding the reproduction runs (`004-obfuscation/`, ...).
+    #[arg(long, default_value = "checkpoints/repro")]
+    runs: PathBuf,
+    /// The document to write; its pictures go to `docs/repro/` beside it.
+    #[arg(long, default_value = "REPRODUCTIONS.md")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -219,6 +232,13 @@ pub fn main() -> ExitCode {
                 c.downcast_ref::<Error>().is_some_and(Error::is_bad_input)
                     || c.downcast_ref::<recipe::RecipeError>().is_some()
                     || c.downcast_ref::<splitguard::data::DataError>().is_some()
+                    || matches!(
+                        c.downcast_ref::<splitguard::repro::ReproError>(),
+                        Some(
+                            splitguard::repro::ReproError::Json { .. }
+                                | splitguard::repro::ReproError::Read { .. }
+                        )
+                    )
             });
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
@@ -505,6 +525,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Leakage(args) => leakage::run(args, device(cli.device)?),
         Command::Compare(args) => compare::run(args),
         Command::Harden(args) => harden::run(args, &device(cli.device)?.autodiff()),
+        Command::Reproductions(args) => {
+            for w in splitguard::repro::write(&args.runs, &args.out)? {
+                println!("wrote {}", w.display());
+            }
+            Ok(())
+        }
         Command::ExportFeatures(args) => {
             let dev = device(cli.device)?;
             let run = pipeline::open_run(&args.run, &dev)?;
