@@ -226,6 +226,61 @@ pub fn calibrate_keep(
     Ok(lo)
 }
 
+/// Bisection steps of [`calibrate_eps`]: the budget is found to 2^-14 of
+/// the largest `||W z||` on the owner's data.
+const EPS_STEPS: usize = 14;
+
+/// Largest distortion budget `eps` (Theorem 1 of seed 004, section 4.2,
+/// eq. 8: every query's `||W z - W z'|| <= eps`) whose accuracy on `owner`
+/// is at least its unobfuscated accuracy minus `points / 100`: bisection
+/// between 0 (distortion-free, the accuracy of `z`) and the largest
+/// `||W z||` on `owner` (everything removed).
+pub fn calibrate_eps(
+    model: &SplitModel,
+    owner: &Dataset,
+    k: usize,
+    basis: &SignalBasis,
+    points: f64,
+    device: &Device,
+) -> Result<f32, crate::Error> {
+    let (z, shape) = Evaluator::new(model, device, 256).features(owner, k);
+    let acc = |mode| -> Result<f64, crate::Error> {
+        let (zp, _) = apply(basis, &z, mode)?;
+        Ok(server_accuracy(
+            model,
+            &zp,
+            &shape,
+            k,
+            &owner.targets,
+            owner.num_classes,
+            device,
+        ))
+    };
+    let goal = acc(ObfuscationMode::None)? - points / 100.0;
+    let n = z.len() / basis.dim().max(1);
+    let all = obfuscate_batch(
+        basis,
+        &z,
+        n,
+        ObfuscationMode::DistortionBounded { eps: f32::MAX },
+    )
+    .map_err(|e| crate::Error::internal("obfuscation", e))?;
+    let top = all.distortion.iter().copied().fold(0.0f64, f64::max) as f32;
+    if acc(ObfuscationMode::DistortionBounded { eps: top })? >= goal {
+        return Ok(top);
+    }
+    let (mut lo, mut hi) = (0.0f32, top);
+    for _ in 0..EPS_STEPS {
+        let mid = 0.5 * (lo + hi);
+        if acc(ObfuscationMode::DistortionBounded { eps: mid })? >= goal {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
 /// The mode a setting stands for at split `k` (calibrating
 /// `max_accuracy_drop` on `owner`, the defender's data).
 pub fn resolve_mode(

@@ -4,9 +4,11 @@
 //! - Figure 2: per split with a linear server operator, the mean of
 //!   `log(||z_S||^2 / ||z||^2)` over the owner's `train` and its cumulative sum.
 //! - Figure 3: per split, the attribute attack's accuracy when the edge sends
-//!   `z` (none), `z_S` (distortion-free) and the distortion-bounded `z'` that
-//!   loses at most `accuracy_drop_points` on the owner's `train`, with target
-//!   accuracy and bytes per query for each.
+//!   `z` (none), `z_S` (distortion-free), the top-`m'` `z'` (`bounded`: the
+//!   fewest components that lose at most `accuracy_drop_points` on the
+//!   owner's `train`) and Theorem 1's distortion-bounded `z'` (`theorem1`:
+//!   the largest distortion budget `eps` that loses at most as much, in
+//!   `eps`), with target accuracy and bytes per query for each.
 //! - Figure 4: target error and attack error as `m'` varies at one split.
 //!
 //! The defender's steps (the signal content it measures, the `m'` it
@@ -20,12 +22,15 @@ use serde_json::json;
 
 use super::ObfuscationMode;
 use super::operator::BasisCache;
-use super::stage::{StudyConfig, apply, calibrate_keep, server_accuracy};
+use super::stage::{StudyConfig, apply, calibrate_eps, calibrate_keep, server_accuracy};
 use crate::attack::{AttributeConfig, attribute_attack};
 use crate::data::Dataset;
 use crate::model::{Block, SplitModel};
 use crate::report::plot::{LinePlot, Series, line_plot, save_svg};
 use crate::train::Evaluator;
+
+/// The settings of Figure 3, as `obfuscation.json` names them.
+const SETTINGS: [&str; 4] = ["none", "distortion_free", "bounded", "theorem1"];
 
 /// One (split, setting) row of Figure 3 / Figure 4.
 #[allow(clippy::too_many_arguments)]
@@ -131,11 +136,13 @@ pub fn run_study(
         cum += mean;
         curve.push(json!({"split": k, "dim": basis.dim(), "rank": basis.rank(), "mean_log_ratio": mean, "cumulative": cum}));
         let m = calibrate_keep(model, owner, k, &basis, cfg.accuracy_drop_points, &inner)?;
-        let mut entry = json!({"split": k});
+        let eps = calibrate_eps(model, owner, k, &basis, cfg.accuracy_drop_points, &inner)?;
+        let mut entry = json!({"split": k, "eps": eps});
         for (name, mode) in [
             ("none", ObfuscationMode::None),
             ("distortion_free", ObfuscationMode::DistortionFree),
             ("bounded", ObfuscationMode::KeepComponents { m }),
+            ("theorem1", ObfuscationMode::DistortionBounded { eps }),
         ] {
             entry[name] = row(model, (aux, test), k, &basis, mode, attack, seed, device)?;
         }
@@ -211,7 +218,7 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
     }
     md += "\n## Attribute attack per split (Figure 3)\n\n| split | setting | kept | bytes/query | target acc | attribute | attack acc | chance |\n|---|---|---|---|---|---|---|---|\n";
     for e in &fig3 {
-        for name in ["none", "distortion_free", "bounded"] {
+        for name in SETTINGS {
             let r = &e[name];
             for a in r["attacks"].as_array().unwrap_or(&empty) {
                 md += &format!(
@@ -280,7 +287,7 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
         })
         .unwrap_or_default();
     for (i, attr) in attributes.iter().enumerate() {
-        for name in ["none", "distortion_free", "bounded"] {
+        for name in SETTINGS {
             fig3_series.push(Series {
                 name: if attributes.len() > 1 {
                     format!("{attr}: {name}")
@@ -549,5 +556,56 @@ mod tests {
         cfg.mode = ModeSetting::Keep { m: 1 };
         let dep = deploy(&cfg, &model, &owner, &test, 1, &device).unwrap();
         assert_eq!(dep.calibrated_on, None, "nothing calibrated");
+    }
+
+    /// Theorem 1's budget: the largest `eps` within the accuracy drop.
+    #[test]
+    fn the_distortion_budget_is_the_largest_within_the_accuracy_drop() {
+        use crate::obfuscate::stage::{calibrate_eps, obfuscated_accuracy};
+        let device = Device::flex();
+        let fc = |out, activation| {
+            BlockSpec::Linear(LinearSpec {
+                out_features: out,
+                activation,
+                batch_norm: false,
+            })
+        };
+        let blocks = [fc(4, ActivationKind::Relu), fc(2, ActivationKind::None)];
+        let model = SplitModel::from_blocks("tiny", &[1, 1, 2], &blocks, &device).unwrap();
+        let owner = data("toy/train", 60, 3);
+        let mut cache = BasisCache::default();
+        let basis = cache.basis(&model, 1).unwrap();
+        let acc = |eps: f32| {
+            obfuscated_accuracy(
+                &model,
+                &owner,
+                1,
+                &basis,
+                ObfuscationMode::DistortionBounded { eps },
+                &device,
+            )
+            .unwrap()
+            .0
+        };
+        // A 100-point budget allows removing everything: eps reaches the
+        // largest ||W z||, where every query's z' is 0 in the signal space.
+        let top = calibrate_eps(&model, &owner, 1, &basis, 100.0, &device).unwrap();
+        let (z, _) = Evaluator::new(&model, &device, 256).features(&owner, 1);
+        let n = z.len() / basis.dim();
+        let all = crate::obfuscate::obfuscate_batch(
+            &basis,
+            &z,
+            n,
+            ObfuscationMode::DistortionBounded { eps: f32::MAX },
+        )
+        .unwrap();
+        let largest = all.distortion.iter().copied().fold(0.0f64, f64::max) as f32;
+        assert_eq!(top, largest);
+        // No drop allowed: the budget found keeps the plain accuracy, and
+        // is below the largest budget unless that one keeps it too.
+        let plain = acc(0.0);
+        let eps = calibrate_eps(&model, &owner, 1, &basis, 0.0, &device).unwrap();
+        assert!(acc(eps) >= plain, "{eps}: {} < {plain}", acc(eps));
+        assert!(eps <= largest);
     }
 }

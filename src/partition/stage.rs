@@ -129,11 +129,7 @@ pub fn analyse(
     }
     let curve: Vec<f64> = rows.iter().map(|r| r.normalized_rc2).collect();
     let t = detect_transition(&curve, cfg.margin).map_err(|e| Error::internal("partition", e))?;
-    let zone = match &t {
-        Some(t) => golden_zone(t, rows.len()).map_err(|e| Error::internal("partition", e))?,
-        // No drop at all: only the decision layers count as the zone.
-        None => rows.len().saturating_sub(2)..rows.len(),
-    };
+    let zone = zone_rows(t.as_ref(), rows.len()).map_err(|e| Error::internal("partition", e))?;
     for r in rows.iter_mut().skip(zone.start).take(zone.len()) {
         r.in_golden_zone = true;
     }
@@ -163,4 +159,44 @@ pub fn analyse(
         data: held.name.clone(),
         samples: n,
     })
+}
+
+/// The rows (in a curve of `n` rows, the last one the logits) that form the
+/// golden zone: from the transition on, or only the decision layers when no
+/// drop was found. A transition into the logits leaves only the decision
+/// layer's input as a split in the zone, so the deepest split point counts
+/// too (the zone includes the decision layers, DESIGN section 8) and
+/// `split: auto` always has a candidate.
+fn zone_rows(
+    t: Option<&crate::partition::Transition>,
+    n: usize,
+) -> Result<std::ops::Range<usize>, crate::partition::PartitionError> {
+    let zone = match t {
+        Some(t) => golden_zone(t, n)?,
+        None => n.saturating_sub(2)..n,
+    };
+    Ok(zone.start.min(n.saturating_sub(2))..zone.end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::Transition;
+
+    fn at(primary: usize) -> Transition {
+        Transition {
+            primary,
+            secondary: None,
+            drops: vec![0.0; 6],
+        }
+    }
+
+    #[test]
+    fn the_zone_always_holds_a_split_point() {
+        // Six rows: splits 1..=5 and the logits.
+        assert_eq!(zone_rows(Some(&at(2)), 6).unwrap(), 2..6);
+        assert_eq!(zone_rows(None, 6).unwrap(), 4..6);
+        // A transition into the logits: the deepest split joins the zone.
+        assert_eq!(zone_rows(Some(&at(5)), 6).unwrap(), 4..6);
+    }
 }

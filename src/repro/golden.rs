@@ -52,8 +52,15 @@ pub struct RepeatFinding {
     pub raw_transition: Option<usize>,
     /// The split with the largest `MSE(s) / MSE(s-1)` among the audited splits.
     pub largest_jump: Option<usize>,
-    /// `MSE(transition) / MSE(first audited split)`.
+    /// The transition as an audited split: a transition into the logits
+    /// (not a split point) is read at the deepest audited split, the
+    /// decision layer's input, as the pipeline's zone reads it.
+    pub audited_transition: Option<usize>,
+    /// `MSE(transition) / MSE(first audited split)`, the paper's ratio.
     pub ratio_to_first: Option<f64>,
+    /// `MSE(transition) / MSE(the audited split before it)`: the jump at
+    /// the transition itself.
+    pub ratio_to_previous: Option<f64>,
     /// The deepest audited split.
     pub deepest: Option<usize>,
 }
@@ -96,17 +103,27 @@ pub fn finding(report: &Value) -> RepeatFinding {
     } else {
         None
     };
-    let ratio_to_first = transition.and_then(|t| {
-        let at = super::runs::attack(report, KEY, t)?["mse"].as_f64()?;
-        let first = mse.first().copied().flatten()?;
-        (first > 0.0).then(|| at / first)
-    });
+    let deepest = s.last().copied();
+    let audited_transition = match (transition, deepest) {
+        (Some(t), Some(d)) => Some(t.min(d)),
+        _ => None,
+    };
+    let at = audited_transition.and_then(|t| s.iter().position(|&x| x == t));
+    let ratio = |i: usize, j: usize| -> Option<f64> {
+        let (a, b) = (
+            mse.get(i).copied().flatten()?,
+            mse.get(j).copied().flatten()?,
+        );
+        (b > 0.0).then(|| a / b)
+    };
     RepeatFinding {
         transition,
         raw_transition,
         largest_jump,
-        ratio_to_first,
-        deepest: s.last().copied(),
+        audited_transition,
+        ratio_to_first: at.and_then(|i| ratio(i, 0)),
+        ratio_to_previous: at.and_then(|i| i.checked_sub(1).and_then(|j| ratio(i, j))),
+        deepest,
     }
 }
 
@@ -183,17 +200,20 @@ fn findings(run: &Repeats) -> (String, bool, bool) {
                 opt(x.raw_transition),
                 opt(x.largest_jump),
                 x.ratio_to_first.map_or("-".into(), |r| format!("{r:.1}x")),
+                x.ratio_to_previous
+                    .map_or("-".into(), |r| format!("{r:.1}x")),
             ]
         })
         .collect();
     let at = f
         .iter()
-        .filter(|x| x.largest_jump.is_some() && x.largest_jump == x.transition)
+        .filter(|x| x.largest_jump.is_some() && x.largest_jump == x.audited_transition)
         .count();
     let deep = f
         .iter()
-        .filter(|x| x.transition.is_some() && x.transition == x.deepest)
+        .filter(|x| x.audited_transition.is_some() && x.audited_transition == x.deepest)
         .count();
+    let previous: Vec<f64> = f.iter().filter_map(|x| x.ratio_to_previous).collect();
     let ratios: Vec<f64> = f.iter().filter_map(|x| x.ratio_to_first).collect();
     let n = f.len();
     let holds = 2 * at > n && !ratios.is_empty() && mean(&ratios) > 4.0;
@@ -203,13 +223,18 @@ fn findings(run: &Repeats) -> (String, bool, bool) {
             "transition (normalised R_c^2)",
             "transition (raw R_c^2)",
             "largest MSE jump into split",
-            "MSE at transition / split 1",
+            "MSE at transition / split 1 (the paper's ratio)",
+            "MSE at transition / split before it",
         ],
         &rows,
     ) + &format!(
-        "\nThe largest jump falls at the transition in {at} of {n} repeats; the transition is \
-         the deepest audited split in {deep} of {n}; MSE at the transition over split 1: {}.\n\n",
-        mean_ci(&ratios, 1)
+        "\nA transition into the logits (split {logits}) is read at the deepest audited split, the \
+         decision layer's input. The largest jump falls at the transition in {at} of {n} repeats; \
+         the transition is the deepest audited split in {deep} of {n}; MSE at the transition over \
+         split 1: {}; over the split before it: {}.\n\n",
+        mean_ci(&ratios, 1),
+        mean_ci(&previous, 2),
+        logits = f.first().and_then(|x| x.deepest).map_or(0, |d| d + 1),
     );
     (text, holds, 2 * deep > n)
 }
@@ -263,7 +288,7 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
             deep_note.push(name);
         }
         if let Some(first) = run.reports.first()
-            && let Some(t) = finding(first).transition
+            && let Some(t) = finding(first).audited_transition
         {
             for k in [1, t] {
                 if let Some(img) = run.image(KEY, k) {
@@ -371,7 +396,7 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
         },
         smoothing
     );
-    if none && !verdicts.is_empty() {
+    if none && verdicts.len() > 1 {
         s.reason += " The >4x claim is not supported on either network.";
     }
     Ok(s)
@@ -416,6 +441,11 @@ mod tests {
         assert_eq!(f.transition, Some(3));
         assert_eq!(f.raw_transition, Some(4));
         assert!((f.ratio_to_first.unwrap() - 6.0).abs() < 1e-12);
+        assert!((f.ratio_to_previous.unwrap() - 4.0).abs() < 1e-12);
+        // A transition into the logits (split 5 here) is read at split 4.
+        let logits = report([0.01, 0.015, 0.06, 0.075], [0.9; 5], [1.0; 5], 5);
+        assert_eq!(finding(&logits).audited_transition, Some(4));
+        assert!((finding(&logits).ratio_to_first.unwrap() - 7.5).abs() < 1e-12);
         // The paper's decoder (labelled) is not read as the decoder.
         assert_eq!(splits(&r), vec![1, 2, 3, 4]);
         assert_eq!(f.deepest, Some(4));
