@@ -5,26 +5,33 @@
 # from the run folders with `splitguard reproductions`.
 #
 #   scripts/reproduce.sh [RUNS_DIR]          # everything (hours on 2 cores)
-#   ONLY=003 scripts/reproduce.sh            # only the recipes whose file starts with 003
-#   SPLITGUARD=target/release/splitguard scripts/reproduce.sh
+#   ONLY=003 scripts/reproduce.sh            # only the recipes whose file starts with 003 (a seed's number)
+#   SPLITGUARD=/path/to/splitguard scripts/reproduce.sh   # that binary, no build
 #
-# A run folder that already holds a finished report is resumed (a no-op), so
-# the script can be stopped and started again.
+# A run folder that already holds a finished report and its wall time is
+# kept; an interrupted one is resumed (its wall time then counts only the
+# resumed part), so the script can be stopped and started again.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs="${1:-checkpoints/repro}"
-sg="${SPLITGUARD:-target/release/splitguard}"
-[ -x "$sg" ] || cargo build --release --locked
+case "$runs" in /*) ;; *) runs="$PWD/$runs" ;; esac
+cd "$(dirname "$0")/.."
+if [ -z "${SPLITGUARD:-}" ]; then
+  cargo build --release --locked   # a no-op when up to date
+  sg=target/release/splitguard
+else
+  sg="$SPLITGUARD"
+fi
 mkdir -p "$runs"
 
 failed=0
 want() { [ -z "${ONLY:-}" ] || [[ "$1" == ${ONLY}* ]]; }
 
-# Times one command into $runs/$name/wall_seconds.txt.
+# Times one command into $runs/$name/wall_seconds.txt, written only when
+# it succeeds (so the file marks a finished run).
 timed() {
   local dir="$1"; shift
   local t0; t0=$(date +%s)
-  "$@"
+  "$@" || return $?
   mkdir -p "$dir"
   echo $(( $(date +%s) - t0 )) > "$dir/wall_seconds.txt"
 }
@@ -32,10 +39,12 @@ timed() {
 run_recipe() {
   local file="recipes/repro/$1.yaml" dir="$runs/$1"
   want "$1" || return 0
+  # A finished run keeps its folder and its recorded wall time.
+  [ -e "$dir/wall_seconds.txt" ] && return 0
   local resume=()
   [ -e "$dir" ] && resume=(--resume)
   echo "== $1 ($(date -u +%H:%M:%S))"
-  timed "$dir" "$sg" run "$file" --out "$dir" "${resume[@]}" || {
+  timed "$dir" "$sg" run "$file" --out "$dir" ${resume[@]+"${resume[@]}"} || {
     echo "!! $1 failed; going on with the others" >&2; failed=1; }
 }
 
@@ -43,7 +52,7 @@ leakage() {
   local sub="$1"; shift
   local dir="$runs/003-i2f/$sub"
   want 003 || return 0
-  [ -e "$dir/report.json" ] && return 0
+  [ -e "$dir/wall_seconds.txt" ] && return 0
   echo "== 003-i2f/$sub ($(date -u +%H:%M:%S))"
   timed "$dir" "$sg" leakage recipes/repro/003-i2f.yaml --out "$dir" "$@" || {
     echo "!! 003-i2f/$sub failed; going on with the others" >&2; failed=1; }

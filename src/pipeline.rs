@@ -606,6 +606,8 @@ fn run_once(
     report.partition = partition;
     report.prune = prune_report;
     report.floors = Some(floors);
+    report.edge_lipschitz = crate::defense::lipschitz::block_estimates(&model, split);
+    report.feature_rms = Some(feature_rms(&model, &splits.test, split, &inner));
     report::write_all(&report, out)?;
     timings.insert(
         "total_seconds".into(),
@@ -620,6 +622,13 @@ fn run_once(
     )
     .map_err(|e| Error::io(&tpath, e))?;
     Ok(report)
+}
+
+/// RMS of the edge's features at split `k` over `ds`.
+fn feature_rms(model: &SplitModel, ds: &Dataset, k: usize, device: &Device) -> f64 {
+    let (z, _) = Evaluator::new(model, device, 256).features(ds, k);
+    let ss: f64 = z.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    (ss / z.len().max(1) as f64).sqrt()
 }
 
 /// What the server receives: the edge's features at every split, and at the

@@ -25,7 +25,7 @@
 mod difference;
 mod gather;
 pub mod sweep;
-mod table;
+pub(crate) mod table;
 mod variants;
 
 use std::fmt::Write as _;

@@ -128,7 +128,7 @@ fn csv_bounds(st: Option<&RepeatStat>) -> [String; 2] {
 }
 
 /// Markdown cell text: pipes escaped, line breaks flattened.
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 

@@ -43,7 +43,7 @@ pub fn bootstrap_accuracy_ci(accuracy: f64, n: usize, seed: u64) -> Option<[f64;
 
 /// The `q` quantile of sorted `v` with linear interpolation between order
 /// statistics (type 7 of Hyndman & Fan, numpy's default).
-fn quantile(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(v: &[f64], q: f64) -> f64 {
     let pos = q * (v.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;

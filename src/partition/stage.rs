@@ -64,7 +64,8 @@ pub struct PartitionRow {
     pub entropy_per_dim: f64,
     /// Edge FLOPs per query at this split.
     pub edge_flops: u64,
-    /// At or after the transition.
+    /// In the golden zone: at or after the transition, and the deepest
+    /// split point when the transition falls into the logits.
     pub in_golden_zone: bool,
 }
 
@@ -163,8 +164,8 @@ pub fn analyse(
 
 /// The rows (in a curve of `n` rows, the last one the logits) that form the
 /// golden zone: from the transition on, or only the decision layers when no
-/// drop was found. A transition into the logits leaves only the decision
-/// layer's input as a split in the zone, so the deepest split point counts
+/// drop was found. A transition into the logits would leave no split point
+/// in the zone (the logits are not one), so the deepest split point counts
 /// too (the zone includes the decision layers, DESIGN section 8) and
 /// `split: auto` always has a candidate.
 fn zone_rows(

@@ -96,6 +96,15 @@ pub struct Report {
     /// reached, accuracy (when the recipe prunes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneReport>,
+    /// Each edge block's spectral Lipschitz estimate `k_i` at the deployed
+    /// split ([`crate::defense::lipschitz::block_estimates`]; seed 001).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_lipschitz: Vec<f64>,
+    /// RMS of the edge's features at the deployed split over the `test`
+    /// queries, before any perturbation or obfuscation: the scale a
+    /// non-standardising attacker sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_rms: Option<f64>,
     /// The resolved recipe.
     pub recipe: Recipe,
 }
@@ -159,6 +168,8 @@ impl Report {
             floors: None,
             partition: None,
             prune: None,
+            edge_lipschitz: Vec::new(),
+            feature_rms: None,
             recipe: recipe.clone(),
         })
     }

@@ -1,6 +1,8 @@
 //! Numbers as the reproductions print them: means with their 95% interval.
 
-use crate::metrics::{Interval, t_interval, welch_difference};
+use crate::compare::table::cell;
+use crate::metrics::{Difference, t_interval, welch_difference};
+use crate::report::repeats::interval_text;
 
 /// `mean [lo, hi]` over repeats (Student t), `mean (n=1)` for one value,
 /// `-` for none.
@@ -8,19 +10,16 @@ pub fn mean_ci(values: &[f64], digits: usize) -> String {
     if values.is_empty() {
         return "-".into();
     }
-    interval_text(&t_interval(values), digits)
-}
-
-/// An interval as `mean [lo, hi]`.
-pub fn interval_text(iv: &Interval, digits: usize) -> String {
-    match (iv.lo, iv.hi) {
-        (Some(lo), Some(hi)) => format!("{:.digits$} [{lo:.digits$}, {hi:.digits$}]", iv.mean),
-        _ => format!("{:.digits$} (n={})", iv.mean, iv.n),
+    let iv = t_interval(values);
+    if iv.lo.is_none() {
+        return format!("{:.digits$} (n={})", iv.mean, iv.n);
     }
+    format!("{:.digits$} {}", iv.mean, interval_text(&iv, digits))
 }
 
-/// `mean(b) - mean(a)` with its Welch interval, and whether it excludes 0.
-pub fn difference(a: &[f64], b: &[f64], digits: usize) -> (String, Option<bool>) {
+/// `mean(b) - mean(a)` as text with its Welch interval, and the difference
+/// itself (`None` when a sample is empty).
+pub fn difference(a: &[f64], b: &[f64], digits: usize) -> (String, Option<Difference>) {
     if a.is_empty() || b.is_empty() {
         return ("-".into(), None);
     }
@@ -31,7 +30,13 @@ pub fn difference(a: &[f64], b: &[f64], digits: usize) -> (String, Option<bool>)
         }
         _ => format!("{:+.digits$}", d.diff),
     };
-    (text, d.excludes_zero())
+    (text, Some(d))
+}
+
+/// Whether `mean(b)` is below `mean(a)` beyond seed noise (the Welch
+/// interval of the difference lies below 0).
+pub fn lower(d: Option<Difference>) -> bool {
+    d.is_some_and(|d| d.hi.is_some_and(|hi| hi < 0.0))
 }
 
 /// The mean of `values` (NaN for none).
@@ -54,15 +59,13 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// A Markdown table from a header and rows.
+/// A Markdown table from a header and rows (pipes in cells escaped).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = format!(
-        "| {} |\n|{}\n",
-        header.join(" | "),
-        "---|".repeat(header.len())
-    );
+    let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    let mut s = line(header.iter().map(|h| cell(h)).collect());
+    s += &format!("|{}\n", "---|".repeat(header.len()));
     for r in rows {
-        s += &format!("| {} |\n", r.join(" | "));
+        s += &line(r.iter().map(|c| cell(c)).collect());
     }
     s
 }
@@ -76,6 +79,17 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn tables_escape_pipes_and_lower_reads_the_interval() {
+        let t = table(&["a|b"], &[vec!["|z|".into()]]);
+        assert_eq!(t, "| a\\|b |\n|---|\n| \\|z\\| |\n");
+        let (_, d) = difference(&[3.0, 3.1, 2.9], &[1.0, 1.1, 0.9], 2);
+        assert!(lower(d));
+        let (_, d) = difference(&[1.0, 1.1, 0.9], &[3.0, 3.1, 2.9], 2);
+        assert!(!lower(d));
+        assert!(!lower(None));
     }
 
     #[test]

@@ -240,7 +240,7 @@ pub fn markdown(sections: &[Section], runs: &Path) -> String {
          every recipe, then regenerates it); every number traces to a \
          recipe and a run folder listed under its section.\n\n",
     );
-    s += "| seed | claim | verdict | compute |\n|---|---|---|---|\n";
+    s += "| seed | experiment | verdict | compute |\n|---|---|---|---|\n";
     let mut total = 0;
     for x in sections {
         total += x.wall();

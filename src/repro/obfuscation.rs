@@ -71,9 +71,34 @@ fn values(studies: &[Value], f: impl Fn(&Value) -> Option<f64>) -> Vec<f64> {
 /// Figure 3 of one sweep point as a table, and the verdict's inputs at the
 /// deployed split: (z' attack accuracy lower than z's beyond seed noise,
 /// mean target-accuracy cost in points).
-fn figure3(st: &[Value]) -> (String, Option<bool>, f64) {
+/// What the verdict reads at the deployed split.
+#[derive(Clone, Copy, Debug)]
+struct AtSplit {
+    /// The attack on the obfuscated z' is lower than on z beyond seed noise.
+    lower: Option<bool>,
+    /// Test accuracy lost by z' (points).
+    cost: f64,
+    /// Mean attack accuracy on z.
+    z: f64,
+    /// Mean attack accuracy on z'.
+    z_prime: f64,
+    /// Mean chance.
+    chance: f64,
+    /// The obfuscation read: Theorem 1, or top-m' for older runs.
+    setting: &'static str,
+}
+
+fn figure3(st: &[Value]) -> (String, AtSplit) {
+    let mut verdict = AtSplit {
+        lower: None,
+        cost: f64::NAN,
+        z: f64::NAN,
+        z_prime: f64::NAN,
+        chance: f64::NAN,
+        setting: "Theorem 1",
+    };
     let Some(first) = st.first() else {
-        return (String::new(), None, f64::NAN);
+        return (String::new(), verdict);
     };
     let splits: Vec<usize> = first["figure3"]
         .as_array()
@@ -82,7 +107,6 @@ fn figure3(st: &[Value]) -> (String, Option<bool>, f64) {
         .filter_map(|e| e["split"].as_u64().map(|x| x as usize))
         .collect();
     let mut rows = Vec::new();
-    let mut verdict = (None, f64::NAN);
     for k in splits {
         let chance = values(st, |s| attack_number(entry(s, k, "none")?, "chance"));
         let mut row = vec![k.to_string(), mean_ci(&chance, 3)];
@@ -112,11 +136,22 @@ fn figure3(st: &[Value]) -> (String, Option<bool>, f64) {
             };
             let z = values(st, |s| attack_number(entry(s, k, "none")?, "accuracy"));
             let zb = values(st, |s| attack_number(entry(s, k, key)?, "accuracy"));
-            let (d, changed) = difference(&z, &zb, 3);
+            let (_, d) = difference(&z, &zb, 3);
             let tz = values(st, |s| entry(s, k, "none")?["target_accuracy"].as_f64());
             let tb = values(st, |s| entry(s, k, key)?["target_accuracy"].as_f64());
             let cost = 100.0 * (super::format::mean(&tz) - super::format::mean(&tb));
-            verdict = (Some(changed == Some(true) && d.starts_with('-')), cost);
+            verdict = AtSplit {
+                lower: Some(super::format::lower(d)),
+                cost,
+                z: super::format::mean(&z),
+                z_prime: super::format::mean(&zb),
+                chance: super::format::mean(&chance),
+                setting: if key == "theorem1" {
+                    "Theorem 1"
+                } else {
+                    "top-m'"
+                },
+            };
         }
         rows.push(row);
     }
@@ -130,7 +165,7 @@ fn figure3(st: &[Value]) -> (String, Option<bool>, f64) {
         .chain(["Theorem 1 budget eps".to_string()])
         .collect();
     let h: Vec<&str> = header.iter().map(String::as_str).collect();
-    (table(&h, &rows), verdict.0, verdict.1)
+    (table(&h, &rows), verdict)
 }
 
 /// Figure 2: mean log signal-content ratio per split.
@@ -192,21 +227,20 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
     let dir = runs.join("004-obfuscation");
     s.add_run(&dir, wall_seconds(&dir));
     let points = sweep_points(&dir)?;
-    if points.iter().all(|(_, r)| r.is_none()) {
+    if points.is_empty() {
         return Ok(s.not_run());
     }
     let mut verdicts = Vec::new();
-    for (i, (_, run)) in points.iter().enumerate() {
-        let Some(run) = run else { continue };
-        let name = if i == 0 {
+    for (i, run) in &points {
+        let name = if *i == 0 {
             "with the seed's training defenses"
         } else {
             "control: no training defenses"
         };
         let st = studies(run)?;
-        let (fig3, lower, cost) = figure3(&st);
+        let (fig3, at) = figure3(&st);
         s.body += &format!("### {name} (Figure 3, attribute `{ATTRIBUTE}`)\n\n{fig3}\n");
-        let audit = run.attack_values("attribute", DEPLOYED, "accuracy");
+        let audit = run.attribute_values(ATTRIBUTE, DEPLOYED, "accuracy");
         let acc = run.values(|r| r["target_accuracy"].as_f64().map(|a| 100.0 * a));
         s.body += &format!(
             "Deployed at split {DEPLOYED} (z'): target accuracy {} %, the audit's attribute attack \
@@ -216,41 +250,64 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
             run.flagged("attribute", DEPLOYED),
             run.reports.len()
         );
-        if i == 0 {
+        if *i == 0 {
             s.body += "Figure 2 (signal content per split, as today: each split's features unmodified; \
                        the paper discards the null content layer by layer, not computed here):\n\n";
             s.body += &figure2(&st);
             s.body += "\n";
         }
-        verdicts.push((name, lower, cost));
+        verdicts.push((*i, name, at));
     }
-    s.body += "Not computed here yet (issue 16): Figure 2 with null content discarded layer by \
-               layer, balanced attribute classes \
-               (the chance column shows the imbalance), and the paper's Figure 5 / Figure 6 \
-               baselines (feature pruning with server fine-tuning; adversarial training against \
-               a known attribute).\n\n";
-    let main = verdicts.first();
-    s.verdict = match main {
-        Some((_, Some(true), cost)) if *cost <= 1.0 + 1e-9 => Verdict::Holds,
-        Some((_, Some(_), _)) => Verdict::DoesNotHold,
-        _ => Verdict::NotRun,
+    let defended = verdicts
+        .iter()
+        .find(|(i, _, _)| *i == 0)
+        .map(|(_, _, a)| *a);
+    let chance = defended.map_or(f64::NAN, |a| a.chance);
+    s.body += &format!(
+        "Not computed here yet (issue 16): Figure 2 with null content discarded layer by layer, \
+         and the paper's Figure 5 / Figure 6 baselines (feature pruning with server fine-tuning; \
+         adversarial training against a known attribute). {}\n\n",
+        if !chance.is_finite() {
+            "No chance level was recorded at the deployed split."
+        } else if (chance - 0.5).abs() < 0.01 {
+            "The writer groups are balanced in these slices (chance 0.50)."
+        } else {
+            "The writer groups are not balanced in these slices (see the chance column)."
+        }
+    );
+    // Holds: the attack on Theorem 1's z' falls beyond seed noise, at no
+    // more than 1 point of accuracy on the victims' queries.
+    s.verdict = match defended {
+        None => Verdict::NotRun,
+        Some(a) if !(a.cost.is_finite() && a.z.is_finite() && a.z_prime.is_finite()) => {
+            Verdict::NotTestable
+        }
+        Some(a) if a.lower == Some(true) && a.cost <= 1.0 + 1e-9 => Verdict::Holds,
+        Some(_) => Verdict::DoesNotHold,
     };
     s.reason = verdicts
         .iter()
-        .map(|(n, lower, cost)| {
+        .map(|(_, n, a)| {
             format!(
-                "{n}: at split {DEPLOYED} the attack on Theorem 1's z' is {} than on z beyond seed \
-                 noise, at {cost:.2} points of test accuracy",
-                if *lower == Some(true) {
+                "{n}: at split {DEPLOYED} the attack on {}'s z' scores {:.3} against {:.3} \
+                 on z (chance {:.2}), {} beyond seed noise, at {:.2} points of test accuracy \
+                 (calibrated to at most 1 point on the owner's training data)",
+                a.setting,
+                a.z_prime,
+                a.z,
+                a.chance,
+                if a.lower == Some(true) {
                     "lower"
                 } else {
                     "not lower"
-                }
+                },
+                a.cost
             )
         })
         .collect::<Vec<_>>()
         .join("; ")
-        + ". The verdict reads the run with the seed's training defenses; the paper's \
-           Figure 5 and 6 baselines were not run, so the comparison with them is open.";
+        + ". The verdict reads the run with the seed's training defenses and asks for both a \
+           lower attack and at most 1 point of test accuracy; the paper's Figure 5 and 6 \
+           baselines were not run.";
     Ok(s)
 }

@@ -1,9 +1,10 @@
 //! Reading what the reproduction recipes leave in their run folders.
 //!
 //! Everything here reads `report.json` files (and a leakage run's, and
-//! `obfuscation.json`) as JSON values: the reproductions only read the
-//! stable keys the README documents, so a folder copied back from another
-//! machine works as well as one written here.
+//! `obfuscation.json`) as JSON values, by the keys their writers use
+//! (`AttackRecord`, `Floors`, `PartitionReport`, `Report`, the obfuscation
+//! study, `LeakageReport`), so a folder copied back from another machine
+//! works as well as one written here.
 
 use std::path::{Path, PathBuf};
 
@@ -45,7 +46,7 @@ impl Repeats {
         }
         let mut folders = Vec::new();
         for i in 0.. {
-            let rep = dir.join(format!("rep_{i}"));
+            let rep = dir.join(crate::report::repeats::rep_dir(i));
             if !rep.join(REPORT_JSON).is_file() {
                 break;
             }
@@ -84,10 +85,25 @@ impl Repeats {
             .count()
     }
 
-    /// The first repeat's picture of the attack `key` at `split`, if any.
+    /// The first repeat's picture of the attack `key` at `split`, if the
+    /// record names one and the file is there.
     pub fn image(&self, key: &str, split: usize) -> Option<PathBuf> {
         let a = attack(self.reports.first()?, key, split)?;
-        Some(self.folders[0].join(a["image"].as_str()?))
+        let p = self.folders.first()?.join(a["image"].as_str()?);
+        p.is_file().then_some(p)
+    }
+
+    /// The attribute attack's `metric` on `attribute` at `split`, one value
+    /// per repeat.
+    pub fn attribute_values(&self, attribute: &str, split: usize, metric: &str) -> Vec<f64> {
+        self.values(|r| {
+            r["attacks"].as_array()?.iter().find(|a| {
+                a["attack"].as_str() == Some("attribute")
+                    && a["attribute"].as_str() == Some(attribute)
+                    && a["split"].as_u64() == Some(split as u64)
+            })?[metric]
+                .as_f64()
+        })
     }
 }
 
@@ -113,26 +129,38 @@ pub fn attack_keys(report: &Value) -> Vec<String> {
     keys
 }
 
-/// The points of a sweep folder (`NNN_...` subfolders, in index order),
-/// each loaded; a point not finished yet is `None`.
-pub fn sweep_points(dir: &Path) -> Result<Vec<(String, Option<Repeats>)>, ReproError> {
+/// The finished points of a sweep folder by their grid index (the `NNN`
+/// of their `NNN_...` folder), in index order; a point not started or not
+/// finished is absent, so callers look points up by index, never by
+/// position.
+pub fn sweep_points(dir: &Path) -> Result<Vec<(usize, Repeats)>, ReproError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(Vec::new());
     };
-    let mut names: Vec<String> = entries
+    let mut points: Vec<(usize, String)> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .filter_map(|e| e.file_name().to_str().map(String::from))
-        .filter(|n| n.len() > 4 && n[..3].bytes().all(|b| b.is_ascii_digit()) && &n[3..4] == "_")
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| {
-            let r = Repeats::load(&dir.join(&n))?;
-            Ok((n, r))
+        .filter_map(|n| {
+            let b = n.as_bytes();
+            let ok = b.len() > 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b'_';
+            ok.then(|| n[..3].parse().ok().map(|i| (i, n.clone())))
+                .flatten()
         })
-        .collect()
+        .collect();
+    points.sort();
+    let mut out = Vec::new();
+    for (i, n) in points {
+        if let Some(r) = Repeats::load(&dir.join(&n))? {
+            out.push((i, r));
+        }
+    }
+    Ok(out)
+}
+
+/// The finished sweep point with grid index `index`, if any.
+pub fn point(points: &[(usize, Repeats)], index: usize) -> Option<&Repeats> {
+    points.iter().find(|(i, _)| *i == index).map(|(_, r)| r)
 }
 
 /// The wall time `scripts/reproduce.sh` recorded for a run folder, seconds.
