@@ -77,8 +77,18 @@ fn endless_or_huge_recipe_files_are_refused_in_bounded_memory() {
 
 #[test]
 fn recipe_check_accepts_the_shipped_recipes() {
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/recipes")).unwrap() {
-        let path = entry.unwrap().path();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes");
+    let mut paths: Vec<std::path::PathBuf> = Vec::new();
+    for dir in [root.to_string(), format!("{root}/repro")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "yaml") {
+                paths.push(path);
+            }
+        }
+    }
+    assert!(paths.len() >= 18, "{paths:?}");
+    for path in paths {
         let (code, out, err) = splitguard(&["recipe", "check", path.to_str().unwrap()]);
         assert_eq!(code, 0, "{}: {err}", path.display());
         assert!(out.contains("ok"));

@@ -189,6 +189,53 @@ pub fn obfuscated_accuracy(
     Ok((acc, bytes))
 }
 
+/// The owner's features at split `k`, and the server's accuracy on them
+/// once obfuscated: what both calibrations search over.
+struct OwnerAccuracy<'a> {
+    model: &'a SplitModel,
+    owner: &'a Dataset,
+    k: usize,
+    basis: &'a SignalBasis,
+    device: &'a Device,
+    z: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+impl<'a> OwnerAccuracy<'a> {
+    fn new(
+        model: &'a SplitModel,
+        owner: &'a Dataset,
+        k: usize,
+        basis: &'a SignalBasis,
+        device: &'a Device,
+    ) -> Self {
+        let (z, shape) = Evaluator::new(model, device, 256).features(owner, k);
+        Self {
+            model,
+            owner,
+            k,
+            basis,
+            device,
+            z,
+            shape,
+        }
+    }
+
+    /// Accuracy on the owner's data when the edge sends `mode`.
+    fn at(&self, mode: ObfuscationMode) -> Result<f64, crate::Error> {
+        let (zp, _) = apply(self.basis, &self.z, mode)?;
+        Ok(server_accuracy(
+            self.model,
+            &zp,
+            &self.shape,
+            self.k,
+            &self.owner.targets,
+            self.owner.num_classes,
+            self.device,
+        ))
+    }
+}
+
 /// Smallest `m'` whose accuracy on `owner` (the defender's data) is at
 /// least its unobfuscated accuracy minus `points / 100` (binary search over
 /// `0..=rank`).
@@ -200,19 +247,8 @@ pub fn calibrate_keep(
     points: f64,
     device: &Device,
 ) -> Result<usize, crate::Error> {
-    let (z, shape) = Evaluator::new(model, device, 256).features(owner, k);
-    let acc = |mode| -> Result<f64, crate::Error> {
-        let (zp, _) = apply(basis, &z, mode)?;
-        Ok(server_accuracy(
-            model,
-            &zp,
-            &shape,
-            k,
-            &owner.targets,
-            owner.num_classes,
-            device,
-        ))
-    };
+    let owned = OwnerAccuracy::new(model, owner, k, basis, device);
+    let acc = |mode| owned.at(mode);
     let goal = acc(ObfuscationMode::None)? - points / 100.0;
     let (mut lo, mut hi) = (0usize, basis.rank());
     while lo < hi {
@@ -243,24 +279,13 @@ pub fn calibrate_eps(
     points: f64,
     device: &Device,
 ) -> Result<f32, crate::Error> {
-    let (z, shape) = Evaluator::new(model, device, 256).features(owner, k);
-    let acc = |mode| -> Result<f64, crate::Error> {
-        let (zp, _) = apply(basis, &z, mode)?;
-        Ok(server_accuracy(
-            model,
-            &zp,
-            &shape,
-            k,
-            &owner.targets,
-            owner.num_classes,
-            device,
-        ))
-    };
+    let owned = OwnerAccuracy::new(model, owner, k, basis, device);
+    let acc = |mode| owned.at(mode);
     let goal = acc(ObfuscationMode::None)? - points / 100.0;
-    let n = z.len() / basis.dim().max(1);
+    let n = owned.z.len() / basis.dim().max(1);
     let all = obfuscate_batch(
         basis,
-        &z,
+        &owned.z,
         n,
         ObfuscationMode::DistortionBounded { eps: f32::MAX },
     )

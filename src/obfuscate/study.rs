@@ -529,11 +529,8 @@ mod tests {
         }
     }
 
-    /// The defender calibrates `m'` on the owner's data it is given, and
-    /// says so in the deployment (the run passes `train`, never `aux`).
-    #[test]
-    fn calibration_uses_and_records_the_owners_data() {
-        let device = Device::flex();
+    /// A 2-input, 4-hidden, 2-class MLP.
+    fn tiny_model(device: &Device) -> SplitModel {
         let fc = |out, activation| {
             BlockSpec::Linear(LinearSpec {
                 out_features: out,
@@ -542,7 +539,15 @@ mod tests {
             })
         };
         let blocks = [fc(4, ActivationKind::Relu), fc(2, ActivationKind::None)];
-        let model = SplitModel::from_blocks("tiny", &[1, 1, 2], &blocks, &device).unwrap();
+        SplitModel::from_blocks("tiny", &[1, 1, 2], &blocks, device).unwrap()
+    }
+
+    /// The defender calibrates `m'` on the owner's data it is given, and
+    /// says so in the deployment (the run passes `train`, never `aux`).
+    #[test]
+    fn calibration_uses_and_records_the_owners_data() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
         let (owner, test) = (data("toy/train", 40, 1), data("toy/test", 20, 2));
         let mut cfg = ObfuscationConfig {
             mode: ModeSetting::MaxAccuracyDrop { points: 100.0 },
@@ -563,15 +568,7 @@ mod tests {
     fn the_distortion_budget_is_the_largest_within_the_accuracy_drop() {
         use crate::obfuscate::stage::{calibrate_eps, obfuscated_accuracy};
         let device = Device::flex();
-        let fc = |out, activation| {
-            BlockSpec::Linear(LinearSpec {
-                out_features: out,
-                activation,
-                batch_norm: false,
-            })
-        };
-        let blocks = [fc(4, ActivationKind::Relu), fc(2, ActivationKind::None)];
-        let model = SplitModel::from_blocks("tiny", &[1, 1, 2], &blocks, &device).unwrap();
+        let model = tiny_model(&device);
         let owner = data("toy/train", 60, 3);
         let mut cache = BasisCache::default();
         let basis = cache.basis(&model, 1).unwrap();

@@ -171,7 +171,7 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
             format!("{k}: {gap:.1} dB")
         })
         .collect();
-    s.reason = format!(
+    s.reason += &format!(
         "DCI beats the label-only floor by more than 3 dB at split(s) {} of {}. The decoder \
          with real data is ahead of DCI by (split: dB) {}. The cycle-consistency score is read \
          where DCI inverts (table above). Ablations that lowered the PSNR beyond seed noise (so \
@@ -185,5 +185,18 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    let weak: Vec<usize> = splits
+        .iter()
+        .copied()
+        .filter(|&k| 2 * run.flagged(DCI[0].0, k) > run.reports.len())
+        .collect();
+    if !weak.is_empty() {
+        s.reason += &format!(
+            " DCI is flagged as a lower bound (its training had not converged or it scored below \
+             a floor) in most repeats at split(s) {}: there the numbers bound what a longer-trained \
+             DCI gets from below.",
+            list(&weak)
+        );
+    }
     Ok(s)
 }

@@ -68,7 +68,7 @@ impl Setting {
             return None;
         }
         rhos.sort_by(f64::total_cmp);
-        let q = |p: f64| rhos[((rhos.len() - 1) as f64 * p).round() as usize];
+        let q = |p: f64| crate::metrics::bootstrap::quantile(&rhos, p);
         Some([q(0.025), q(0.975)])
     }
 
