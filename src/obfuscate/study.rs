@@ -29,6 +29,59 @@ use crate::model::{Block, SplitModel};
 use crate::report::plot::{LinePlot, Series, line_plot, save_svg};
 use crate::train::Evaluator;
 
+/// The mean of the finite values (0 for none).
+fn finite_mean(values: Vec<f64>) -> f64 {
+    let finite: Vec<f64> = values.into_iter().filter(|r| r.is_finite()).collect();
+    finite.iter().sum::<f64>() / finite.len().max(1) as f64
+}
+
+/// The owner's features at split `k` when the edge discards the null
+/// content of every split in `earlier` on the way (each block's output
+/// replaced by its signal content w.r.t. the next layer, `z_S`), as seed
+/// 004's Figure 2 measures the signal content layer by layer.
+fn discarded_features(
+    model: &SplitModel,
+    owner: &Dataset,
+    k: usize,
+    earlier: &[(usize, std::sync::Arc<super::SignalBasis>)],
+    device: &Device,
+) -> Result<Vec<f32>, crate::Error> {
+    use crate::model::Features;
+    use crate::train::{images_tensor, to_vec};
+    let valid = model.valid();
+    let idx: Vec<usize> = (0..owner.len()).collect();
+    let mut out = Vec::with_capacity(owner.len());
+    let mut failed = None;
+    for chunk in idx.chunks(256) {
+        let x = images_tensor(owner, chunk, device);
+        let mut hook = |j: usize, f: Features| -> Features {
+            let Some((_, b)) = earlier.iter().find(|(s, _)| *s == j) else {
+                return f;
+            };
+            let shape = f.example_shape();
+            let flat = f.flatten();
+            let values = to_vec(flat.clone());
+            let n = values.len() / b.dim().max(1);
+            match super::obfuscate_batch(b, &values, n, ObfuscationMode::DistortionFree) {
+                Ok(o) => Features::from_flat(
+                    Tensor::<2>::from_data(TensorData::new(o.z_prime, [n, b.dim()]), device),
+                    &shape,
+                ),
+                Err(e) => {
+                    failed = Some(e);
+                    Features::from_flat(flat, &shape)
+                }
+            }
+        };
+        let z = valid.run_hooked(Features::Map(x), 0, k, &mut hook);
+        if let Some(e) = failed.take() {
+            return Err(crate::Error::internal("obfuscation", e));
+        }
+        out.extend(to_vec(z.flatten()));
+    }
+    Ok(out)
+}
+
 /// The settings of Figure 3, as `obfuscation.json` names them.
 const SETTINGS: [&str; 4] = ["none", "distortion_free", "bounded", "theorem1"];
 
@@ -118,6 +171,8 @@ pub fn run_study(
     let mut fig3 = Vec::new();
     let mut skipped = Vec::new();
     let mut cum = 0.0;
+    let mut cum_discarded = 0.0;
+    let mut earlier: Vec<(usize, std::sync::Arc<super::SignalBasis>)> = Vec::new();
     for &k in &splits {
         let basis = match cache.basis(model, k) {
             Ok(b) => b,
@@ -131,10 +186,19 @@ pub fn run_study(
         let ratios = basis
             .log_signal_ratio_batch(&z, n)
             .map_err(|e| crate::Error::internal("obfuscation", e))?;
-        let finite: Vec<f64> = ratios.into_iter().filter(|r| r.is_finite()).collect();
-        let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+        let mean = finite_mean(ratios);
         cum += mean;
-        curve.push(json!({"split": k, "dim": basis.dim(), "rank": basis.rank(), "mean_log_ratio": mean, "cumulative": cum}));
+        // The paper's Figure 2: every earlier split's null content discarded
+        // on the way, so each layer's ratio is of what the layers before it kept.
+        let zd = discarded_features(model, owner, k, &earlier, &inner)?;
+        let discarded = finite_mean(
+            basis
+                .log_signal_ratio_batch(&zd, n)
+                .map_err(|e| crate::Error::internal("obfuscation", e))?,
+        );
+        cum_discarded += discarded;
+        earlier.push((k, basis.clone()));
+        curve.push(json!({"split": k, "dim": basis.dim(), "rank": basis.rank(), "mean_log_ratio": mean, "cumulative": cum, "mean_log_ratio_discarded": discarded, "cumulative_discarded": cum_discarded}));
         let m = calibrate_keep(model, owner, k, &basis, cfg.accuracy_drop_points, &inner)?;
         let eps = calibrate_eps(model, owner, k, &basis, cfg.accuracy_drop_points, &inner)?;
         let mut entry = json!({"split": k, "eps": eps});
@@ -561,6 +625,62 @@ mod tests {
         cfg.mode = ModeSetting::Keep { m: 1 };
         let dep = deploy(&cfg, &model, &owner, &test, 1, &device).unwrap();
         assert_eq!(dep.calibrated_on, None, "nothing calibrated");
+    }
+
+    /// Figure 2 as the paper computes it: split 2's features are what block
+    /// 2 makes of split 1's signal content, not of split 1's features.
+    #[test]
+    fn null_content_is_discarded_on_the_way() {
+        use crate::model::Features;
+        let device = Device::flex();
+        let fc = |out, activation| {
+            BlockSpec::Linear(LinearSpec {
+                out_features: out,
+                activation,
+                batch_norm: false,
+            })
+        };
+        // 2 -> 6 -> 3 -> 2: block 2's weight [3, 6] has a null space of
+        // dimension >= 3, so discarding it at split 1 changes nothing the
+        // server computes, but does change z_1.
+        let blocks = [
+            fc(6, ActivationKind::None),
+            fc(3, ActivationKind::Relu),
+            fc(2, ActivationKind::None),
+        ];
+        let model = SplitModel::from_blocks("mlp", &[1, 1, 2], &blocks, &device).unwrap();
+        let owner = data("toy/train", 10, 4);
+        let mut cache = BasisCache::default();
+        let b1 = cache.basis(&model, 1).unwrap();
+        let eval = Evaluator::new(&model, &device, 256);
+        // Nothing discarded before split 1: the plain features.
+        let plain1 = eval.features(&owner, 1).0;
+        assert_eq!(
+            discarded_features(&model, &owner, 1, &[], &device).unwrap(),
+            plain1
+        );
+        // At split 2: block 2 on z_1's signal content.
+        let z1s =
+            crate::obfuscate::obfuscate_batch(&b1, &plain1, 10, ObfuscationMode::DistortionFree)
+                .unwrap()
+                .z_prime;
+        assert_ne!(z1s, plain1, "the null space is not empty");
+        let t = Tensor::<2>::from_data(TensorData::new(z1s, [10, 6]), &device);
+        let by_hand = to_vec_f(model.valid().run(Features::from_flat(t, &[6]), 1, 2));
+        let got = discarded_features(&model, &owner, 2, &[(1, b1)], &device).unwrap();
+        assert_eq!(got.len(), by_hand.len());
+        for (a, b) in got.iter().zip(&by_hand) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // And block 2 sees no difference: its output equals the plain one.
+        let plain2 = eval.features(&owner, 2).0;
+        for (a, b) in got.iter().zip(&plain2) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    fn to_vec_f(f: crate::model::Features) -> Vec<f32> {
+        crate::train::to_vec(f.flatten())
     }
 
     /// Theorem 1's budget: the largest `eps` within the accuracy drop.

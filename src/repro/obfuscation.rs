@@ -68,9 +68,6 @@ fn values(studies: &[Value], f: impl Fn(&Value) -> Option<f64>) -> Vec<f64> {
     studies.iter().filter_map(f).collect()
 }
 
-/// Figure 3 of one sweep point as a table, and the verdict's inputs at the
-/// deployed split: (z' attack accuracy lower than z's beyond seed noise,
-/// mean target-accuracy cost in points).
 /// What the verdict reads at the deployed split.
 #[derive(Clone, Copy, Debug)]
 struct AtSplit {
@@ -88,6 +85,8 @@ struct AtSplit {
     setting: &'static str,
 }
 
+/// Figure 3 of one sweep point as a table, and what the verdict reads at
+/// the deployed split.
 fn figure3(st: &[Value]) -> (String, AtSplit) {
     let mut verdict = AtSplit {
         lower: None,
@@ -190,14 +189,18 @@ fn figure2(st: &[Value]) -> String {
                 k.to_string(),
                 mean_ci(&values(st, |s| at(s, "mean_log_ratio")), 3),
                 mean_ci(&values(st, |s| at(s, "cumulative")), 3),
+                mean_ci(&values(st, |s| at(s, "mean_log_ratio_discarded")), 3),
+                mean_ci(&values(st, |s| at(s, "cumulative_discarded")), 3),
             ]
         })
         .collect();
     table(
         &[
             "split",
-            "mean log(|z_S|^2 / |z|^2), this layer",
-            "cumulative (unmodified features per split)",
+            "mean log(|z_S|^2 / |z|^2), unmodified features",
+            "cumulative",
+            "mean log ratio, null content discarded layer by layer (the paper's)",
+            "cumulative (the paper's)",
         ],
         &rows,
     )
@@ -251,8 +254,9 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
             run.reports.len()
         );
         if *i == 0 {
-            s.body += "Figure 2 (signal content per split, as today: each split's features unmodified; \
-                       the paper discards the null content layer by layer, not computed here):\n\n";
+            s.body += "Figure 2 (signal content per split: of each split's unmodified features, and as \
+                       the paper computes it, with every earlier split's null content discarded on \
+                       the way; runs before this column show `-`):\n\n";
             s.body += &figure2(&st);
             s.body += "\n";
         }
@@ -264,8 +268,7 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
         .map(|(_, _, a)| *a);
     let chance = defended.map_or(f64::NAN, |a| a.chance);
     s.body += &format!(
-        "Not computed here yet (issue 16): Figure 2 with null content discarded layer by layer, \
-         and the paper's Figure 5 / Figure 6 baselines (feature pruning with server fine-tuning; \
+        "Not computed here yet (issue 16): the paper's Figure 5 / Figure 6 baselines (feature pruning with server fine-tuning; \
          adversarial training against a known attribute). {}\n\n",
         if !chance.is_finite() {
             "No chance level was recorded at the deployed split."
