@@ -190,19 +190,25 @@ pub fn obfuscated_accuracy(
 }
 
 /// The owner's features at split `k`, and the server's accuracy on them
-/// once obfuscated: what both calibrations search over.
-struct OwnerAccuracy<'a> {
+/// once obfuscated: what both calibrations search over, computed once.
+pub struct OwnerAccuracy<'a> {
     model: &'a SplitModel,
     owner: &'a Dataset,
     k: usize,
     basis: &'a SignalBasis,
     device: &'a Device,
-    z: Vec<f32>,
+    /// The owner's features at `k`, flat `[N * dim]`.
+    pub z: Vec<f32>,
     shape: Vec<usize>,
 }
 
+/// Bisection steps of [`OwnerAccuracy::eps_within`]: the budget is found
+/// to 2^-14 of the largest `||W z||` on the owner's data.
+const EPS_STEPS: usize = 14;
+
 impl<'a> OwnerAccuracy<'a> {
-    fn new(
+    /// Computes the owner's features at `k` (inference mode).
+    pub fn new(
         model: &'a SplitModel,
         owner: &'a Dataset,
         k: usize,
@@ -222,7 +228,7 @@ impl<'a> OwnerAccuracy<'a> {
     }
 
     /// Accuracy on the owner's data when the edge sends `mode`.
-    fn at(&self, mode: ObfuscationMode) -> Result<f64, crate::Error> {
+    pub fn at(&self, mode: ObfuscationMode) -> Result<f64, crate::Error> {
         let (zp, _) = apply(self.basis, &self.z, mode)?;
         Ok(server_accuracy(
             self.model,
@@ -234,11 +240,59 @@ impl<'a> OwnerAccuracy<'a> {
             self.device,
         ))
     }
+
+    /// Smallest `m'` whose accuracy is at least the unobfuscated accuracy
+    /// minus `points / 100` (binary search over `0..=rank`).
+    pub fn keep_within(&self, points: f64) -> Result<usize, crate::Error> {
+        let goal = self.at(ObfuscationMode::None)? - points / 100.0;
+        let (mut lo, mut hi) = (0usize, self.basis.rank());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.at(ObfuscationMode::KeepComponents { m: mid })? >= goal {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Largest distortion budget `eps` (Theorem 1 of seed 004, section 4.2,
+    /// eq. 8: every query's `||W z - W z'|| <= eps`) whose accuracy is at
+    /// least the unobfuscated accuracy minus `points / 100`: bisection
+    /// between 0 (distortion-free, the accuracy of `z`) and the largest
+    /// `||W z||` (everything removed).
+    pub fn eps_within(&self, points: f64) -> Result<f32, crate::Error> {
+        let goal = self.at(ObfuscationMode::None)? - points / 100.0;
+        let n = self.z.len() / self.basis.dim().max(1);
+        let all = obfuscate_batch(
+            self.basis,
+            &self.z,
+            n,
+            ObfuscationMode::DistortionBounded { eps: f32::MAX },
+        )
+        .map_err(|e| crate::Error::internal("obfuscation", e))?;
+        let top = all.distortion.iter().copied().fold(0.0f64, f64::max) as f32;
+        let bounded = |eps| self.at(ObfuscationMode::DistortionBounded { eps });
+        if bounded(top)? >= goal {
+            return Ok(top);
+        }
+        let (mut lo, mut hi) = (0.0f32, top);
+        for _ in 0..EPS_STEPS {
+            let mid = 0.5 * (lo + hi);
+            if bounded(mid)? >= goal {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
 }
 
 /// Smallest `m'` whose accuracy on `owner` (the defender's data) is at
-/// least its unobfuscated accuracy minus `points / 100` (binary search over
-/// `0..=rank`).
+/// least its unobfuscated accuracy minus `points / 100`
+/// ([`OwnerAccuracy::keep_within`]).
 pub fn calibrate_keep(
     model: &SplitModel,
     owner: &Dataset,
@@ -247,30 +301,11 @@ pub fn calibrate_keep(
     points: f64,
     device: &Device,
 ) -> Result<usize, crate::Error> {
-    let owned = OwnerAccuracy::new(model, owner, k, basis, device);
-    let acc = |mode| owned.at(mode);
-    let goal = acc(ObfuscationMode::None)? - points / 100.0;
-    let (mut lo, mut hi) = (0usize, basis.rank());
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if acc(ObfuscationMode::KeepComponents { m: mid })? >= goal {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    Ok(lo)
+    OwnerAccuracy::new(model, owner, k, basis, device).keep_within(points)
 }
 
-/// Bisection steps of [`calibrate_eps`]: the budget is found to 2^-14 of
-/// the largest `||W z||` on the owner's data.
-const EPS_STEPS: usize = 14;
-
-/// Largest distortion budget `eps` (Theorem 1 of seed 004, section 4.2,
-/// eq. 8: every query's `||W z - W z'|| <= eps`) whose accuracy on `owner`
-/// is at least its unobfuscated accuracy minus `points / 100`: bisection
-/// between 0 (distortion-free, the accuracy of `z`) and the largest
-/// `||W z||` on `owner` (everything removed).
+/// Largest Theorem 1 budget `eps` whose accuracy on `owner` is within
+/// `points` of its unobfuscated accuracy ([`OwnerAccuracy::eps_within`]).
 pub fn calibrate_eps(
     model: &SplitModel,
     owner: &Dataset,
@@ -279,31 +314,7 @@ pub fn calibrate_eps(
     points: f64,
     device: &Device,
 ) -> Result<f32, crate::Error> {
-    let owned = OwnerAccuracy::new(model, owner, k, basis, device);
-    let acc = |mode| owned.at(mode);
-    let goal = acc(ObfuscationMode::None)? - points / 100.0;
-    let n = owned.z.len() / basis.dim().max(1);
-    let all = obfuscate_batch(
-        basis,
-        &owned.z,
-        n,
-        ObfuscationMode::DistortionBounded { eps: f32::MAX },
-    )
-    .map_err(|e| crate::Error::internal("obfuscation", e))?;
-    let top = all.distortion.iter().copied().fold(0.0f64, f64::max) as f32;
-    if acc(ObfuscationMode::DistortionBounded { eps: top })? >= goal {
-        return Ok(top);
-    }
-    let (mut lo, mut hi) = (0.0f32, top);
-    for _ in 0..EPS_STEPS {
-        let mid = 0.5 * (lo + hi);
-        if acc(ObfuscationMode::DistortionBounded { eps: mid })? >= goal {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo)
+    OwnerAccuracy::new(model, owner, k, basis, device).eps_within(points)
 }
 
 /// The mode a setting stands for at split `k` (calibrating

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::ObfuscationMode;
 use super::operator::BasisCache;
-use super::stage::{StudyConfig, apply, calibrate_eps, calibrate_keep, server_accuracy};
+use super::stage::{OwnerAccuracy, StudyConfig, apply, server_accuracy};
 use crate::attack::{AttributeConfig, attribute_attack};
 use crate::data::Dataset;
 use crate::model::{Block, SplitModel};
@@ -47,39 +47,32 @@ fn discarded_features(
     device: &Device,
 ) -> Result<Vec<f32>, crate::Error> {
     use crate::model::Features;
-    use crate::train::{images_tensor, to_vec};
-    let valid = model.valid();
-    let idx: Vec<usize> = (0..owner.len()).collect();
-    let mut out = Vec::with_capacity(owner.len());
+    use crate::train::to_vec;
     let mut failed = None;
-    for chunk in idx.chunks(256) {
-        let x = images_tensor(owner, chunk, device);
-        let mut hook = |j: usize, f: Features| -> Features {
-            let Some((_, b)) = earlier.iter().find(|(s, _)| *s == j) else {
-                return f;
-            };
-            let shape = f.example_shape();
-            let flat = f.flatten();
-            let values = to_vec(flat.clone());
-            let n = values.len() / b.dim().max(1);
-            match super::obfuscate_batch(b, &values, n, ObfuscationMode::DistortionFree) {
-                Ok(o) => Features::from_flat(
-                    Tensor::<2>::from_data(TensorData::new(o.z_prime, [n, b.dim()]), device),
-                    &shape,
-                ),
-                Err(e) => {
-                    failed = Some(e);
-                    Features::from_flat(flat, &shape)
-                }
-            }
+    let mut hook = |j: usize, f: Features| -> Features {
+        let Some((_, b)) = earlier.iter().find(|(s, _)| *s == j) else {
+            return f;
         };
-        let z = valid.run_hooked(Features::Map(x), 0, k, &mut hook);
-        if let Some(e) = failed.take() {
-            return Err(crate::Error::internal("obfuscation", e));
+        let shape = f.example_shape();
+        let flat = f.flatten();
+        let values = to_vec(flat.clone());
+        let n = values.len() / b.dim().max(1);
+        match super::obfuscate_batch(b, &values, n, ObfuscationMode::DistortionFree) {
+            Ok(o) => Features::from_flat(
+                Tensor::<2>::from_data(TensorData::new(o.z_prime, [n, b.dim()]), device),
+                &shape,
+            ),
+            Err(e) => {
+                failed.get_or_insert(e);
+                Features::from_flat(flat, &shape)
+            }
         }
-        out.extend(to_vec(z.flatten()));
+    };
+    let (z, _) = Evaluator::new(model, device, 256).features_hooked(owner, k, &mut hook);
+    match failed {
+        Some(e) => Err(crate::Error::internal("obfuscation", e)),
+        None => Ok(z),
     }
-    Ok(out)
 }
 
 /// The settings of Figure 3, as `obfuscation.json` names them.
@@ -181,7 +174,10 @@ pub fn run_study(
                 continue;
             }
         };
-        let (z, _) = Evaluator::new(model, &inner, 256).features(owner, k);
+        // The owner's features at k, computed once for the signal content
+        // and both calibrations.
+        let owned = OwnerAccuracy::new(model, owner, k, &basis, &inner);
+        let z = &owned.z;
         let n = z.len() / basis.dim();
         let ratios = basis
             .log_signal_ratio_batch(&z, n)
@@ -199,8 +195,8 @@ pub fn run_study(
         cum_discarded += discarded;
         earlier.push((k, basis.clone()));
         curve.push(json!({"split": k, "dim": basis.dim(), "rank": basis.rank(), "mean_log_ratio": mean, "cumulative": cum, "mean_log_ratio_discarded": discarded, "cumulative_discarded": cum_discarded}));
-        let m = calibrate_keep(model, owner, k, &basis, cfg.accuracy_drop_points, &inner)?;
-        let eps = calibrate_eps(model, owner, k, &basis, cfg.accuracy_drop_points, &inner)?;
+        let m = owned.keep_within(cfg.accuracy_drop_points)?;
+        let eps = owned.eps_within(cfg.accuracy_drop_points)?;
         let mut entry = json!({"split": k, "eps": eps});
         for (name, mode) in [
             ("none", ObfuscationMode::None),

@@ -90,12 +90,24 @@ impl<'a> Evaluator<'a> {
         k: usize,
         transform: impl Fn(Features) -> Features,
     ) -> (Vec<f32>, Vec<usize>) {
+        self.features_hooked(ds, k, &mut |j, z| if j == k { transform(z) } else { z })
+    }
+
+    /// Features at split `k` with every block's output `j` (1-based, up to
+    /// and including `k`) passed through `hook(j, _)` on the way, as
+    /// [`SplitModel::run_hooked`] does, flattened.
+    pub fn features_hooked(
+        &self,
+        ds: &Dataset,
+        k: usize,
+        hook: &mut dyn FnMut(usize, Features) -> Features,
+    ) -> (Vec<f32>, Vec<usize>) {
         let idx: Vec<usize> = (0..ds.len()).collect();
         let mut out = Vec::new();
         let mut shape = Vec::new();
         for chunk in idx.chunks(self.batch) {
             let x = images_tensor(ds, chunk, self.device);
-            let z = transform(self.model.edge_forward(x, k));
+            let z = self.model.run_hooked(Features::Map(x), 0, k, hook);
             shape = z.example_shape();
             out.extend(to_vec(z.flatten()));
         }
