@@ -10,7 +10,10 @@
 #
 # A run folder that already holds a finished report and its wall time is
 # kept; an interrupted one is resumed (its wall time then counts only the
-# resumed part), so the script can be stopped and started again.
+# resumed part), so the script can be stopped and started again. A seed
+# whose runs are not in the runs folder keeps its section of the existing
+# REPRODUCTIONS.md (marked as kept), so ONLY=<seed> regenerates that seed
+# alone.
 set -euo pipefail
 runs="${1:-checkpoints/repro}"
 case "$runs" in /*) ;; *) runs="$PWD/$runs" ;; esac
@@ -69,6 +72,7 @@ run_recipe 002-golden-cnn6
 run_recipe 001-patrol-l1
 run_recipe 001-patrol
 run_recipe 004-obfuscation
+run_recipe 004-obfuscation-paper-schedule
 run_recipe 000-dci-vgg
 run_recipe 002-golden-vgg
 

@@ -44,6 +44,8 @@ pub mod files {
     /// How Shredder's noise was learned (per epoch: task loss, mean |n|),
     /// when the recipe has it.
     pub const SHREDDER: &str = "shredder.json";
+    /// How feature pruning was applied (kept values, fine-tuning loss).
+    pub const FEATURE_PRUNING: &str = "feature_pruning.json";
     /// The lock a running `run` holds on its folder (it names the holder).
     pub const LOCK: &str = super::lock::LOCK;
 }
@@ -423,6 +425,15 @@ fn run_once(
     let t0 = Instant::now();
     device.seed(recipe.seed);
     let model = build_model(recipe, &spec, device)?;
+    if let Some(a) = &recipe.training.defenses.attribute_adversarial {
+        // The data's attributes are known only now for some sources.
+        let have: Vec<String> = splits.train.hidden.iter().map(|h| h.name.clone()).collect();
+        if let Some((field, msg)) = a.problems(Some(&have)).into_iter().next() {
+            return Err(Error::Run(format!(
+                "training.defenses.attribute_adversarial.{field}: {msg}"
+            )));
+        }
+    }
     let mut defenses = recipe.training.defenses.build(recipe.seed);
     let trained = train(
         model,
@@ -520,13 +531,18 @@ fn run_once(
         error: None,
     };
     let view = ServerView::new(recipe, &model, &splits, split, &inner)?;
-    if let Some(log) = &view.shredder {
-        let path = out.join(files::SHREDDER);
-        write_atomic(
-            &path,
-            serde_json::to_string_pretty(log).expect("json").as_bytes(),
-        )
-        .map_err(|e| Error::io(&path, e))?;
+    for (log, name) in [
+        (&view.shredder, files::SHREDDER),
+        (&view.feature_pruning, files::FEATURE_PRUNING),
+    ] {
+        if let Some(log) = log {
+            let path = out.join(name);
+            write_atomic(
+                &path,
+                serde_json::to_string_pretty(log).expect("json").as_bytes(),
+            )
+            .map_err(|e| Error::io(&path, e))?;
+        }
     }
     let obf = view.obfuscation.as_ref();
     let target_accuracy = view
@@ -652,6 +668,9 @@ pub struct ServerView {
     /// How Shredder's noise was learned, when the recipe has it: per epoch
     /// the task loss and `mean |n|`, and the fresh Laplace scale.
     pub shredder: Option<serde_json::Value>,
+    /// How feature pruning was applied, when the recipe has it: the values
+    /// kept of each example's, and the server's fine-tuning loss per epoch.
+    pub feature_pruning: Option<serde_json::Value>,
 }
 
 impl ServerView {
@@ -674,26 +693,48 @@ impl ServerView {
             .filter(|p| p.active())
             .collect();
         let shredder = defenses.shredder.as_ref().filter(|s| s.active());
+        let pruning = defenses.feature_pruning.as_ref().filter(|p| p.active());
         let mut shredder_log = None;
-        let at_split = if !perturbations.is_empty() || shredder.is_some() {
-            let (owner, shape) = Evaluator::new(model, device, 256).features(&splits.train, split);
+        let mut pruning_log = None;
+        let mut server = None;
+        let at_split = if !perturbations.is_empty() || shredder.is_some() || pruning.is_some() {
+            let (mut owner, shape) =
+                Evaluator::new(model, device, 256).features(&splits.train, split);
             let dim: usize = shape.iter().product();
+            let mut pruned = None;
+            if let Some(cfg) = pruning {
+                // The edge's pruning and the server's fine-tuning, rebuilt
+                // from the trained model and the recipe's seed wherever the
+                // deployment is built.
+                let p = crate::defense::feature_pruning::prune_and_fine_tune(
+                    model,
+                    split,
+                    crate::defense::feature_pruning::Kept::Fraction(cfg.keep),
+                    cfg,
+                    &crate::defense::OwnerFeatures::of(&owner, &shape, &splits.train),
+                    recipe.seed,
+                    device,
+                )?;
+                p.features.apply(&mut owner);
+                pruning_log = Some(serde_json::json!({
+                    "split": split,
+                    "kept_values": p.features.kept(),
+                    "of_values": dim,
+                    "fine_tune_loss": p.history,
+                }));
+                server = Some(p.model);
+                pruned = Some(p.features);
+            }
+            let frozen = server.as_ref().unwrap_or(model);
             let std = crate::defense::at_split::std_of(&owner);
             if let Some(cfg) = shredder {
                 // Learned on the frozen model, from the recipe's seed, so
                 // every command that builds this view gets the same noise.
-                let data = crate::defense::shredder::NoiseData {
-                    features: &owner,
-                    shape: &shape,
-                    targets: &splits.train.targets,
-                    classes: splits.train.num_classes,
-                    std,
-                };
                 let noise = crate::defense::shredder::learn_noise(
                     cfg,
-                    model,
+                    frozen,
                     split,
-                    &data,
+                    &crate::defense::OwnerFeatures::of(&owner, &shape, &splits.train),
                     &perturbations,
                     recipe.seed,
                     device,
@@ -705,6 +746,9 @@ impl ServerView {
                     "task_loss": noise.history.iter().map(|h| h.0).collect::<Vec<_>>(),
                 }));
                 perturbations.insert(0, Box::new(noise));
+            }
+            if let Some(p) = pruned {
+                perturbations.insert(0, Box::new(p));
             }
             crate::defense::AtSplit::new(perturbations, dim, std, recipe.seed)
         } else {
@@ -727,13 +771,14 @@ impl ServerView {
             obfuscation,
             target_accuracy: None,
             shredder: shredder_log,
+            feature_pruning: pruning_log,
         };
         if view.at_split.is_some() {
             let test = &splits.test;
             let (z, shape) = Evaluator::new(model, device, 256).features(test, split);
             let sent = view.apply(split, z)?;
             view.target_accuracy = Some(crate::obfuscate::stage::server_accuracy(
-                model,
+                server.as_ref().unwrap_or(model),
                 &sent,
                 &shape,
                 split,

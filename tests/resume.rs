@@ -308,3 +308,15 @@ fn a_divergence_says_what_is_kept_and_resume_may_lower_the_learning_rate() {
     let history = std::fs::read_to_string(dir.join(files::METRICS)).unwrap();
     assert_eq!(history.lines().count(), 2);
 }
+
+#[test]
+fn attribute_adversarial_training_resumes_to_a_byte_identical_report() {
+    let (_, report) = resumes_exactly(
+        &recipe_text(
+            "    attribute_adversarial: {attribute: writer, weight: 0.5, attacker_steps: 2}",
+            "",
+        ),
+        &[1, 2],
+    );
+    assert!(report.contains("attribute_adversary_ce"), "{report}");
+}

@@ -88,7 +88,7 @@ impl AdversarialConfig {
 /// Forces burn's lazy parameter initialisation. Clones of a lazy parameter
 /// share its pending initialisation, so freezing a clone before the first
 /// forward pass would also freeze the original attacker.
-struct Materialize;
+pub(crate) struct Materialize;
 impl ModuleVisitor for Materialize {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let _ = param.val();

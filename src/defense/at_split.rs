@@ -72,6 +72,35 @@ pub trait SplitPerturbation: Send + Sync {
     -> Perturbation;
 }
 
+/// The trained model's features of the owner's `train` data at the split,
+/// what the defenses learned after training (Shredder's noise, feature
+/// pruning's fine-tuning) learn from.
+pub struct OwnerFeatures<'a> {
+    /// The features `[N * D]`.
+    pub features: &'a [f32],
+    /// One example's feature shape.
+    pub shape: &'a [usize],
+    /// Task labels, `N`.
+    pub targets: &'a [u32],
+    /// Number of classes.
+    pub classes: usize,
+    /// Standard deviation of `features` (for relative scales).
+    pub std: f32,
+}
+
+impl<'a> OwnerFeatures<'a> {
+    /// `features` of `owner`'s images, one example of `shape` a row.
+    pub fn of(features: &'a [f32], shape: &'a [usize], owner: &'a crate::data::Dataset) -> Self {
+        Self {
+            features,
+            shape,
+            targets: &owner.targets,
+            classes: owner.num_classes,
+            std: std_of(features),
+        }
+    }
+}
+
 /// A 64-bit mix (splitmix64's finaliser).
 pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -9,7 +9,9 @@ use super::{
     AdversarialConfig, AdversarialReconstruction, Defense, LabelSmoothing, Lipschitz,
     LipschitzConfig,
 };
+use super::{AttributeAdversarial, AttributeAdversarialConfig};
 use super::{DeCov, SignalDropout, Vae};
+use super::{FeaturePruningConfig, FeaturePruningMarker};
 use super::{
     NoPeek, NoPeekConfig, SplitDropout, SplitDropoutConfig, SplitNoise, SplitNoiseConfig,
     SplitPerturbation, TopK, TopKConfig,
@@ -121,6 +123,15 @@ pub struct DefensesConfig {
     /// learned on the trained, frozen model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shredder: Option<ShredderConfig>,
+    /// Adversarial training against a known hidden attribute (seed 004's
+    /// Figure 6 baseline, eq. 3; Feutry et al. 2018).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_adversarial: Option<AttributeAdversarialConfig>,
+    /// Pruning of the split features by the next layer's weights, with the
+    /// server fine-tuned on what is left, after training (seed 004's
+    /// Figure 5 baseline; Li et al. 2016).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_pruning: Option<FeaturePruningConfig>,
 }
 
 impl DefensesConfig {
@@ -156,6 +167,9 @@ impl DefensesConfig {
         if let Some(n) = &self.nopeek {
             out.push(Box::new(NoPeek::new(n.weight)));
         }
+        if let Some(a) = &self.attribute_adversarial {
+            out.push(Box::new(AttributeAdversarial::new(a.clone())));
+        }
         // The split perturbations last, in the order the edge applies them
         // at inference (see `split_perturbations`).
         if let Some(n) = &self.split_noise {
@@ -169,6 +183,13 @@ impl DefensesConfig {
         }
         if self.shredder.as_ref().is_some_and(ShredderConfig::active) {
             out.push(Box::new(ShredderMarker));
+        }
+        if self
+            .feature_pruning
+            .as_ref()
+            .is_some_and(FeaturePruningConfig::active)
+        {
+            out.push(Box::new(FeaturePruningMarker));
         }
         out
     }
@@ -245,7 +266,7 @@ impl DefensesConfig {
             }
         }
         type Problems = Vec<(String, String)>;
-        let sections: [(&str, Option<Problems>); 5] = [
+        let sections: [(&str, Option<Problems>); 7] = [
             ("nopeek", self.nopeek.as_ref().map(NoPeekConfig::problems)),
             (
                 "split_noise",
@@ -261,6 +282,18 @@ impl DefensesConfig {
             (
                 "shredder",
                 self.shredder.as_ref().map(ShredderConfig::problems),
+            ),
+            (
+                "attribute_adversarial",
+                self.attribute_adversarial
+                    .as_ref()
+                    .map(|a| a.problems(None)),
+            ),
+            (
+                "feature_pruning",
+                self.feature_pruning
+                    .as_ref()
+                    .map(FeaturePruningConfig::problems),
             ),
         ];
         for (section, problems) in sections {

@@ -4,9 +4,11 @@
 
 pub mod adversarial;
 pub mod at_split;
+pub mod attribute_adversarial;
 mod base;
 mod config;
 pub mod decov;
+pub mod feature_pruning;
 pub mod label_smoothing;
 pub mod lipschitz;
 pub mod nopeek;
@@ -18,12 +20,14 @@ pub mod top_k;
 pub mod vae;
 
 pub use adversarial::{AdversarialConfig, AdversarialReconstruction};
-pub use at_split::{AtSplit, Perturbation, SplitPerturbation};
-pub use base::{Defense, DefenseState, StepContext};
+pub use at_split::{AtSplit, OwnerFeatures, Perturbation, SplitPerturbation};
+pub use attribute_adversarial::{AttributeAdversarial, AttributeAdversarialConfig};
+pub use base::{BatchAttribute, Defense, DefenseState, StepContext};
 pub use config::{
     DeCovConfig, DefensesConfig, DropoutLayer, LabelSmoothingConfig, SignalDropoutConfig, VaeConfig,
 };
 pub use decov::DeCov;
+pub use feature_pruning::{FeaturePruningConfig, FeaturePruningMarker};
 pub use label_smoothing::LabelSmoothing;
 pub use lipschitz::{Lipschitz, LipschitzConfig, LipschitzMethod};
 pub use nopeek::{NoPeek, NoPeekConfig};

@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::Defense;
-use super::at_split::{Perturbation, SplitPerturbation, mix, tag};
+use super::at_split::{OwnerFeatures, Perturbation, SplitPerturbation, mix, tag};
 use super::split_noise::standard_laplace;
 use crate::model::{Features, SplitModel};
 use crate::train::{one_hot, soft_cross_entropy, to_vec};
@@ -167,21 +167,6 @@ impl SplitPerturbation for ShredderNoise {
     }
 }
 
-/// What the noise is learned from: the frozen model's features of the
-/// owner's data at the split.
-pub struct NoiseData<'a> {
-    /// The features `[N * D]`.
-    pub features: &'a [f32],
-    /// One example's feature shape.
-    pub shape: &'a [usize],
-    /// Task labels, `N`.
-    pub targets: &'a [u32],
-    /// Number of classes.
-    pub classes: usize,
-    /// Standard deviation of `features` (for `relative`).
-    pub std: f32,
-}
-
 /// Learns the Shredder noise for `model` at `split` (see the module docs).
 /// `after` are the split defenses the edge applies after it; `device` is
 /// an inference device (the model is frozen on its autodiff twin).
@@ -189,7 +174,7 @@ pub fn learn_noise(
     cfg: &ShredderConfig,
     model: &SplitModel,
     split: usize,
-    data: &NoiseData,
+    data: &OwnerFeatures,
     after: &[Box<dyn SplitPerturbation>],
     seed: u64,
     device: &Device,
@@ -301,7 +286,7 @@ mod tests {
 
     fn learn(model: &SplitModel, z: &[f32], shape: &[usize], c: &ShredderConfig) -> ShredderNoise {
         let ds = synthetic();
-        let data = NoiseData {
+        let data = OwnerFeatures {
             features: z,
             shape,
             targets: &ds.targets,

@@ -66,6 +66,12 @@ pub struct StudyConfig {
     /// linear block).
     #[serde(default)]
     pub tradeoff_split: Option<usize>,
+    /// Beside each `m'` of the trade-off curve, seed 004's Figure 5
+    /// baseline: the `m'` values the next layer weighs most kept (feature
+    /// pruning, Li et al. 2016) and the server fine-tuned on them (default
+    /// false).
+    #[serde(default)]
+    pub pruning_baseline: bool,
 }
 
 fn one() -> f64 {

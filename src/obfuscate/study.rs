@@ -105,6 +105,39 @@ fn row(
         test.num_classes,
         &inner,
     );
+    let attacks = attribute_attacks(
+        model,
+        (aux, test),
+        k,
+        (&za, &zt),
+        &shape,
+        attack,
+        seed,
+        device,
+    )?;
+    Ok(json!({
+        "split": k,
+        "target_accuracy": acc,
+        "bytes_per_query": bytes,
+        "raw_bytes_per_query": 4 * basis.dim(),
+        "kept": match mode { ObfuscationMode::KeepComponents { m } => m.min(basis.rank()), ObfuscationMode::None => basis.dim(), _ => basis.rank() },
+        "attacks": attacks,
+    }))
+}
+
+/// Every attribute attack at split `k` on what the edge sends of `aux` and
+/// `test` (`za`, `zt`), each attacker with the server part's architecture.
+#[allow(clippy::too_many_arguments)]
+fn attribute_attacks(
+    model: &SplitModel,
+    (aux, test): (&Dataset, &Dataset),
+    k: usize,
+    (za, zt): (&[f32], &[f32]),
+    shape: &[usize],
+    attack: &AttributeConfig,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<serde_json::Value>, crate::Error> {
     let server = model.block_specs()[k..].to_vec();
     let mut attacks = Vec::new();
     for attr in &test.hidden {
@@ -112,11 +145,11 @@ fn row(
             continue;
         };
         let out = attribute_attack(
-            &za,
+            za,
             &a.values,
-            &zt,
+            zt,
             &attr.values,
-            &shape,
+            shape,
             attr.num_classes,
             &server,
             attack,
@@ -126,13 +159,69 @@ fn row(
         attacks
             .push(json!({"attribute": attr.name, "accuracy": out.accuracy, "chance": out.chance}));
     }
+    Ok(attacks)
+}
+
+/// Seed 004's Figure 5 baseline at split `k`: the `m` units of each
+/// example the next layer weighs most kept (values before a linear block,
+/// as at the paper's FC1 split; channels before a convolution), the rest zeroed, the server
+/// fine-tuned on the owner's pruned features
+/// ([`crate::defense::feature_pruning`], its default schedule); target
+/// accuracy on `test` with the fine-tuned server, and the attribute attacks
+/// on the pruned features.
+#[allow(clippy::too_many_arguments)]
+fn pruning_row(
+    model: &SplitModel,
+    (owner, aux, test): (&Dataset, &Dataset, &Dataset),
+    k: usize,
+    m: usize,
+    attack: &AttributeConfig,
+    seed: u64,
+    device: &Device,
+) -> Result<serde_json::Value, crate::Error> {
+    use crate::defense::feature_pruning::{FeaturePruningConfig, Kept, prune_and_fine_tune};
+    let inner = device.clone().inner();
+    let eval = Evaluator::new(model, &inner, 256);
+    let (zo, shape) = eval.features(owner, k);
+    let schedule = FeaturePruningConfig {
+        keep: 1.0,
+        epochs: 3,
+        lr: 1e-3,
+        batch_size: 64,
+    };
+    let data = crate::defense::OwnerFeatures::of(&zo, &shape, owner);
+    let pruned = prune_and_fine_tune(model, k, Kept::Units(m), &schedule, &data, seed, &inner)?;
+    let (mut za, _) = eval.features(aux, k);
+    let (mut zt, _) = eval.features(test, k);
+    pruned.features.apply(&mut za);
+    pruned.features.apply(&mut zt);
+    let acc = server_accuracy(
+        &pruned.model,
+        &zt,
+        &shape,
+        k,
+        &test.targets,
+        test.num_classes,
+        &inner,
+    );
+    let attacks = attribute_attacks(
+        model,
+        (aux, test),
+        k,
+        (&za, &zt),
+        &shape,
+        attack,
+        seed,
+        device,
+    )?;
     Ok(json!({
-        "split": k,
+        "m": m,
+        "kept_values": pruned.features.kept(),
         "target_accuracy": acc,
-        "bytes_per_query": bytes,
-        "raw_bytes_per_query": 4 * basis.dim(),
-        "kept": match mode { ObfuscationMode::KeepComponents { m } => m.min(basis.rank()), ObfuscationMode::None => basis.dim(), _ => basis.rank() },
+        "target_error": 1.0 - acc,
+        "attack_error": 1.0 - attacks.first().and_then(|a| a["accuracy"].as_f64()).unwrap_or(f64::NAN),
         "attacks": attacks,
+        "fine_tune_loss": pruned.history,
     }))
 }
 
@@ -241,7 +330,12 @@ pub fn run_study(
                         .collect()
                 })
                 .unwrap_or_default();
-            fig4.push(json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "attack_errors": errors, "bytes_per_query": r["bytes_per_query"]}));
+            let mut point = json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "attack_errors": errors, "bytes_per_query": r["bytes_per_query"]});
+            if cfg.pruning_baseline {
+                point["pruning"] =
+                    pruning_row(model, (owner, aux, test), k, m, attack, seed, device)?;
+            }
+            fig4.push(point);
         }
     }
     let summary = json!({"signal_content": curve, "figure3": fig3, "tradeoff_split": tk, "tradeoff": fig4, "skipped": skipped});

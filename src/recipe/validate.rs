@@ -246,6 +246,13 @@ pub fn data_problems(r: &Recipe, facts: &DataFacts) -> Vec<(String, String)> {
         }
     }
     if let Some(available) = &facts.attributes {
+        if let Some(a) = &r.training.defenses.attribute_adversarial {
+            for (field, msg) in a.problems(Some(available)) {
+                if field == "attribute" {
+                    bad("training.defenses.attribute_adversarial.attribute", msg);
+                }
+            }
+        }
         for (i, a) in r.audit.attacks.iter().enumerate() {
             if let AttackKind::Attribute(cfg) = a {
                 for (field, msg) in crate::attack::attribute::attribute_problems(cfg, available) {
@@ -556,6 +563,20 @@ pub fn problems(r: &Recipe) -> Vec<String> {
     if let Some(o) = &r.obfuscation {
         for (path, msg) in o.problems() {
             bad(&format!("obfuscation.{path}"), msg);
+        }
+        if r.training
+            .defenses
+            .feature_pruning
+            .as_ref()
+            .is_some_and(|p| p.active())
+        {
+            // Both change what the next layer reads: the obfuscation's basis
+            // is of the unpruned model's next layer, the fine-tuned server
+            // would not be the one it was computed for.
+            bad(
+                "training.defenses.feature_pruning",
+                "cannot be combined with obfuscation (both decide what the server's next layer reads); use one".into(),
+            );
         }
     }
     if r.audit.grid_images == 0 {

@@ -129,6 +129,74 @@ pub struct Section {
     pub runs: Vec<(PathBuf, Option<u64>)>,
     /// Pictures to show.
     pub grids: Vec<Grid>,
+    /// The section as the previous document had it, kept when this
+    /// section's runs are no longer in the runs folder.
+    pub previous: Option<Previous>,
+}
+
+/// A section of an earlier `REPRODUCTIONS.md`, kept while its runs are not
+/// in the runs folder (run folders are large and not committed; a section
+/// rerun on its own replaces only itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Previous {
+    /// Its Markdown, from its heading to the next section's.
+    pub markdown: String,
+    /// Its verdict as the summary table wrote it.
+    pub verdict: String,
+    /// Its compute as the summary table wrote it, in seconds.
+    pub wall: u64,
+}
+
+/// The note a kept section carries.
+const KEPT_NOTE: &str = "*Kept from the previous generation of this file: this section's runs \
+                         were not in the runs folder when it was regenerated.*";
+
+/// `12m34s` as seconds.
+fn parse_minutes(s: &str) -> Option<u64> {
+    let (m, rest) = s.trim().split_once('m')?;
+    let sec = rest.strip_suffix('s')?;
+    Some(m.parse::<u64>().ok()? * 60 + sec.parse::<u64>().ok()?)
+}
+
+/// The sections of an earlier document by id, with their summary rows.
+pub fn previous_sections(text: &str) -> Vec<(String, Previous)> {
+    let mut out = Vec::new();
+    let starts: Vec<usize> = text.match_indices("\n## ").map(|(i, _)| i + 1).collect();
+    for (n, &at) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(text.len());
+        let chunk = &text[at..end];
+        let Some(id) = chunk[3..].split(':').next().map(str::to_string) else {
+            continue;
+        };
+        // Its summary row: `| [id](#...) | title | verdict | compute |`.
+        let row = text.lines().find(|l| l.starts_with(&format!("| [{id}](")));
+        let cells: Vec<&str> = row
+            .map(|r| r.trim_matches('|').split(" | ").map(str::trim).collect())
+            .unwrap_or_default();
+        let (Some(verdict), Some(wall)) = (
+            cells.get(2).map(|v| v.to_string()),
+            cells.get(3).and_then(|w| parse_minutes(w)),
+        ) else {
+            continue;
+        };
+        if verdict == Verdict::NotRun.text() {
+            continue;
+        }
+        let mut markdown = chunk.trim_end().to_string() + "\n\n";
+        if !markdown.contains(KEPT_NOTE) {
+            markdown += KEPT_NOTE;
+            markdown += "\n\n";
+        }
+        out.push((
+            id,
+            Previous {
+                markdown,
+                verdict,
+                wall,
+            },
+        ));
+    }
+    out
 }
 
 impl Section {
@@ -149,6 +217,7 @@ impl Section {
             reason: String::new(),
             runs: Vec::new(),
             grids: Vec::new(),
+            previous: None,
         }
     }
 
@@ -170,12 +239,33 @@ impl Section {
 
     /// Total recorded wall time of the section's runs, seconds.
     pub fn wall(&self) -> u64 {
-        self.runs.iter().filter_map(|(_, w)| *w).sum()
+        match self.kept() {
+            Some(p) => p.wall,
+            None => self.runs.iter().filter_map(|(_, w)| *w).sum(),
+        }
+    }
+
+    /// The earlier text this section shows, when its runs are missing.
+    fn kept(&self) -> Option<&Previous> {
+        self.previous
+            .as_ref()
+            .filter(|_| self.verdict == Verdict::NotRun)
+    }
+
+    /// The verdict as the summary table writes it.
+    fn verdict_text(&self) -> String {
+        match self.kept() {
+            Some(p) => p.verdict.clone(),
+            None => self.verdict.text().to_string(),
+        }
     }
 
     /// The section as Markdown; `runs` is the runs folder as the reader
     /// should see it (paths are shown relative to it).
     fn markdown(&self, runs: &Path) -> String {
+        if let Some(p) = self.kept() {
+            return p.markdown.clone();
+        }
         let mut s = format!("## {}: {}\n\n", self.id, self.title);
         s += &format!("**Claim.** {}\n\n", self.claim);
         s += &format!("**Protocol.** {}\n\n", self.protocol);
@@ -249,7 +339,7 @@ pub fn markdown(sections: &[Section], runs: &Path) -> String {
             x.id,
             anchor(x.id, x.title),
             x.title,
-            x.verdict.text(),
+            x.verdict_text(),
             minutes(x.wall())
         );
     }
@@ -278,8 +368,21 @@ fn anchor(id: &str, title: &str) -> String {
 
 /// Regenerates the document from `runs` into `out`, copying the pictures
 /// into [`GRID_DIR`] beside it. Returns the files written.
+///
+/// A section whose runs are missing keeps its text from the document
+/// already at `out`, marked as kept, so one seed's experiment can be rerun
+/// and regenerated alone.
 pub fn write(runs: &Path, out: &Path) -> Result<Vec<PathBuf>, ReproError> {
-    let sections = sections(runs)?;
+    let mut sections = sections(runs)?;
+    if let Ok(old) = std::fs::read_to_string(out) {
+        let previous = previous_sections(&old);
+        for s in &mut sections {
+            s.previous = previous
+                .iter()
+                .find(|(id, _)| id == s.id)
+                .map(|(_, p)| p.clone());
+        }
+    }
     let text = markdown(&sections, runs);
     let base = out.parent().unwrap_or(Path::new("."));
     let mut written = Vec::new();
@@ -301,4 +404,56 @@ pub fn write(runs: &Path, out: &Path) -> Result<Vec<PathBuf>, ReproError> {
     write_atomic(out, text.as_bytes()).map_err(|e| werr(out, e))?;
     written.push(out.to_path_buf());
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(id: &'static str, verdict: Verdict, wall: u64) -> Section {
+        let mut s = Section::new(id, "A title", "A claim.", "A protocol.");
+        s.verdict = verdict;
+        s.reason = format!("because of {id}");
+        s.add_run(Path::new("/runs/x"), Some(wall));
+        s
+    }
+
+    #[test]
+    fn a_section_whose_runs_are_missing_keeps_its_previous_text() {
+        let runs = Path::new("/runs");
+        let old = markdown(
+            &[
+                section("004", Verdict::Holds, 125),
+                section("002", Verdict::DoesNotHold, 61),
+            ],
+            runs,
+        );
+        let previous = previous_sections(&old);
+        assert_eq!(previous.len(), 2);
+        assert_eq!(previous[1].1.wall, 61);
+        assert_eq!(previous[1].1.verdict, Verdict::DoesNotHold.text());
+        // 004 rerun (a new verdict), 002 not run now: 002 is kept as it was.
+        let mut now = vec![
+            section("004", Verdict::NotTestable, 30),
+            section("002", Verdict::NotRun, 0).not_run(),
+        ];
+        for s in &mut now {
+            s.previous = previous
+                .iter()
+                .find(|(id, _)| id == s.id)
+                .map(|(_, p)| p.clone());
+        }
+        let text = markdown(&now, runs);
+        assert!(text.contains("because of 004") && text.contains("because of 002"));
+        assert!(text.contains(Verdict::NotTestable.text()));
+        assert!(!text.contains(Verdict::NotRun.text()), "{text}");
+        assert!(text.contains("Total compute: 1m31s"), "{text}");
+        assert_eq!(text.matches(KEPT_NOTE).count(), 1, "{text}");
+        // Kept again on the next generation: the note is not repeated.
+        let again = previous_sections(&text);
+        assert_eq!(again[1].1.markdown.matches(KEPT_NOTE).count(), 1);
+        // A section that was never run has nothing to keep.
+        let never = markdown(&[section("000", Verdict::NotRun, 0).not_run()], runs);
+        assert!(previous_sections(&never).is_empty());
+    }
 }

@@ -30,7 +30,7 @@ use super::batch::{images_tensor, one_hot, step_outcome, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
 use super::{Kept, TrainError};
 use crate::data::Dataset;
-use crate::defense::{Defense, DefenseState, StepContext};
+use crate::defense::{BatchAttribute, Defense, DefenseState, StepContext};
 use crate::fsutil::write_atomic;
 use crate::model::{Blobs, Checkpoint, Features, SplitModel};
 
@@ -378,6 +378,7 @@ pub fn train(
         let (mut loss_sum, mut task_sum, mut hits, mut seen) = (0f64, 0f64, 0usize, 0usize);
         for idx in batches {
             let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
+            let attributes = BatchAttribute::of_batch(data, idx);
             let x = images_tensor(data, idx, device);
             // Layers the defenses transform this step (signal-content dropout
             // at a random layer), applied on both sides of the split.
@@ -392,6 +393,7 @@ pub fn train(
                 model: &model,
                 images: &x,
                 labels: &labels,
+                attributes: &attributes,
                 split: run.split,
                 features: &z,
                 log_var: log_var.as_ref(),
@@ -442,6 +444,7 @@ pub fn train(
                 model: &model,
                 images: &x,
                 labels: &labels,
+                attributes: &attributes,
                 split: run.split,
                 features: &z,
                 log_var: log_var.as_ref(),
