@@ -5,9 +5,9 @@
 
 mod lock;
 mod repeats;
+mod stages;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::prelude::*;
 
@@ -16,10 +16,9 @@ use crate::attack::{AttackRecord, AuditObserver, Reidentifier, run_audit_with};
 use crate::data::{self, Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{ModelSpec, SplitModel, zoo};
-use crate::partition::PartitionConfig;
 use crate::recipe::{AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, SplitSetting};
 use crate::report::{self, RepeatsReport, Report};
-use crate::train::{Evaluator, TrainObserver, TrainRun, train};
+use crate::train::{Evaluator, TrainObserver};
 pub use lock::RunLock;
 pub use repeats::repeat_seed;
 
@@ -391,252 +390,29 @@ fn run_once(
     device: &Device,
     obs: &mut dyn RunObserver,
 ) -> Result<Report, Error> {
-    let recipe = &loaded.recipe;
-    let out = &opts.out_dir;
-    let started = Instant::now();
-    let mut timings = serde_json::Map::new();
+    let (recipe, out) = (&loaded.recipe, opts.out_dir.as_path());
+    let mut clock = stages::Clock::start();
     claim_folder(recipe, out, opts.resume)?;
     if opts.resume {
         discard_stale(recipe, out)?;
     }
-
-    obs.stage("data", "loading and splitting");
-    let splits = prepare_data(recipe)?;
-    let spec = model_spec(recipe, splits.train.shape, splits.train.num_classes)?;
-    // With `prune:`, the edge FLOPs budget chooses the split (seed 001, PATROL).
-    let prune_plan = match &recipe.prune {
-        Some(p) => Some(crate::prune::plan(p, &spec)?),
-        None => None,
-    };
-    let split = prune_plan
-        .as_ref()
-        .map_or_else(|| training_split(recipe, spec.blocks.len()), |p| p.split);
-    if !(1..=spec.blocks.len()).contains(&split) {
-        return Err(Error::Run(format!(
-            "split: must be in 1..={} for this model, got {split}",
-            spec.blocks.len() - 1
-        )));
-    }
-
-    obs.stage(
-        "train",
-        &format!("{} on {} images", spec.arch, splits.train.len()),
-    );
-    let t0 = Instant::now();
-    device.seed(recipe.seed);
-    let model = build_model(recipe, &spec, device)?;
-    if let Some(a) = &recipe.training.defenses.attribute_adversarial {
-        // The data's attributes are known only now for some sources.
-        let have: Vec<String> = splits.train.hidden.iter().map(|h| h.name.clone()).collect();
-        if let Some((field, msg)) = a.problems(Some(&have)).into_iter().next() {
-            return Err(Error::Run(format!(
-                "training.defenses.attribute_adversarial.{field}: {msg}"
-            )));
-        }
-    }
-    let mut defenses = recipe.training.defenses.build(recipe.seed);
-    let trained = train(
+    let data = stages::data(recipe, obs)?;
+    let fitted = stages::train(recipe, &data, opts, device, obs, &mut clock)?;
+    let fitted = stages::prune(recipe, &data, fitted, opts, device, obs, &mut clock)?;
+    let mut deployment = stages::deploy(recipe, &data, &fitted, out, device, obs)?;
+    let model = &fitted.model;
+    let audited = stages::audit(
+        recipe,
+        &data,
         model,
-        &splits.train,
-        &mut defenses,
-        &TrainRun {
-            config: &recipe.training,
-            seed: recipe.seed,
-            split,
-            checkpoint: Some(out.join(files::MODEL)),
-            metrics_log: Some(out.join(files::METRICS)),
-            resume: opts.resume,
-        },
+        &mut deployment,
+        opts,
         device,
         obs,
+        &mut clock,
     )?;
-    timings.insert("train_seconds".into(), t0.elapsed().as_secs_f64().into());
-    let (model, spec, prune_report) = match (&recipe.prune, &prune_plan) {
-        (Some(cfg), Some(plan)) => {
-            obs.stage(
-                "prune",
-                &format!(
-                    "{:?} to {} edge FLOPs at split {}",
-                    cfg.method, plan.budget, plan.split
-                ),
-            );
-            let t0 = Instant::now();
-            let pruned = crate::prune::run_prune(
-                trained.model,
-                &splits,
-                &crate::prune::PruneRun {
-                    config: cfg,
-                    training: &recipe.training,
-                    plan,
-                    seed: recipe.seed,
-                    out_dir: out,
-                    resume: opts.resume,
-                },
-                device,
-                obs,
-            )?;
-            timings.insert("prune_seconds".into(), t0.elapsed().as_secs_f64().into());
-            let spec = pruned.model.spec()?;
-            (pruned.model, spec, Some(pruned.report))
-        }
-        _ => (trained.model, spec, None),
-    };
-    let inner = device.clone().inner();
-    let target_accuracy = Evaluator::new(&model, &inner, 256).accuracy(&splits.test);
-
-    let auto = matches!(recipe.split, Some(SplitSetting::Auto(_)));
-    let partition = match (&recipe.partition, auto) {
-        (Some(cfg), _) => Some(cfg.clone()),
-        (None, true) => Some(PartitionConfig::default()),
-        (None, false) => None,
-    };
-    let partition = match partition {
-        Some(cfg) => {
-            obs.stage("partition", "layer analysis for the golden partition zone");
-            // The defender's choice: on the owner's data, never the attacker's.
-            Some(crate::partition::analyse(
-                &model,
-                &splits.train,
-                &cfg,
-                recipe.seed,
-                &inner,
-            )?)
-        }
-        None => None,
-    };
-    let split = match (&partition, auto) {
-        (Some(p), true) => p.chosen.or(p.nearest).ok_or_else(|| {
-            Error::Run(format!(
-                "split: auto found no split to choose: {}",
-                p.reason
-            ))
-        })?,
-        _ => split,
-    };
-    let attacker = attacker_data(recipe, &splits)?;
-
-    obs.stage("audit", "attacking the split features");
-    let t0 = Instant::now();
-    let audit_path = out.join(files::AUDIT);
-    let done = if opts.resume {
-        read_records(&audit_path)
-    } else {
-        Vec::new()
-    };
-    let mut rec = Recording {
-        inner: obs,
-        path: audit_path,
-        records: done.clone(),
-        seconds: Vec::new(),
-        error: None,
-    };
-    let view = ServerView::new(recipe, &model, &splits, split, &inner)?;
-    for (log, name) in [
-        (&view.shredder, files::SHREDDER),
-        (&view.feature_pruning, files::FEATURE_PRUNING),
-    ] {
-        if let Some(log) = log {
-            let path = out.join(name);
-            write_atomic(
-                &path,
-                serde_json::to_string_pretty(log).expect("json").as_bytes(),
-            )
-            .map_err(|e| Error::io(&path, e))?;
-        }
-    }
-    let obf = view.obfuscation.as_ref();
-    let target_accuracy = view
-        .target_accuracy
-        .unwrap_or(obf.map_or(target_accuracy, |o| o.target_accuracy));
-    // What the edge sends per query once obfuscated (mean over `test`).
-    let obf_bytes = obf.map(|o| o.bytes_per_query.round() as u64);
-    let t_reid = Instant::now();
-    let reid = Reidentifier::for_audit(
-        &model,
-        &attacker,
-        &splits.test,
-        &recipe.audit,
-        recipe.seed,
-        device,
-    )?;
-    if reid.is_some() {
-        let s = t_reid.elapsed().as_secs_f64();
-        timings.insert("reidentifier_seconds".into(), s.into());
-    }
-    let mut attacks = run_audit_with(
-        &model,
-        &attacker,
-        &splits.test,
-        &recipe.audit,
-        recipe.seed,
-        out,
-        device,
-        &done,
-        &mut rec,
-        reid.as_ref(),
-        &|k, z| view.apply(k, z),
-    )?;
-    if let (Some(cfg), Some(o)) = (&recipe.obfuscation, view.obfuscation) {
-        rec.inner
-            .stage("obfuscation", "signal content and attribute-attack study");
-        crate::obfuscate::study::finish(
-            cfg,
-            o,
-            &model,
-            (&splits.train, &attacker),
-            &splits.test,
-            &recipe.audit,
-            recipe.seed,
-            out,
-            device,
-        )?;
-    }
-    if let Some(e) = rec.error {
-        return Err(e);
-    }
-    timings.insert("attacks".into(), rec.seconds.into());
-    let floors = judge(
-        &mut attacks,
-        &model,
-        (&attacker, &splits.test),
-        recipe.seed,
-        &inner,
-        reid.as_ref(),
-    )?;
-    let obs = rec.inner;
-    timings.insert("audit_seconds".into(), t0.elapsed().as_secs_f64().into());
-
-    obs.stage("report", "writing report.json and report.md");
-    let mut report = Report::new(
-        recipe,
-        &spec,
-        &splits,
-        split,
-        target_accuracy,
-        &trained.history,
-        attacks,
-    )?;
-    if let Some(bytes) = obf_bytes {
-        report.bytes_per_query = bytes;
-    }
-    report.partition = partition;
-    report.prune = prune_report;
-    report.floors = Some(floors);
-    report.edge_lipschitz = crate::defense::lipschitz::block_estimates(&model, split);
-    report.feature_rms = Some(feature_rms(&model, &splits.test, split, &inner));
-    report::write_all(&report, out)?;
-    timings.insert(
-        "total_seconds".into(),
-        started.elapsed().as_secs_f64().into(),
-    );
-    let tpath = out.join(files::TIMINGS);
-    write_atomic(
-        &tpath,
-        serde_json::to_string_pretty(&timings)
-            .expect("json")
-            .as_bytes(),
-    )
-    .map_err(|e| Error::io(&tpath, e))?;
+    let report = stages::report(recipe, &data, fitted, deployment, audited, out, device, obs)?;
+    clock.finish(out)?;
     Ok(report)
 }
 
@@ -879,6 +655,9 @@ pub struct OpenedRun {
     /// The deployment split: `split` of the run's `report.json` when the run
     /// finished, else the split its training protected.
     pub split: usize,
+    /// The folder held shared while it is open, so no `run` rewrites it
+    /// under the command reading it (see [`RunLock::share`]).
+    _lock: Option<RunLock>,
 }
 
 /// The deployment split of a run folder (see [`OpenedRun::split`]).
@@ -948,6 +727,7 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
             files::RECIPE
         )));
     }
+    let lock = RunLock::share(dir)?;
     let loaded = crate::recipe::from_path(&rpath, &[])?;
     if loaded.recipe.repeats > 1 {
         return Err(Error::Run(format!(
@@ -989,6 +769,7 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
             model: pruned.model,
             splits,
             split,
+            _lock: lock,
         });
     }
     if ck.meta.epoch < loaded.recipe.training.epochs {
@@ -1007,6 +788,7 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
         model: ck.model,
         splits,
         split,
+        _lock: lock,
     })
 }
 

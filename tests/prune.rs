@@ -368,6 +368,8 @@ fn patrol_recipe_prunes_to_the_budget_at_the_deepest_split_and_resumes() {
     let dev = Device::flex();
     let opened = pipeline::open_run(&a, &dev).unwrap();
     assert_eq!(opened.model.spec().unwrap().edge_flops(5).unwrap(), edge);
+    // A command reading the folder holds it shared: done reading first.
+    drop(opened);
 
     // Resuming a finished run reads the stage back; a fresh run reproduces it.
     assert_eq!(run_recipe(&a, true), ra);

@@ -4,6 +4,12 @@
 //! its checkpoints and records with the first's. The operating system
 //! releases the lock when the holder exits, however it exits (an error, a
 //! panic, a kill), so a stale lock never blocks a later `--resume`.
+//!
+//! The commands that read a finished run folder (`attack`,
+//! `export-features`, `partition`) take the same lock shared
+//! ([`RunLock::share`]): any number of them run side by side, but not
+//! while a `run` writes there, and a `run` into the folder waits for none
+//! of them silently: it stops with the same message.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -45,7 +51,7 @@ impl RunLock {
                     h => h.to_string(),
                 };
                 return Err(Error::Run(format!(
-                    "{}: the run folder is in use by {holder} (lock file {}); wait for it to finish, or write to another --out",
+                    "{}: the run folder is in use by {holder}, or by a command reading it (lock file {}); wait for it to finish, or write to another --out",
                     dir.display(),
                     path.display()
                 )));
@@ -60,6 +66,42 @@ impl RunLock {
             .and_then(|_| file.write_all(note.as_bytes()))
             .map_err(|e| Error::io(&path, e))?;
         Ok(Self { file })
+    }
+}
+
+impl RunLock {
+    /// Holds `dir` shared, for a command that reads the run folder: refused
+    /// with a message naming the holder while a `run` writes there. A
+    /// folder without a lock file was never written by a running `run`
+    /// (nothing to wait for): `Ok(None)`.
+    pub fn share(dir: &Path) -> Result<Option<Self>, Error> {
+        let path = dir.join(LOCK);
+        // Read-only: a shared lock needs no write access, so a read-only
+        // copy of a run folder can still be attacked and exported.
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(Self { file })),
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => "another splitguard process".to_string(),
+                    h => h.to_string(),
+                };
+                Err(Error::Run(format!(
+                    "{}: the run folder is being written by {holder} (lock file {}); wait for it to finish",
+                    dir.display(),
+                    path.display()
+                )))
+            }
+            Err(TryLockError::Error(e)) => {
+                Err(Error::io(&path, format!("cannot lock the run folder: {e}")))
+            }
+        }
     }
 }
 
@@ -90,5 +132,33 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(&run).expect("released on drop");
+    }
+
+    #[test]
+    fn readers_share_a_folder_but_not_with_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        // Never written by a running `run`: nothing to hold.
+        assert!(RunLock::share(&run).unwrap().is_none());
+        let writer = RunLock::acquire(&run).unwrap();
+        let err = RunLock::share(&run).unwrap_err();
+        assert!(err.is_bad_input(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("being written by splitguard process"),
+            "{err}"
+        );
+        drop(writer);
+        let a = RunLock::share(&run)
+            .unwrap()
+            .expect("a lock file exists now");
+        let b = RunLock::share(&run).unwrap().expect("readers share");
+        assert!(
+            RunLock::acquire(&run).is_err(),
+            "a writer waits for the readers"
+        );
+        drop((a, b));
+        RunLock::acquire(&run).expect("free again");
     }
 }
