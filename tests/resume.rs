@@ -225,7 +225,17 @@ fn a_folder_whose_checkpoint_and_recipe_disagree_is_refused() {
     let dir = root.path().join("run");
     run(&loaded, &dir, false, None).unwrap();
     let dev = Device::flex();
-    pipeline::open_run(&dir, &dev).unwrap();
+    let opened = pipeline::open_run(&dir, &dev).unwrap();
+    // Readers share the folder; a run into it while one reads is refused,
+    // and a reader is refused while a run writes there.
+    pipeline::open_run(&dir, &dev).expect("a second reader");
+    let err = run(&loaded, &dir, true, None).unwrap_err().to_string();
+    assert!(err.contains("in use by"), "{err}");
+    drop(opened);
+    let held = pipeline::RunLock::acquire(&dir).unwrap();
+    let err = pipeline::open_run(&dir, &dev).err().unwrap().to_string();
+    assert!(err.contains("being written by"), "{err}");
+    drop(held);
 
     // An edited seed in the resolved recipe.
     let rpath = dir.join(files::RECIPE);
@@ -319,4 +329,59 @@ fn attribute_adversarial_training_resumes_to_a_byte_identical_report() {
         &[1, 2],
     );
     assert!(report.contains("attribute_adversary_ce"), "{report}");
+}
+
+/// A kill during the audit, after its first attack was recorded (the
+/// records are written as each attack ends; the report comes last), and a
+/// kill between two repeats: `--resume` gives a byte-identical report.
+#[test]
+fn kills_in_the_audit_and_between_repeats_resume_to_byte_identical_reports() {
+    let sets = [
+        "audit.attacks=[{kind: decoder, epochs: 1, restarts: 0, width: 8}, {kind: attribute, epochs: 1}]",
+    ];
+    let loaded = load(&recipe_text(SIGNAL_DROPOUT, ""), &sets);
+    let root = tempfile::tempdir().unwrap();
+    let whole = root.path().join("whole");
+    run(&loaded, &whole, false, None).unwrap();
+    let expected = report_text(&whole);
+
+    // In the audit: a copy of the finished run with only the first attack
+    // recorded and no report, as a kill during the second attack leaves it.
+    let dir = root.path().join("audit_kill");
+    copy_dir(&whole, &dir);
+    let audit = std::fs::read_to_string(dir.join(files::AUDIT)).unwrap();
+    let lines: Vec<&str> = audit.lines().collect();
+    assert!(lines.len() >= 2, "two attacks recorded: {audit}");
+    std::fs::write(dir.join(files::AUDIT), format!("{}\n", lines[0])).unwrap();
+    for f in [files::REPORT_JSON, files::REPORT_MD, files::REPORT_HTML] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    run(&loaded, &dir, true, None).unwrap();
+    assert_eq!(expected, report_text(&dir), "resumed in the audit");
+
+    // Between repeats: repeat 0 finished, repeat 1 not started.
+    let two = load(&recipe_text(SIGNAL_DROPOUT, "repeats: 2\n"), &sets);
+    let whole = root.path().join("repeats_whole");
+    run(&two, &whole, false, None).unwrap();
+    let expected = report_text(&whole);
+    let dir = root.path().join("repeats_kill");
+    copy_dir(&whole, &dir);
+    std::fs::remove_dir_all(dir.join("rep_1")).unwrap();
+    std::fs::remove_file(dir.join(files::REPORT_JSON)).unwrap();
+    run(&two, &dir, true, None).unwrap();
+    assert_eq!(expected, report_text(&dir), "resumed between repeats");
+}
+
+/// Copies a run folder (files and sub-folders), lock file excluded.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != "run.lock" {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }
