@@ -13,7 +13,8 @@
 # resumed part), so the script can be stopped and started again. A seed
 # whose runs are not in the runs folder keeps its section of the existing
 # REPRODUCTIONS.md (marked as kept), so ONLY=<seed> regenerates that seed
-# alone.
+# alone. A finished run folder is kept even when its recipe has changed
+# since: delete it to rerun.
 set -euo pipefail
 runs="${1:-checkpoints/repro}"
 case "$runs" in /*) ;; *) runs="$PWD/$runs" ;; esac

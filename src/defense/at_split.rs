@@ -101,6 +101,21 @@ impl<'a> OwnerFeatures<'a> {
     }
 }
 
+/// `ceil(fraction * n)` clamped to `1..=n`, where a product within f32
+/// precision of an integer counts as that integer: `fraction` comes from an
+/// f32 setting, so `0.1 * 10` counts 1, not the 2 that `0.1f32`'s binary
+/// value (0.1000000015) would give.
+pub fn fraction_count(fraction: f32, n: usize) -> usize {
+    let x = f64::from(fraction) * n as f64;
+    let near = x.round();
+    let k = if (x - near).abs() <= f64::from(f32::EPSILON) * x.max(1.0) {
+        near
+    } else {
+        x.ceil()
+    };
+    (k as usize).clamp(1, n.max(1))
+}
+
 /// A 64-bit mix (splitmix64's finaliser).
 pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -8,14 +8,17 @@
 //! learns to read the hidden attribute (e.g. the writer group) from the
 //! split features while the edge `M_c` and the server `M_s` learn the task
 //! and to defeat it. Here, as a loss the trainer minimises:
-//! - the model's term is `-gamma * min(CE(y_hid, M_a(z)), ln K)` with the
+//! - the model's term is `-gamma * mean_i min(CE_i, ln K)` over the
+//!   batch, `CE_i` the adversary's cross-entropy on example `i`, with the
 //!   adversary frozen (no gradient for its weights, batch-norm in inference
 //!   mode), `K` the attribute's number of values. The cap at chance level
-//!   `ln K` is this file's one departure from eq. 3: an uncapped
-//!   cross-entropy rewards the edge without bound for making the adversary
-//!   confidently wrong, which is itself a leak (flip the prediction) and
-//!   makes the loss diverge; at or beyond chance the edge has nothing more
-//!   to gain, which is eq. 3's equilibrium;
+//!   `ln K`, per example, is this file's one departure from eq. 3: an
+//!   uncapped cross-entropy rewards the edge without bound for making the
+//!   adversary confidently wrong, which is itself a leak (flip the
+//!   prediction) and makes the loss diverge; an example at or beyond
+//!   chance gives the edge nothing more to gain (eq. 3's equilibrium),
+//!   while the others still push, so a few confidently wrong examples
+//!   cannot silence the whole batch;
 //! - after the model's optimiser step the adversary takes
 //!   `attacker_steps` Adam steps on the batch's detached features, so the
 //!   model's weights receive no gradient from it.
@@ -186,8 +189,10 @@ impl AttributeAdversarial {
         self.adversary.as_ref()
     }
 
-    /// The model's term `-gamma * min(CE(y_hid, M_a(z)), ln K)`, `[1]`, with
-    /// the adversary frozen; `None` at `gamma = 0`.
+    /// The model's term `-gamma * mean_i min(CE_i(y_hid, M_a(z)), ln K)`,
+    /// `[1]`, with the adversary frozen; `None` at `gamma = 0` (and when the
+    /// batch lacks the attribute or the adversary cannot be built, which
+    /// the pipeline refuses before training).
     pub fn model_term(&mut self, ctx: &StepContext) -> Option<Tensor<1>> {
         if self.cfg.weight == 0.0 {
             return None;
@@ -196,10 +201,13 @@ impl AttributeAdversarial {
         let (values, device) = (values.to_vec(), ctx.images.device());
         let frozen = self.adversary_for(ctx, classes)?.clone().freeze();
         let logits = frozen.forward_features(ctx.features.clone());
-        let ce = soft_cross_entropy(logits, one_hot(&values, classes, &device));
-        let term = ce
-            .clamp_max((classes as f32).ln())
-            .mul_scalar(-self.cfg.weight);
+        // Each example's cross-entropy, capped at chance before the mean.
+        let log_p = burn::tensor::activation::log_softmax(logits, 1);
+        let ce = (log_p * one_hot(&values, classes, &device))
+            .sum_dim(1)
+            .neg()
+            .clamp_max((classes as f32).ln());
+        let term = ce.mean().mul_scalar(-self.cfg.weight);
         self.model_term_sum += f64::from(to_vec(term.clone().detach())[0]);
         self.model_steps += 1;
         Some(term)
@@ -420,14 +428,13 @@ mod tests {
                 .freeze()
                 .forward_features(z.clone().detach()),
         );
-        let mut ce = 0f64;
+        let mut capped = 0f64;
         for (row, &y) in logits.chunks(2).zip(&attrs[0].values) {
             let m = row[0].max(row[1]);
             let lse = m + ((row[0] - m).exp() + (row[1] - m).exp()).ln();
-            ce += f64::from(lse - row[y as usize]);
+            capped += f64::from(lse - row[y as usize]).min(2f64.ln());
         }
-        ce /= 8.0;
-        let want = -0.5 * ce.min(2f64.ln());
+        let want = -0.5 * capped / 8.0;
         let got = f64::from(to_vec(term.clone().detach())[0]);
         assert!((got - want).abs() < 1e-4, "{got} vs {want}");
         // No gradient reaches the adversary; the edge gets one.
@@ -435,10 +442,9 @@ mod tests {
         assert!(GradientsParams::from_module(&mut grads, at.adversary().unwrap()).is_empty());
         assert!(!GradientsParams::from_module(&mut grads, &model).is_empty());
 
-        // The adversary's step changes it and nothing of the model.
-        let (m0, a0) = (values(&model), values(at.adversary().unwrap()));
+        // The adversary's step changes it.
+        let a0 = values(at.adversary().unwrap());
         at.adversary_step(&c);
-        assert_eq!(values(&model), m0);
         assert_ne!(values(at.adversary().unwrap()), a0);
         let log = at.epoch_log();
         let names: Vec<&str> = log.iter().map(|(n, _)| n.as_str()).collect();
@@ -481,6 +487,18 @@ mod tests {
             after < 0.2,
             "the adversary's cross-entropy {after} stays near chance"
         );
+    }
+
+    #[test]
+    fn zero_gamma_trains_bit_identically_to_no_defense() {
+        use crate::defense::DefensesConfig;
+        use crate::defense::decov::tests::weights_after_one_epoch;
+        let plain = weights_after_one_epoch(DefensesConfig::default());
+        let zero = weights_after_one_epoch(DefensesConfig {
+            attribute_adversarial: Some(cfg(0.0)),
+            ..Default::default()
+        });
+        assert_eq!(plain, zero);
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //! recipe's seed, so the model's own training is untouched and every
 //! command rebuilds the same mask and the same fine-tuned server. The mask
 //! is fixed: every query has the same elements zeroed, which is what the
-//! attacker sees and what the fine-tuned server computes on.
+//! attacker sees and what the fine-tuned server computes on (the other
+//! split defenses, which would act on the pruned values after it, cannot be
+//! combined with it: `recipe check` refuses them).
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -99,7 +101,18 @@ impl FeaturePruningConfig {
 
     /// How many of `units` units are kept.
     pub fn kept(&self, units: usize) -> usize {
-        ((f64::from(self.keep) * units as f64).ceil() as usize).clamp(1, units.max(1))
+        super::at_split::fraction_count(self.keep, units)
+    }
+
+    /// The default fine-tuning schedule (3 epochs of Adam at 1e-3, batch
+    /// 64), keeping `keep`.
+    pub fn with_default_schedule(keep: f32) -> Self {
+        Self {
+            keep,
+            epochs: d_epochs(),
+            lr: d_lr(),
+            batch_size: d_batch(),
+        }
     }
 }
 
@@ -422,7 +435,9 @@ mod tests {
             lr: 1e-3,
             batch_size: 8,
         };
-        assert_eq!((cfg.kept(576), cfg.kept(3)), (58, 1));
+        assert_eq!((cfg.kept(576), cfg.kept(3), cfg.kept(10)), (58, 1, 1));
+        let cfg = FeaturePruningConfig::with_default_schedule(0.3);
+        assert_eq!((cfg.kept(10), cfg.kept(11), cfg.epochs), (3, 4, 3));
         let p = PrunedFeatures {
             mask: vec![1.0, 0.0, 1.0],
         };

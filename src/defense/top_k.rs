@@ -52,7 +52,7 @@ impl TopK {
 
     /// How many of `dim` values are kept.
     pub fn kept(&self, dim: usize) -> usize {
-        ((f64::from(self.config.keep) * dim as f64).ceil() as usize).clamp(1, dim.max(1))
+        super::at_split::fraction_count(self.config.keep, dim)
     }
 }
 

@@ -67,10 +67,12 @@ pub struct StudyConfig {
     #[serde(default)]
     pub tradeoff_split: Option<usize>,
     /// Beside each `m'` of the trade-off curve, seed 004's Figure 5
-    /// baseline: the `m'` values the next layer weighs most kept (feature
-    /// pruning, Li et al. 2016) and the server fine-tuned on them (default
-    /// false).
-    #[serde(default)]
+    /// baseline: the `m'` units the next layer weighs most kept (feature
+    /// pruning, Li et al. 2016: values before a linear block, whole channels
+    /// before a convolution) and the server fine-tuned on them (default
+    /// false; left out of the resolved recipe when false, so older run
+    /// folders resume).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pruning_baseline: bool,
 }
 

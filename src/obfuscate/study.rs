@@ -183,12 +183,7 @@ fn pruning_row(
     let inner = device.clone().inner();
     let eval = Evaluator::new(model, &inner, 256);
     let (zo, shape) = eval.features(owner, k);
-    let schedule = FeaturePruningConfig {
-        keep: 1.0,
-        epochs: 3,
-        lr: 1e-3,
-        batch_size: 64,
-    };
+    let schedule = FeaturePruningConfig::with_default_schedule(1.0);
     let data = crate::defense::OwnerFeatures::of(&zo, &shape, owner);
     let pruned = prune_and_fine_tune(model, k, Kept::Units(m), &schedule, &data, seed, &inner)?;
     let (mut za, _) = eval.features(aux, k);
@@ -332,8 +327,14 @@ pub fn run_study(
                 .unwrap_or_default();
             let mut point = json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "attack_errors": errors, "bytes_per_query": r["bytes_per_query"]});
             if cfg.pruning_baseline {
-                point["pruning"] =
-                    pruning_row(model, (owner, aux, test), k, m, attack, seed, device)?;
+                point["pruning"] = match model.blocks.get(k) {
+                    Some(Block::Conv(_) | Block::Linear(_)) => {
+                        pruning_row(model, (owner, aux, test), k, m, attack, seed, device)?
+                    }
+                    _ => json!({"skipped": format!(
+                        "feature pruning needs a convolution or linear block after split {k}"
+                    )}),
+                };
             }
             fig4.push(point);
         }

@@ -3,7 +3,7 @@
 
 use super::{AttackerData, DataSource, Recipe, SplitSetting};
 use crate::attack::{AttackKind, SplitSelection};
-use crate::model::{WeightsFormat, zoo};
+use crate::model::{BlockSpec, WeightsFormat, zoo};
 use crate::train::OptimizerConfig;
 use burn::store::KeyRemapper;
 
@@ -28,7 +28,6 @@ fn model_size_problems(
     blocks: &[crate::model::BlockSpec],
     bad: &mut impl FnMut(&str, String),
 ) {
-    use crate::model::BlockSpec;
     let mut widths_ok = true;
     for (i, b) in blocks.iter().enumerate() {
         let (field, w) = match b {
@@ -414,6 +413,73 @@ pub fn problems(r: &Recipe) -> Vec<String> {
         ),
         _ => {}
     }
+    // Feature pruning scores the units the next block reads: a convolution
+    // or a linear block must follow the split (the recipe's, or split 1
+    // when it names none; with `prune:` the budget's, checked by `run`
+    // before training). The adversary of attribute_adversarial has the
+    // server part's architecture with its last block resized: it must end
+    // in a linear block.
+    let block_specs = spec
+        .as_ref()
+        .map(|s| s.blocks.as_slice())
+        .or(r.model.blocks.as_deref());
+    let defenses = &r.training.defenses;
+    let pruning = defenses
+        .feature_pruning
+        .as_ref()
+        .is_some_and(|p| p.active());
+    let fixed_split = match r.split {
+        Some(SplitSetting::At(k)) => Some(k),
+        None if r.prune.is_none() => Some(1),
+        _ => None,
+    };
+    if let (Some(k), Some(blocks)) = (fixed_split, block_specs) {
+        if pruning
+            && let Some(next) = blocks.get(k)
+            && !matches!(next, BlockSpec::Conv(_) | BlockSpec::Linear(_))
+        {
+            bad(
+                "training.defenses.feature_pruning",
+                format!(
+                    "needs a convolution or linear block right after the split; block {} (after split {k}) is neither",
+                    k + 1
+                ),
+            );
+        }
+    }
+    if defenses.attribute_adversarial.is_some()
+        && let Some(last) = block_specs.and_then(|b| b.last())
+        && !matches!(last, BlockSpec::Linear(_))
+    {
+        bad(
+            "training.defenses.attribute_adversarial",
+            "needs a model whose last block is linear (its adversary is the server part with that block resized to the attribute's values)".into(),
+        );
+    }
+    if pruning {
+        let others: Vec<&str> = defenses
+            .split_perturbations()
+            .iter()
+            .filter(|p| p.active())
+            .map(|p| p.name())
+            .chain(
+                defenses
+                    .shredder
+                    .as_ref()
+                    .filter(|s| s.active())
+                    .map(|_| "shredder"),
+            )
+            .collect();
+        if !others.is_empty() {
+            bad(
+                "training.defenses.feature_pruning",
+                format!(
+                    "cannot be combined with {} (they would change the pruned values after the mask, and the server is fine-tuned on the mask alone); use one",
+                    others.join(", ")
+                ),
+            );
+        }
+    }
     if r.prune.is_some() && r.training.defenses.wants_vae_head() {
         bad(
             "training.defenses.vae",
@@ -672,6 +738,78 @@ mod tests {
         let err = check(overrides).expect_err("must be rejected").to_string();
         assert!(err.starts_with("t.yaml"), "names the file: {err}");
         assert!(err.contains(path), "expected '{path}' in: {err}");
+    }
+
+    #[test]
+    fn seed_004_baselines_are_checked_against_the_model_the_data_and_obfuscation() {
+        // cnn6: block 4 (after split 3) is linear, fine; an inline model
+        // with a max-pool after the split is refused.
+        check(&["split=3", "training.defenses.feature_pruning={keep: 0.1}"]).unwrap();
+        rejects(
+            &[
+                "model.blocks=[{kind: conv, out_channels: 4}, {kind: max_pool, kernel: 2}, {kind: linear, out_features: 10, activation: none}]",
+                "split=1",
+                "training.defenses.feature_pruning={keep: 0.1}",
+            ],
+            "training.defenses.feature_pruning: needs a convolution or linear block",
+        );
+        rejects(
+            &["split=3", "training.defenses.feature_pruning={keep: 0}"],
+            "training.defenses.feature_pruning.keep",
+        );
+        rejects(
+            &[
+                "split=3",
+                "training.defenses.feature_pruning={keep: 0.5}",
+                "training.defenses.top_k={keep: 0.5}",
+            ],
+            "training.defenses.feature_pruning: cannot be combined with top_k",
+        );
+        // No split: training protects split 1, which resnet20 follows with
+        // a residual block.
+        rejects(
+            &[
+                "model.arch=resnet20",
+                "training.defenses.feature_pruning={keep: 0.5}",
+            ],
+            "training.defenses.feature_pruning: needs a convolution or linear block",
+        );
+        rejects(
+            &[
+                "split=3",
+                "training.defenses.feature_pruning={keep: 0.5}",
+                "obfuscation={mode: {kind: distortion_free}}",
+            ],
+            "training.defenses.feature_pruning: cannot be combined with obfuscation",
+        );
+        // The embedded MNIST has `writer` and `stroke`, nothing else.
+        check(&[
+            "split=2",
+            "training.defenses.attribute_adversarial={attribute: writer, weight: 0.5}",
+        ])
+        .unwrap();
+        rejects(
+            &[
+                "split=2",
+                "training.defenses.attribute_adversarial={attribute: age, weight: 0.5}",
+            ],
+            "training.defenses.attribute_adversarial.attribute: the data has no hidden attribute 'age' (it has: writer, stroke)",
+        );
+        rejects(
+            &[
+                "split=2",
+                "training.defenses.attribute_adversarial={attribute: writer, weight: -1, attacker_steps: 0}",
+            ],
+            "training.defenses.attribute_adversarial.attacker_steps",
+        );
+        rejects(
+            &[
+                "model.blocks=[{kind: conv, out_channels: 4}, {kind: conv, out_channels: 10}, {kind: global_avg_pool}]",
+                "split=1",
+                "training.defenses.attribute_adversarial={attribute: writer, weight: 0.5}",
+            ],
+            "training.defenses.attribute_adversarial: needs a model whose last block is linear",
+        );
     }
 
     #[test]

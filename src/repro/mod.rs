@@ -132,6 +132,9 @@ pub struct Section {
     /// The section as the previous document had it, kept when this
     /// section's runs are no longer in the runs folder.
     pub previous: Option<Previous>,
+    /// Set by [`Section::not_run`]: none of the section's runs is in the
+    /// runs folder (only then does the previous text stand in).
+    runs_missing: bool,
 }
 
 /// A section of an earlier `REPRODUCTIONS.md`, kept while its runs are not
@@ -218,6 +221,7 @@ impl Section {
             runs: Vec::new(),
             grids: Vec::new(),
             previous: None,
+            runs_missing: false,
         }
     }
 
@@ -229,6 +233,7 @@ impl Section {
     /// The section when its runs are missing.
     pub fn not_run(mut self) -> Self {
         self.verdict = Verdict::NotRun;
+        self.runs_missing = true;
         self.reason = format!(
             "no finished runs yet: `ONLY={} scripts/reproduce.sh` produces them",
             self.id
@@ -247,9 +252,7 @@ impl Section {
 
     /// The earlier text this section shows, when its runs are missing.
     fn kept(&self) -> Option<&Previous> {
-        self.previous
-            .as_ref()
-            .filter(|_| self.verdict == Verdict::NotRun)
+        self.previous.as_ref().filter(|_| self.runs_missing)
     }
 
     /// The verdict as the summary table writes it.
@@ -452,6 +455,12 @@ mod tests {
         // Kept again on the next generation: the note is not repeated.
         let again = previous_sections(&text);
         assert_eq!(again[1].1.markdown.matches(KEPT_NOTE).count(), 1);
+        // A section whose runs are there but gave no verdict is not
+        // replaced by the old text.
+        let mut ran = section("002", Verdict::NotRun, 5);
+        ran.previous = previous[1..].first().map(|(_, p)| p.clone());
+        let text = markdown(&[ran], runs);
+        assert!(!text.contains(KEPT_NOTE), "{text}");
         // A section that was never run has nothing to keep.
         let never = markdown(&[section("000", Verdict::NotRun, 0).not_run()], runs);
         assert!(previous_sections(&never).is_empty());
