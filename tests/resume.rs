@@ -385,3 +385,16 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn spectral_lipschitz_resumes_to_a_byte_identical_report() {
+    // The power iterations warm-start from the previous step's vectors,
+    // which the checkpoint carries.
+    resumes_exactly(
+        &recipe_text(
+            "    lipschitz: {weight: 0.05, method: spectral, power_iterations: 1}",
+            "",
+        ),
+        &[1, 2],
+    );
+}

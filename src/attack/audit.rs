@@ -1,24 +1,19 @@
 //! The audit: every configured attack at every selected split.
 
 use std::path::Path;
-use std::time::Instant;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FeatureSet;
-use super::attribute::{AttributeConfig, attribute_attack};
-use super::dci::{DciAttacker, DciConfig};
-use super::decoder::{DecoderConfig, decoder_attack};
-use super::floors::ScoredReconstruction;
-use super::optimisation::{InversionError, OptimisationConfig, optimisation_attack};
+use super::attribute::AttributeConfig;
+use super::dci::DciConfig;
+use super::decoder::DecoderConfig;
+use super::kinds::{self, Attack, Scoring, SplitInputs};
+use super::optimisation::OptimisationConfig;
 use super::reidentify::{Reidentifier, ReidentifyConfig};
 use crate::data::Dataset;
-use crate::metrics::{
-    ReconstructionMetrics, bootstrap_accuracy_ci, reconstruction_metrics, spearman,
-};
 use crate::model::SplitModel;
-use crate::report::grid::save_image_grid;
 use crate::train::Evaluator;
 
 /// Which splits to audit.
@@ -254,7 +249,7 @@ impl AttackRecord {
     }
 
     /// Sets the reconstruction metrics with their intervals.
-    fn set_reconstruction(&mut self, s: &super::floors::ScoredReconstruction) {
+    pub(crate) fn set_reconstruction(&mut self, s: &super::floors::ScoredReconstruction) {
         self.mse = Some(s.mse);
         self.psnr = Some(s.psnr);
         self.ssim = Some(s.ssim);
@@ -414,16 +409,15 @@ pub fn run_audit_with(
     let inner = device.clone().inner();
     let eval = Evaluator::new(model, &inner, 256);
     let mut records = Vec::new();
-    let shape = test.shape;
     let scoring = Scoring {
         out_dir,
         n_grid: cfg.grid_images.min(test.len()),
         reid,
     };
     let labels = attack_labels(&cfg.attacks);
-    // DCI attackers synthesise their inputs and train each block inverse
-    // once, then serve every split.
-    let mut dci_attackers: Vec<Option<DciAttacker>> = cfg.attacks.iter().map(|_| None).collect();
+    // One attacker per entry, kept across splits (DCI builds its synthetic
+    // inputs and block inverses once, then serves every split).
+    let mut attackers: Vec<Box<dyn Attack>> = cfg.attacks.iter().map(kinds::build).collect();
     // An attribute attack on attributes the data does not have is the
     // user's mistake, refused before any attack runs (exit code 2).
     let available: Vec<String> = test.hidden.iter().map(|a| a.name.clone()).collect();
@@ -461,283 +455,30 @@ pub fn run_audit_with(
         let mut aux_set = feature_set(&eval, aux, k);
         aux_set.features = transform(k, std::mem::take(&mut aux_set.features))?;
         let test_features = transform(k, eval.features(test, k).0)?;
-        for (ai, (attack, label)) in cfg.attacks.iter().zip(&labels).enumerate() {
+        for (attacker, label) in attackers.iter_mut().zip(&labels) {
             let earlier = previous(label);
             if !earlier.is_empty() {
                 records.extend(earlier);
                 continue;
             }
-            let ci_seed = interval_seed(seed, label, k);
-            let named = |attack: &str| AttackRecord {
-                attack: attack.into(),
-                label: (label != attack).then(|| label.clone()),
+            let inputs = SplitInputs {
+                model,
                 split: k,
-                ..AttackRecord::default()
+                aux,
+                test,
+                aux_set: &aux_set,
+                test_features: &test_features,
+                seed,
+                ci_seed: interval_seed(seed, label, k),
+                label,
+                device,
+                scoring: &scoring,
+                grid_images: cfg.grid_images,
             };
-            if let AttackKind::Attribute(ac) = attack {
-                for attr in &test.hidden {
-                    if ac
-                        .attributes
-                        .as_ref()
-                        .is_some_and(|a| !a.contains(&attr.name))
-                    {
-                        continue;
-                    }
-                    let Some(aux_attr) = aux.hidden.iter().find(|a| a.name == attr.name) else {
-                        continue;
-                    };
-                    observer.attack_start(label, k);
-                    let started = Instant::now();
-                    let server = model.block_specs()[k..].to_vec();
-                    let out = attribute_attack(
-                        &aux_set.features,
-                        &aux_attr.values,
-                        &test_features,
-                        &attr.values,
-                        &aux_set.feature_shape,
-                        attr.num_classes,
-                        &server,
-                        ac,
-                        seed ^ (k as u64).wrapping_mul(0xA77),
-                        device,
-                    )?;
-                    let record = AttackRecord {
-                        attribute: Some(attr.name.clone()),
-                        accuracy: Some(out.accuracy),
-                        accuracy_ci: bootstrap_accuracy_ci(
-                            out.accuracy,
-                            test.len(),
-                            ci_seed ^ attr.name.len() as u64,
-                        ),
-                        chance: Some(out.chance),
-                        details: serde_json::json!({
-                            "train_accuracy": out.train_accuracy,
-                            "validation_accuracy": out.validation_accuracy,
-                            "validation_chance": out.validation_chance,
-                            "best_epoch": out.best_epoch,
-                            "epochs_trained": out.validation_curve.len(),
-                            "train_curve": out.train_curve,
-                            "validation_curve": out.validation_curve,
-                            "train_accuracy_curve": out.train_accuracy_curve,
-                            "validation_accuracy_curve": out.validation_accuracy_curve,
-                            "train_rows": out.train_rows,
-                            "validation_rows": out.validation_rows,
-                            "feature_shape": aux_set.feature_shape,
-                            "aux_images": aux.len(),
-                            "test_images": test.len(),
-                        }),
-                        ..named("attribute")
-                    };
-                    let mut record = record;
-                    if out.under_trained {
-                        record.flag(format!(
-                            "under-trained: on its own validation data its loss never fell below the first epoch's, or its accuracy ({:.3}) did not beat the majority rate ({:.3})",
-                            out.validation_accuracy, out.validation_chance
-                        ));
-                    }
-                    if let Some(why) = curve_verdict(&out.validation_curve, ac.epochs, 5) {
-                        record.flag(format!("under-trained: {why}"));
-                    }
-                    observer.attack_end(&record, started.elapsed().as_secs_f64());
-                    records.push(record);
-                }
-                continue;
-            }
-            observer.attack_start(label, k);
-            let started = Instant::now();
-            let record = match attack {
-                AttackKind::Attribute(_) => unreachable!("handled above"),
-                AttackKind::Decoder(dc) => {
-                    let out = decoder_attack(&aux_set, &test_features, dc, seed ^ k as u64, device);
-                    let mut record = reconstruction_record(
-                        named("decoder"),
-                        &test.images,
-                        &out.reconstructions,
-                        shape,
-                        &scoring,
-                        ci_seed,
-                    )?
-                    .0;
-                    if let Some(why) = curve_verdict(&out.validation_curve, dc.epochs, 5) {
-                        record.flag(format!("under-trained: {why}"));
-                    }
-                    record.details = serde_json::json!({
-                        "validation_mse": out.validation_mse,
-                        "best_epoch": out.best_epoch,
-                        "epochs_trained": out.validation_curve.len(),
-                        "train_curve": out.train_curve,
-                        "validation_curve": out.validation_curve,
-                        "attempts": out.attempts,
-                        "collapsed_attempts": out.collapsed,
-                        "feature_shape": aux_set.feature_shape,
-                        "aux_images": aux.len(),
-                        "test_images": test.len(),
-                    });
-                    record
-                }
-                AttackKind::Optimisation(oc) => {
-                    let q = oc.query_count(test.len());
-                    let dim = test_features.len() / test.len().max(1);
-                    let out = optimisation_attack(
-                        model,
-                        k,
-                        &test_features[..q * dim],
-                        oc,
-                        seed ^ k as u64,
-                        device,
-                    )
-                    .map_err(|e| inversion_error(label, k, e))?;
-                    let originals = &test.images[..q * test.image_len()];
-                    let (mut record, _) = reconstruction_record(
-                        named("optimisation"),
-                        originals,
-                        &out.reconstructions,
-                        shape,
-                        &scoring,
-                        ci_seed,
-                    )?;
-                    let fe = &out.feature_error;
-                    record.details = serde_json::json!({
-                        "queries": q,
-                        "feature_relative_error": fe.iter().sum::<f64>() / fe.len().max(1) as f64,
-                        "steps": oc.steps,
-                        "tv_weight": oc.tv_weight,
-                        "test_images": test.len(),
-                    });
-                    record
-                }
-                AttackKind::Dci(dc) => {
-                    let mut synthesis = serde_json::Value::Null;
-                    if dci_attackers[ai].is_none() {
-                        let a = DciAttacker::new(model, dc, seed, device)
-                            .map_err(|e| inversion_error(label, k, e))?;
-                        let s = a.synthesised();
-                        let file = format!("{label}_synthesised.png");
-                        let shown = (2 * cfg.grid_images).min(s.len());
-                        let il = s.shape.iter().product::<usize>();
-                        save_image_grid(
-                            &out_dir.join(&file),
-                            &[&s.images[..shown * il]],
-                            shown,
-                            s.shape,
-                            3,
-                        )?;
-                        synthesis = serde_json::json!({
-                            "mode": dc.synthesis.mode,
-                            "count": s.len(),
-                            "bn_mismatch_start": s.bn_mismatch_start,
-                            "bn_mismatch_end": s.bn_mismatch_end,
-                            "image": file,
-                        });
-                        dci_attackers[ai] = Some(a);
-                    }
-                    let attacker = dci_attackers[ai]
-                        .as_mut()
-                        .expect("expected the DCI attacker created above");
-                    let out = attacker
-                        .attack(k, &test_features)
-                        .map_err(|e| inversion_error(label, k, e))?;
-                    let (mut record, m) = reconstruction_record(
-                        named("dci"),
-                        &test.images,
-                        &out.reconstructions,
-                        shape,
-                        &scoring,
-                        ci_seed,
-                    )?;
-                    let true_mse: Vec<f64> = m.per_image.iter().map(|p| p.mse).collect();
-                    let rho = spearman(&out.cycle, &true_mse);
-                    let cycle_file = format!("{label}_split{k}_cycle.npy");
-                    let pairs: Vec<f32> = out
-                        .cycle
-                        .iter()
-                        .zip(&true_mse)
-                        .flat_map(|(c, e)| [*c as f32, *e as f32])
-                        .collect();
-                    crate::report::npy::write_npy_f32(
-                        &out_dir.join(&cycle_file),
-                        &pairs,
-                        &[true_mse.len(), 2],
-                    )?;
-                    let cyc = &out.cycle;
-                    if out.under_trained {
-                        record.flag(
-                            "under-trained: a block inverse (or the refinement) never lowered its validation loss on held-out synthetic inputs".into(),
-                        );
-                    }
-                    record.details = serde_json::json!({
-                        "block_curves": out.block_curves,
-                        "refine_curves": out.refine_curves,
-                        "block_under_trained": out.block_under_trained,
-                        "train_rows": out.train_rows,
-                        "validation_rows": out.validation_rows,
-                        "cycle_consistency_mean": cyc.iter().sum::<f64>() / cyc.len().max(1) as f64,
-                        "cycle_error_spearman": rho,
-                        "cycle_file": cycle_file,
-                        "block_l1": out.block_l1,
-                        "synthetic_image_l1": out.image_l1,
-                        "synthesis": synthesis,
-                        "test_images": test.len(),
-                    });
-                    record
-                }
-            };
-            // Wall times go to the observer (and the run's timings.json),
-            // never into the record: report.json stays reproducible.
-            observer.attack_end(&record, started.elapsed().as_secs_f64());
-            records.push(record);
+            records.extend(attacker.run(&inputs, observer)?);
         }
     }
     Ok(records)
-}
-
-fn inversion_error(attack: &str, k: usize, e: InversionError) -> crate::Error {
-    crate::Error::internal(format!("{attack} attack at split {k}"), e)
-}
-
-/// How the audit scores reconstructions: where their grids go, how many
-/// images a grid shows, and the face classifier that re-identifies them.
-struct Scoring<'a> {
-    out_dir: &'a Path,
-    n_grid: usize,
-    reid: Option<&'a Reidentifier>,
-}
-
-/// Scores reconstructions against `originals` (`[n, C, H, W]`, the first
-/// `n` test queries) with bootstrap intervals seeded by `ci_seed`, saves the
-/// grid of the first `scoring.n_grid` as `<label>_split<k>.png` and returns
-/// `record` filled in, with the metrics.
-fn reconstruction_record(
-    mut record: AttackRecord,
-    originals: &[f32],
-    recons: &[f32],
-    shape: [usize; 3],
-    scoring: &Scoring,
-    ci_seed: u64,
-) -> Result<(AttackRecord, ReconstructionMetrics), crate::Error> {
-    let il: usize = shape.iter().product();
-    let n = originals.len() / il.max(1);
-    let m = reconstruction_metrics(originals, recons, n, shape)?;
-    let shown = scoring.n_grid.min(n);
-    let file = format!("{}_split{}.png", record.key(), record.split);
-    save_image_grid(
-        &scoring.out_dir.join(&file),
-        &[&originals[..shown * il], &recons[..shown * il]],
-        shown,
-        shape,
-        3,
-    )?;
-    record.set_reconstruction(&ScoredReconstruction::new(&m, ci_seed));
-    if let Some(r) = scoring.reid {
-        let (acc, ci) = r.score(recons, il)?;
-        record.reidentification = Some(acc);
-        record.reidentification_ci = ci;
-        if r.summary.under_trained {
-            record.flag("re-identification: the face classifier did not learn on its own validation data; its rate is a lower bound".into());
-        }
-    }
-    record.image = Some(file);
-    Ok((record, m))
 }
 
 #[cfg(test)]

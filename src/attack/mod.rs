@@ -10,6 +10,7 @@ pub mod dci;
 pub mod decoder;
 pub mod diagnostics;
 pub mod floors;
+pub mod kinds;
 pub mod optimisation;
 pub mod reidentify;
 pub mod synthesis;

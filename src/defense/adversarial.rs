@@ -25,10 +25,9 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::base::{restore_opponent, save_opponent};
 use super::{Defense, DefenseState, StepContext};
 use crate::attack::decoder::Decoder;
 use crate::model::{Features, SplitModel};
@@ -244,64 +243,19 @@ impl Defense for AdversarialReconstruction {
     }
 
     fn state(&self) -> Result<Option<DefenseState>, String> {
-        let (Some(decoder), Some(shape)) = (&self.decoder, &self.shape) else {
-            return Ok(Some(DefenseState {
-                version: STATE_VERSION,
-                values: serde_json::Value::Null,
-                blobs: Vec::new(),
-            }));
-        };
-        // `valid()` first, as for the model: it merges pending batch-norm
-        // running-statistic updates into what the record reads.
-        let record = decoder
-            .valid()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| format!("decoder weights: {e}"))?;
-        let optim = self
-            .optim
-            .into_bytes()
-            .map_err(|e| format!("decoder optimiser: {e}"))?;
-        Ok(Some(DefenseState {
-            version: STATE_VERSION,
-            values: serde_json::to_value(shape).expect("shapes serialize"),
-            blobs: vec![
-                ("decoder".into(), record.to_vec()),
-                ("optimizer".into(), optim.to_vec()),
-            ],
-        }))
+        let net = self.decoder.as_ref().zip(self.shape.as_ref());
+        save_opponent(net, &self.optim, "decoder", STATE_VERSION)
     }
 
     fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
-        if state.values.is_null() {
+        let restored = restore_opponent(state, "decoder", |shape: &DecoderShape| {
+            Ok(self.build_decoder(shape, device))
+        })?;
+        (self.decoder, self.shape, self.optim) = match restored {
+            Some((decoder, shape, optim)) => (Some(decoder), Some(shape), optim),
             // Saved before the first step: nothing was built yet.
-            self.decoder = None;
-            self.shape = None;
-            self.optim = AdamConfig::new().init();
-            return Ok(());
-        }
-        let shape: DecoderShape =
-            serde_json::from_value(state.values).map_err(|e| format!("decoder shapes: {e}"))?;
-        let blob = |name: &str| {
-            state
-                .blobs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| Bytes::from_bytes_vec(b.clone()))
-                .ok_or_else(|| format!("the {name} is missing"))
+            None => (None, None, AdamConfig::new().init()),
         };
-        let record = ModuleRecord::from_bytes(blob("decoder")?)
-            .map_err(|e| format!("decoder weights: {e}"))?;
-        let decoder = self
-            .build_decoder(&shape, device)
-            .try_load_record(record)
-            .map_err(|e| format!("decoder weights do not fit its shapes: {e}"))?;
-        self.optim = AdamConfig::new()
-            .init()
-            .from_bytes(blob("optimizer")?)
-            .map_err(|e| format!("decoder optimiser: {e}"))?;
-        self.decoder = Some(decoder);
-        self.shape = Some(shape);
         Ok(())
     }
 }

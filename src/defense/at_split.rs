@@ -101,6 +101,11 @@ impl<'a> OwnerFeatures<'a> {
     }
 }
 
+/// Why `fraction` is not a kept fraction in (0, 1], if it is not.
+pub fn fraction_problem(fraction: f32) -> Option<String> {
+    (!(fraction > 0.0 && fraction <= 1.0)).then(|| format!("must be in (0, 1], got {fraction}"))
+}
+
 /// `ceil(fraction * n)` clamped to `1..=n`, where a product within f32
 /// precision of an integer counts as that integer: `fraction` comes from an
 /// f32 setting, so `0.1 * 10` counts 1, not the 2 that `0.1f32`'s binary
@@ -114,6 +119,15 @@ pub fn fraction_count(fraction: f32, n: usize) -> usize {
         x.ceil()
     };
     (k as usize).clamp(1, n.max(1))
+}
+
+/// The rows `idx` of flat features `z` (`dim` values a row), in order.
+pub fn gather_rows(z: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(idx.len() * dim);
+    for &i in idx {
+        out.extend_from_slice(&z[i * dim..(i + 1) * dim]);
+    }
+    out
 }
 
 /// A 64-bit mix (splitmix64's finaliser).

@@ -34,11 +34,10 @@
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::adversarial::Materialize;
+use super::base::{restore_opponent, save_opponent};
 use super::{Defense, DefenseState, StepContext};
 use crate::model::{BlockSpec, SplitModel};
 use crate::train::{one_hot, soft_cross_entropy, to_vec};
@@ -290,61 +289,19 @@ impl Defense for AttributeAdversarial {
     }
 
     fn state(&self) -> Result<Option<DefenseState>, String> {
-        let (Some(adversary), Some(shape)) = (&self.adversary, &self.shape) else {
-            return Ok(Some(DefenseState {
-                version: STATE_VERSION,
-                values: serde_json::Value::Null,
-                blobs: Vec::new(),
-            }));
-        };
-        let record = adversary
-            .valid()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| format!("adversary weights: {e}"))?;
-        let optim = self
-            .optim
-            .into_bytes()
-            .map_err(|e| format!("adversary optimiser: {e}"))?;
-        Ok(Some(DefenseState {
-            version: STATE_VERSION,
-            values: serde_json::to_value(shape).expect("shapes serialize"),
-            blobs: vec![
-                ("adversary".into(), record.to_vec()),
-                ("optimizer".into(), optim.to_vec()),
-            ],
-        }))
+        let net = self.adversary.as_ref().zip(self.shape.as_ref());
+        save_opponent(net, &self.optim, "adversary", STATE_VERSION)
     }
 
     fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
-        if state.values.is_null() {
+        let restored = restore_opponent(state, "adversary", |shape: &AdversaryShape| {
+            Self::build(shape, device)
+        })?;
+        (self.adversary, self.shape, self.optim) = match restored {
+            Some((adversary, shape, optim)) => (Some(adversary), Some(shape), optim),
             // Saved before the first step: nothing was built yet.
-            self.adversary = None;
-            self.shape = None;
-            self.optim = AdamConfig::new().init();
-            return Ok(());
-        }
-        let shape: AdversaryShape =
-            serde_json::from_value(state.values).map_err(|e| format!("adversary shapes: {e}"))?;
-        let blob = |name: &str| {
-            state
-                .blobs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| Bytes::from_bytes_vec(b.clone()))
-                .ok_or_else(|| format!("the {name} is missing"))
+            None => (None, None, AdamConfig::new().init()),
         };
-        let record = ModuleRecord::from_bytes(blob("adversary")?)
-            .map_err(|e| format!("adversary weights: {e}"))?;
-        let adversary = Self::build(&shape, device)?
-            .try_load_record(record)
-            .map_err(|e| format!("adversary weights do not fit its shapes: {e}"))?;
-        self.optim = AdamConfig::new()
-            .init()
-            .from_bytes(blob("optimizer")?)
-            .map_err(|e| format!("adversary optimiser: {e}"))?;
-        self.adversary = Some(adversary);
-        self.shape = Some(shape);
         Ok(())
     }
 }

@@ -37,7 +37,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::Defense;
-use super::at_split::{OwnerFeatures, Perturbation, SplitPerturbation, mix, tag};
+use super::at_split::{OwnerFeatures, Perturbation, SplitPerturbation, gather_rows, mix, tag};
 use crate::model::{Block, Features, SplitModel};
 use crate::train::{one_hot, soft_cross_entropy, to_vec};
 
@@ -76,11 +76,8 @@ impl FeaturePruningConfig {
     /// Validation problems as `(field, message)`.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
-        if !(self.keep > 0.0 && self.keep <= 1.0) {
-            p.push((
-                "keep".into(),
-                format!("must be in (0, 1], got {}", self.keep),
-            ));
+        if let Some(why) = super::at_split::fraction_problem(self.keep) {
+            p.push(("keep".into(), why));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             p.push(("lr".into(), format!("must be > 0, got {}", self.lr)));
@@ -318,10 +315,7 @@ pub fn prune_and_fine_tune(
             .chunks(fine_tune.batch_size.max(2))
             .filter(|b| b.len() > 1)
         {
-            let mut zb = Vec::with_capacity(idx.len() * dim);
-            for &i in idx {
-                zb.extend_from_slice(&z[i * dim..(i + 1) * dim]);
-            }
+            let zb = gather_rows(&z, dim, idx);
             let zt = Tensor::<2>::from_data(TensorData::new(zb, [idx.len(), dim]), &ad);
             let logits = tuned.server_forward(Features::from_flat(zt, data.shape), split);
             let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();

@@ -35,7 +35,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Defense, StepContext};
+use super::{Defense, DefenseState, StepContext};
 use crate::model::{Block, Features, SplitModel};
 use crate::train::to_vec;
 
@@ -267,6 +267,11 @@ fn start_vector(n: usize, seed: u64, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v, [n, 1]), device)
 }
 
+/// The layout of the spectral estimate's saved state: `values` lists
+/// `[block, operator, length]` of each power-iteration vector, blob
+/// `v{block}_{operator}` holds it as little-endian f32.
+pub const SPECTRAL_STATE_VERSION: u32 = 1;
+
 /// The Lipschitz defense (see the module docs).
 pub struct Lipschitz {
     cfg: LipschitzConfig,
@@ -369,6 +374,72 @@ impl Defense for Lipschitz {
         self.loss_with(model, ctx.images, ctx.split, &|i, u| {
             model.blocks[i].forward(u)
         })
+    }
+
+    /// The spectral estimate's power-iteration vectors carry over from step
+    /// to step (warm starts): they are saved with the checkpoint so a
+    /// resumed run continues them. The perturbation estimate keeps nothing.
+    fn state_version(&self) -> Option<u32> {
+        (self.cfg.method == LipschitzMethod::Spectral).then_some(SPECTRAL_STATE_VERSION)
+    }
+
+    fn state(&self) -> Result<Option<DefenseState>, String> {
+        if self.state_version().is_none() {
+            return Ok(None);
+        }
+        let keys: Vec<[usize; 3]> = self
+            .vectors
+            .iter()
+            .map(|(&(i, j), v)| [i, j, v.dims()[0]])
+            .collect();
+        let blobs = self
+            .vectors
+            .iter()
+            .map(|(&(i, j), v)| {
+                let bytes: Vec<u8> = to_vec(v.clone().detach())
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect();
+                (format!("v{i}_{j}"), bytes)
+            })
+            .collect();
+        Ok(Some(DefenseState {
+            version: SPECTRAL_STATE_VERSION,
+            values: serde_json::json!(keys),
+            blobs,
+        }))
+    }
+
+    fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
+        let keys: Vec<[usize; 3]> = serde_json::from_value(state.values)
+            .map_err(|e| format!("power-iteration vectors: {e}"))?;
+        let mut vectors = BTreeMap::new();
+        for [i, j, n] in keys {
+            let name = format!("v{i}_{j}");
+            let bytes = state
+                .blobs
+                .iter()
+                .find(|(b, _)| *b == name)
+                .map(|(_, b)| b)
+                .ok_or_else(|| format!("the power-iteration vector {name} is missing"))?;
+            if bytes.len() != 4 * n {
+                return Err(format!(
+                    "the power-iteration vector {name} holds {} bytes, not {}",
+                    bytes.len(),
+                    4 * n
+                ));
+            }
+            let v: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            vectors.insert(
+                (i, j),
+                Tensor::from_data(TensorData::new(v, [n, 1]), device),
+            );
+        }
+        self.vectors = vectors;
+        Ok(())
     }
 
     fn epoch_log(&mut self) -> Vec<(String, f64)> {

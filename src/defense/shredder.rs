@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::Defense;
-use super::at_split::{OwnerFeatures, Perturbation, SplitPerturbation, mix, tag};
+use super::at_split::{OwnerFeatures, Perturbation, SplitPerturbation, gather_rows, mix, tag};
 use super::split_noise::standard_laplace;
 use crate::model::{Features, SplitModel};
 use crate::train::{one_hot, soft_cross_entropy, to_vec};
@@ -201,10 +201,7 @@ pub fn learn_noise(
         order.shuffle(&mut rng);
         let (mut ce_sum, mut steps) = (0f64, 0usize);
         for idx in order.chunks(cfg.batch_size.max(2)).filter(|b| b.len() > 1) {
-            let mut zb = Vec::with_capacity(idx.len() * dim);
-            for &i in idx {
-                zb.extend_from_slice(&data.features[i * dim..(i + 1) * dim]);
-            }
+            let mut zb = gather_rows(data.features, dim, idx);
             let fresh = sample(&vec![0.0; dim], laplace_scale(&n), idx.len(), &mut rng);
             zb.iter_mut().zip(&fresh).for_each(|(z, e)| *z += e);
             let zt = Tensor::<2>::from_data(TensorData::new(zb, [idx.len(), dim]), &ad);

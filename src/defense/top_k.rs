@@ -27,11 +27,8 @@ impl TopKConfig {
     /// Validation problems as `(field, message)`.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
-        if !(self.keep > 0.0 && self.keep <= 1.0) {
-            p.push((
-                "keep".into(),
-                format!("must be in (0, 1], got {}", self.keep),
-            ));
+        if let Some(why) = super::at_split::fraction_problem(self.keep) {
+            p.push(("keep".into(), why));
         }
         p
     }

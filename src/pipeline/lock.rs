@@ -44,12 +44,7 @@ impl RunLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => "another splitguard process".to_string(),
-                    h => h.to_string(),
-                };
+                let holder = holder(&mut file);
                 return Err(Error::Run(format!(
                     "{}: the run folder is in use by {holder}, or by a command reading it (lock file {}); wait for it to finish, or write to another --out",
                     dir.display(),
@@ -86,12 +81,7 @@ impl RunLock {
         match file.try_lock_shared() {
             Ok(()) => Ok(Some(Self { file })),
             Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => "another splitguard process".to_string(),
-                    h => h.to_string(),
-                };
+                let holder = holder(&mut file);
                 Err(Error::Run(format!(
                     "{}: the run folder is being written by {holder} (lock file {}); wait for it to finish",
                     dir.display(),
@@ -102,6 +92,16 @@ impl RunLock {
                 Err(Error::io(&path, format!("cannot lock the run folder: {e}")))
             }
         }
+    }
+}
+
+/// Who holds a locked folder, as its lock file says.
+fn holder(file: &mut File) -> String {
+    let mut note = String::new();
+    let _ = file.read_to_string(&mut note);
+    match note.trim() {
+        "" => "another splitguard process".to_string(),
+        h => h.to_string(),
     }
 }
 

@@ -639,3 +639,66 @@ pub fn section(runs: &Path) -> Result<Section, ReproError> {
            Figures 5 and 6 are judged beside it.";
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outcomes_follow_the_interval_and_the_one_point_rule() {
+        let low = [0.50, 0.52, 0.51];
+        let high = [0.70, 0.72, 0.71];
+        // Ours lower beyond noise at the same accuracy: ours.
+        assert_eq!(outcome(&low, &high, 97.0, 97.0), Outcome::Ours);
+        // ... but not when it pays more than 1 point more than the baseline.
+        assert_eq!(outcome(&low, &high, 95.5, 97.0), Outcome::Neither);
+        // The baseline lower at no more than 1 point below ours: the baseline.
+        assert_eq!(outcome(&high, &low, 97.0, 96.5), Outcome::Baseline);
+        // Overlapping samples: neither.
+        assert_eq!(
+            outcome(&[0.5, 0.6, 0.7], &[0.55, 0.65, 0.6], 97.0, 97.0),
+            Outcome::Neither
+        );
+        // One repeat on a side, or none: no interval, not testable.
+        assert_eq!(outcome(&low[..1], &high, 97.0, 97.0), Outcome::Untestable);
+        assert_eq!(outcome(&[], &high, 97.0, 97.0), Outcome::Untestable);
+        assert_eq!(outcome(&low, &high, f64::NAN, 97.0), Outcome::Untestable);
+
+        use Outcome::*;
+        let v = |o: &[Outcome]| baseline_verdict(&o.iter().map(|x| ((), *x)).collect::<Vec<_>>());
+        assert_eq!(v(&[Ours, Neither]), Verdict::Holds);
+        assert_eq!(v(&[Ours, Baseline]), Verdict::DoesNotHold);
+        assert_eq!(v(&[Neither, Neither]), Verdict::DoesNotHold);
+        assert_eq!(v(&[Ours, Untestable]), Verdict::NotTestable);
+        assert_eq!(v(&[]), Verdict::NotRun);
+    }
+
+    /// A study with one trade-off point `m` = 4: ours attacked at `ours`
+    /// (writer listed second, so reading the first attribute would be
+    /// wrong), pruning at `pruned`, both at 97% target accuracy.
+    fn study(ours: f64, pruned: f64) -> Value {
+        json!({"tradeoff": [{
+            "m": 4,
+            "target_error": 0.03,
+            "attack_error": 0.0,
+            "attack_errors": {"stroke": 0.0, "writer": 1.0 - ours},
+            "pruning": {
+                "target_accuracy": 0.97,
+                "attacks": [
+                    {"attribute": "stroke", "accuracy": 1.0, "chance": 0.5},
+                    {"attribute": "writer", "accuracy": pruned, "chance": 0.5}
+                ]
+            }
+        }]})
+    }
+
+    #[test]
+    fn figure5_reads_the_writer_attribute_on_both_sides() {
+        let st = [study(0.51, 0.70), study(0.53, 0.72), study(0.52, 0.71)];
+        let (table, wins) = figure5(&st);
+        assert_eq!(wins, [(4, Outcome::Ours)]);
+        assert!(table.contains("| 4 | 0.520"), "{table}");
+        assert!(table.contains("0.710"), "{table}");
+    }
+}
