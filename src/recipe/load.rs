@@ -147,7 +147,7 @@ pub fn from_str(
         };
         return Err(RecipeError::Invalid {
             file: source.to_string(),
-            problems: shape.into_iter().map(|p| format!("{p}{suffix}")).collect(),
+            problems: at_most(shape.into_iter().map(|p| format!("{p}{suffix}")).collect()),
         });
     }
     // Typed from text, not from the value, so messages carry the field path,
@@ -180,6 +180,20 @@ pub fn from_str(
         recipe,
         source: source.to_string(),
     })
+}
+
+/// The most problems a message lists.
+const LISTED: usize = 20;
+
+/// The first [`LISTED`] problems and how many more there are, so a
+/// hostile recipe cannot make the message as large as itself.
+fn at_most(mut problems: Vec<String>) -> Vec<String> {
+    if problems.len() > LISTED {
+        let more = problems.len() - LISTED;
+        problems.truncate(LISTED);
+        problems.push(format!("... and {more} more problems"));
+    }
+    problems
 }
 
 /// Sets `o.path` in a YAML tree, creating mappings for absent keys (the

@@ -55,11 +55,26 @@ fn join(path: &str, field: &str) -> String {
 }
 
 /// `path` for messages (`the recipe` at the top level).
-fn at(path: &str) -> &str {
+fn at(path: &str) -> String {
     match path.is_empty() {
-        true => "(top level)",
-        false => path,
+        true => "(top level)".into(),
+        false => bounded(path),
     }
+}
+
+/// The most characters of a value or path a message shows.
+const SHOWN: usize = 80;
+
+/// `s` as a message shows it: whole up to [`SHOWN`] characters, else its
+/// start and how long it is, so a hostile recipe cannot make the message
+/// as large as itself.
+fn bounded(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= SHOWN {
+        return s.to_string();
+    }
+    let start: String = s.chars().take(SHOWN - 20).collect();
+    format!("{start}... ({n} characters)")
 }
 
 /// A YAML value in a message: text quoted, numbers as written, lists and
@@ -68,8 +83,8 @@ pub(super) fn found(v: &Value) -> String {
     match v {
         Value::Null => "nothing (null)".into(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("'{s}'"),
+        Value::Number(n) => bounded(&n.to_string()),
+        Value::String(s) => format!("'{}'", bounded(s)),
         Value::Sequence(s) => format!("a list of {} items", s.len()),
         Value::Mapping(_) => "a section (key: value pairs)".into(),
         Value::Tagged(t) => format!("a YAML tag {}", t.tag),
@@ -274,9 +289,10 @@ impl<'a> Walker<'a> {
                     .is_some_and(|m| x > m);
                 if below || above {
                     out.push(format!(
-                        "{}: expected {}, got {n}",
+                        "{}: expected {}, got {}",
                         at(path),
-                        self.describe_one(s)
+                        self.describe_one(s),
+                        bounded(&n.to_string())
                     ));
                 }
             }
@@ -347,7 +363,8 @@ impl<'a> Walker<'a> {
             match (prop(key), extra) {
                 (Some(prop), _) => self.check(val, prop, &p, out),
                 (None, Some(Json::Bool(false))) => out.push(format!(
-                    "{p}: unknown field{for_kind}; allowed: {}",
+                    "{}: unknown field{for_kind}; allowed: {}",
+                    at(&p),
                     allowed()
                 )),
                 (None, Some(map_values)) if map_values.is_object() => {
@@ -635,5 +652,34 @@ mod tests {
             p[0].starts_with("model.blocks[1]: ") && p[0].contains("bogus"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn messages_stay_short_whatever_the_recipe_holds() {
+        let long = "x".repeat(5000);
+        let text = format!(
+            "name: t\nmodel: {{arch: cnn6}}\ntraining: {{optimizer: {{kind: adam, lr: '{long}'}}}}\n"
+        );
+        let m = crate::recipe::from_str(&text, "t.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(m.len() < 300, "{} characters: {m}", m.len());
+        assert!(
+            m.contains("training.optimizer.lr") && m.contains("(5000 characters)"),
+            "{m}"
+        );
+        // Many unknown fields: the first 20 listed, and a count.
+        let fields: String = (0..500).map(|i| format!("  f{i}: 1\n")).collect();
+        let text = format!("name: t\nmodel: {{arch: cnn6}}\ntraining:\n{fields}");
+        let m = crate::recipe::from_str(&text, "t.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("... and 480 more problems"), "{m}");
+        assert!(m.lines().count() < 30, "{m}");
+        // A split of 0 is refused by the schema's range.
+        let m = crate::recipe::from_str("name: t\nmodel: {arch: cnn6}\nsplit: 0\n", "t.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("split: expected an integer >= 1"), "{m}");
     }
 }

@@ -93,8 +93,8 @@ pub struct Recipe {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SplitSetting {
-    /// A fixed split point.
-    At(usize),
+    /// A fixed split point (1 = after the first block).
+    At(#[schemars(range(min = 1))] usize),
     /// Chosen by the partition analysis.
     Auto(AutoSplit),
 }

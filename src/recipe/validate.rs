@@ -1043,7 +1043,7 @@ mod tests {
             &["split=6"],
             "split: must be a split point in 1..=5 or 'auto', got 6",
         );
-        rejects(&["split=0"], "split: must be a split point");
+        rejects(&["split=0"], "split: expected an integer >= 1");
     }
 
     #[test]
