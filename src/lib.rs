@@ -44,6 +44,7 @@ pub mod prune;
 pub mod recipe;
 pub mod report;
 pub mod repro;
+pub mod run_folder;
 pub mod train;
 
 pub use error::Error;

@@ -22,32 +22,9 @@ use crate::train::{Evaluator, TrainObserver};
 pub use lock::RunLock;
 pub use repeats::repeat_seed;
 
-/// File names inside a run folder.
-pub mod files {
-    /// The recipe as resolved (overrides applied), YAML.
-    pub const RECIPE: &str = "recipe.resolved.yaml";
-    /// The model checkpoint (updated every epoch; final after training).
-    pub const MODEL: &str = "model.sgck";
-    /// Per-epoch training metrics, one JSON object a line.
-    pub const METRICS: &str = "metrics.jsonl";
-    /// Attack records written as they finish (for resume).
-    pub const AUDIT: &str = "audit.jsonl";
-    /// Every number of the run.
-    pub const REPORT_JSON: &str = "report.json";
-    /// The human-readable report.
-    pub const REPORT_MD: &str = "report.md";
-    /// The same report as one self-contained HTML page (pictures inlined).
-    pub const REPORT_HTML: &str = "report.html";
-    /// Wall times of the stages (not reproducible, kept out of report.json).
-    pub const TIMINGS: &str = "timings.json";
-    /// How Shredder's noise was learned (per epoch: task loss, mean |n|),
-    /// when the recipe has it.
-    pub const SHREDDER: &str = "shredder.json";
-    /// How feature pruning was applied (kept values, fine-tuning loss).
-    pub const FEATURE_PRUNING: &str = "feature_pruning.json";
-    /// The lock a running `run` holds on its folder (it names the holder).
-    pub const LOCK: &str = super::lock::LOCK;
-}
+/// File names inside a run folder (defined below every stage that writes
+/// or reads them, in [`crate::run_folder`]).
+pub use crate::run_folder as files;
 
 /// Options of a run.
 #[derive(Clone, Debug)]

@@ -18,7 +18,7 @@ use std::path::Path;
 use crate::Error;
 
 /// The lock file inside a run folder; it says who holds the folder.
-pub const LOCK: &str = "run.lock";
+pub const LOCK: &str = crate::run_folder::LOCK;
 
 /// A held run folder; dropping it releases the lock.
 #[derive(Debug)]

@@ -38,18 +38,12 @@ use super::surgery::{prunable, prune_model};
 use crate::data::{Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{Checkpoint, ModelSpec, SplitModel};
-use crate::report::EpochSummary;
 use crate::train::{
-    EpochMetrics, Evaluator, OptimizerConfig, TrainConfig, TrainObserver, TrainRun, images_tensor,
-    train,
+    EpochMetrics, EpochSummary, Evaluator, OptimizerConfig, TrainConfig, TrainObserver, TrainRun,
+    images_tensor, train,
 };
 
-/// The pruned model's checkpoint in the run folder.
-pub const PRUNED_MODEL: &str = "pruned.sgck";
-/// The stage's report section in the run folder (written last).
-pub const PRUNE_REPORT: &str = "prune.json";
-/// Fine-tuning metrics, one JSON object a line.
-pub const PRUNE_METRICS: &str = "prune_metrics.jsonl";
+pub use crate::run_folder::{PRUNE_METRICS, PRUNE_REPORT, PRUNED_MODEL};
 
 /// What the budget decides before training.
 #[derive(Clone, Debug, PartialEq)]
@@ -153,20 +147,6 @@ pub struct Pruned {
     pub model: SplitModel,
     /// The report section.
     pub report: PruneReport,
-}
-
-fn summaries(history: &[EpochMetrics]) -> Vec<EpochSummary> {
-    history
-        .iter()
-        .map(|m| EpochSummary {
-            epoch: m.epoch,
-            lr: m.lr,
-            loss: m.loss,
-            task_loss: m.task_loss,
-            train_accuracy: m.train_accuracy,
-            defenses: m.defenses.clone(),
-        })
-        .collect()
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> PruneError {
@@ -392,8 +372,8 @@ pub fn run_prune(
         accuracy_pruned,
         accuracy: accuracy(&model),
         blocks: block_rows(&before, &after, split)?,
-        mask_training: summaries(&mask_history),
-        fine_tuning: summaries(&fine_history),
+        mask_training: EpochSummary::of(&mask_history),
+        fine_tuning: EpochSummary::of(&fine_history),
     };
     let rpath = run.out_dir.join(PRUNE_REPORT);
     let json = serde_json::to_string_pretty(&report).expect("prune report serializes");

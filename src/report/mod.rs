@@ -12,9 +12,10 @@ mod summary;
 
 use std::path::Path;
 
+pub use crate::train::EpochSummary;
 pub use markdown::render as render_markdown;
 pub use repeats::{RepeatStat, RepeatedAttack, RepeatsReport};
-pub use summary::{DataSummary, EpochSummary, Report};
+pub use summary::{DataSummary, Report};
 
 use crate::Error;
 use crate::fsutil::write_atomic;
@@ -43,14 +44,14 @@ pub(crate) fn write_report_files<R: serde::Serialize>(
     plots: &[(String, String)],
 ) -> Result<(), Error> {
     let json = serde_json::to_string_pretty(report).expect("report serializes");
-    let path = dir.join(crate::pipeline::files::REPORT_JSON);
+    let path = dir.join(crate::run_folder::REPORT_JSON);
     write_atomic(&path, json.as_bytes()).map_err(|e| Error::io(&path, e))?;
     let refs: Vec<(&str, String)> = plots.iter().map(|(t, f)| (t.as_str(), f.clone())).collect();
     let md = markdown(&refs);
-    let path = dir.join(crate::pipeline::files::REPORT_MD);
+    let path = dir.join(crate::run_folder::REPORT_MD);
     write_atomic(&path, md.as_bytes()).map_err(|e| Error::io(&path, e))?;
     let page = html::render(title, &md, dir);
-    let path = dir.join(crate::pipeline::files::REPORT_HTML);
+    let path = dir.join(crate::run_folder::REPORT_HTML);
     write_atomic(&path, page.as_bytes()).map_err(|e| Error::io(&path, e))?;
     Ok(())
 }

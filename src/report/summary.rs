@@ -14,24 +14,7 @@ use crate::data::Splits;
 use crate::model::{BlockInfo, ModelSpec};
 use crate::prune::PruneReport;
 use crate::recipe::Recipe;
-use crate::train::EpochMetrics;
-
-/// One epoch of training, without its wall time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochSummary {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Mean total loss.
-    pub loss: f64,
-    /// Mean task loss.
-    pub task_loss: f64,
-    /// Training accuracy.
-    pub train_accuracy: f64,
-    /// Defense values by name.
-    pub defenses: std::collections::BTreeMap<String, f64>,
-}
+use crate::train::{EpochMetrics, EpochSummary};
 
 /// Sizes of the data parts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -153,17 +136,7 @@ impl Report {
             },
             arch: spec.arch.clone(),
             blocks,
-            training: history
-                .iter()
-                .map(|m| EpochSummary {
-                    epoch: m.epoch,
-                    lr: m.lr,
-                    loss: m.loss,
-                    task_loss: m.task_loss,
-                    train_accuracy: m.train_accuracy,
-                    defenses: m.defenses.clone(),
-                })
-                .collect(),
+            training: EpochSummary::of(history),
             attacks,
             floors: None,
             partition: None,

@@ -7,8 +7,8 @@ mod trainer;
 pub use batch::{Evaluator, images_tensor, one_hot, step_outcome, to_vec};
 pub use config::{LrDrops, OptimizerConfig, TrainConfig};
 pub use trainer::{
-    EpochMetrics, Silent, TrainObserver, TrainRun, Trained, history_extra, soft_cross_entropy,
-    train,
+    EpochMetrics, EpochSummary, Silent, TrainObserver, TrainRun, Trained, history_extra,
+    soft_cross_entropy, train,
 };
 
 use crate::model::ModelError;

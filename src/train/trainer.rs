@@ -57,6 +57,41 @@ pub struct EpochMetrics {
     pub defenses: std::collections::BTreeMap<String, f64>,
 }
 
+/// One epoch of training as reports keep it: [`EpochMetrics`] without its
+/// wall time, so a report stays reproducible.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Mean total loss.
+    pub loss: f64,
+    /// Mean task loss.
+    pub task_loss: f64,
+    /// Training accuracy.
+    pub train_accuracy: f64,
+    /// Defense values by name.
+    pub defenses: std::collections::BTreeMap<String, f64>,
+}
+
+impl EpochSummary {
+    /// The summaries of a training history, in order.
+    pub fn of(history: &[EpochMetrics]) -> Vec<Self> {
+        history
+            .iter()
+            .map(|m| Self {
+                epoch: m.epoch,
+                lr: m.lr,
+                loss: m.loss,
+                task_loss: m.task_loss,
+                train_accuracy: m.train_accuracy,
+                defenses: m.defenses.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Receives progress; the library never prints (the CLI draws bars).
 pub trait TrainObserver {
     /// An epoch with `steps` steps begins.
