@@ -248,14 +248,10 @@ impl Defense for AdversarialReconstruction {
     }
 
     fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
-        let restored = restore_opponent(state, "decoder", |shape: &DecoderShape| {
-            Ok(self.build_decoder(shape, device))
-        })?;
-        (self.decoder, self.shape, self.optim) = match restored {
-            Some((decoder, shape, optim)) => (Some(decoder), Some(shape), optim),
-            // Saved before the first step: nothing was built yet.
-            None => (None, None, AdamConfig::new().init()),
-        };
+        (self.decoder, self.shape, self.optim) =
+            restore_opponent(state, "decoder", |shape: &DecoderShape| {
+                Ok(self.build_decoder(shape, device))
+            })?;
         Ok(())
     }
 }
@@ -265,19 +261,8 @@ mod tests {
     use super::*;
     use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, ModelSpec};
     use crate::train::{one_hot, soft_cross_entropy};
-    use burn::module::{ModuleVisitor, Param};
 
-    struct Values(Vec<f32>);
-    impl ModuleVisitor for Values {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.0.extend(to_vec(p.val()));
-        }
-    }
-    fn values<M: Module>(m: &M) -> Vec<f32> {
-        let mut v = Values(Vec::new());
-        m.visit(&mut v);
-        v.0
-    }
+    use crate::defense::base::param_values as values;
 
     fn tiny(device: &Device) -> SplitModel {
         let spec = ModelSpec {

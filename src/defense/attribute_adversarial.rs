@@ -294,14 +294,10 @@ impl Defense for AttributeAdversarial {
     }
 
     fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
-        let restored = restore_opponent(state, "adversary", |shape: &AdversaryShape| {
-            Self::build(shape, device)
-        })?;
-        (self.adversary, self.shape, self.optim) = match restored {
-            Some((adversary, shape, optim)) => (Some(adversary), Some(shape), optim),
-            // Saved before the first step: nothing was built yet.
-            None => (None, None, AdamConfig::new().init()),
-        };
+        (self.adversary, self.shape, self.optim) =
+            restore_opponent(state, "adversary", |shape: &AdversaryShape| {
+                Self::build(shape, device)
+            })?;
         Ok(())
     }
 }
@@ -311,19 +307,8 @@ mod tests {
     use super::*;
     use crate::defense::BatchAttribute;
     use crate::model::zoo;
-    use burn::module::{ModuleVisitor, Param};
 
-    struct Values(Vec<f32>);
-    impl ModuleVisitor for Values {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.0.extend(to_vec(p.val()));
-        }
-    }
-    fn values<M: Module>(m: &M) -> Vec<f32> {
-        let mut v = Values(Vec::new());
-        m.visit(&mut v);
-        v.0
-    }
+    use crate::defense::base::param_values as values;
 
     fn cfg(weight: f32) -> AttributeAdversarialConfig {
         AttributeAdversarialConfig {

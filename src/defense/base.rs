@@ -184,16 +184,21 @@ pub(crate) fn save_opponent<M: Module, S: Serialize>(
     }))
 }
 
+/// What [`restore_opponent`] gives back: the network, its shape (both
+/// `None` when saved before the first step) and its Adam state.
+pub(crate) type Opponent<M, S> = (Option<M>, Option<S>, ModuleOptimizer);
+
 /// Restores what [`save_opponent`] saved: the network (`build` makes it
 /// for its shape, then its weights are loaded), its shape and its Adam
-/// state; `None` when it was saved before the first step.
+/// state; nothing built and a fresh Adam when it was saved before the
+/// first step.
 pub(crate) fn restore_opponent<M: Module, S: DeserializeOwned>(
     state: DefenseState,
     name: &str,
     build: impl FnOnce(&S) -> Result<M, String>,
-) -> Result<Option<(M, S, ModuleOptimizer)>, String> {
+) -> Result<Opponent<M, S>, String> {
     if state.values.is_null() {
-        return Ok(None);
+        return Ok((None, None, AdamConfig::new().init()));
     }
     let shape: S =
         serde_json::from_value(state.values).map_err(|e| format!("{name} shapes: {e}"))?;
@@ -214,5 +219,21 @@ pub(crate) fn restore_opponent<M: Module, S: DeserializeOwned>(
         .init()
         .from_bytes(blob("optimizer")?)
         .map_err(|e| format!("{name} optimiser: {e}"))?;
-    Ok(Some((net, shape, optim)))
+    Ok((Some(net), Some(shape), optim))
+}
+
+/// Every float parameter of a module, in visiting order (for tests that
+/// check which weights moved).
+#[cfg(test)]
+pub(crate) fn param_values<M: Module>(m: &M) -> Vec<f32> {
+    use burn::module::{ModuleVisitor, Param};
+    struct Values(Vec<f32>);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.extend(crate::train::to_vec(p.val()));
+        }
+    }
+    let mut v = Values(Vec::new());
+    m.visit(&mut v);
+    v.0
 }
