@@ -106,19 +106,24 @@ pub fn fraction_problem(fraction: f32) -> Option<String> {
     (!(fraction > 0.0 && fraction <= 1.0)).then(|| format!("must be in (0, 1], got {fraction}"))
 }
 
-/// `ceil(fraction * n)` clamped to `1..=n`, where a product within f32
+/// `ceil(fraction * n)` clamped to `1..=n` (0 for `n = 0`), where a product within f32
 /// precision of an integer counts as that integer: `fraction` comes from an
 /// f32 setting, so `0.1 * 10` counts 1, not the 2 that `0.1f32`'s binary
 /// value (0.1000000015) would give.
 pub fn fraction_count(fraction: f32, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
     let x = f64::from(fraction) * n as f64;
     let near = x.round();
-    let k = if (x - near).abs() <= f64::from(f32::EPSILON) * x.max(1.0) {
+    // Rounding a decimal setting to f32 moves it by at most half an f32
+    // epsilon, relative.
+    let k = if (x - near).abs() <= 0.5 * f64::from(f32::EPSILON) * x.max(1.0) * (1.0 + 1e-9) {
         near
     } else {
         x.ceil()
     };
-    (k as usize).clamp(1, n.max(1))
+    (k as usize).clamp(1, n)
 }
 
 /// The rows `idx` of flat features `z` (`dim` values a row), in order.
@@ -228,6 +233,17 @@ impl AtSplit {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fraction_counts_take_the_ceiling_of_what_the_setting_means() {
+        use super::fraction_count as f;
+        // 0.1f32 is 0.1000000015: ten units keep 1, not 2.
+        assert_eq!((f(0.1, 10), f(0.3, 10), f(0.2, 5)), (1, 3, 1));
+        // Otherwise the ceiling, at least 1, at most n.
+        assert_eq!((f(0.1, 576), f(0.25, 576), f(0.15, 10)), (58, 144, 2));
+        assert_eq!((f(0.01, 5), f(1.0, 5), f(0.999_999, 3)), (1, 5, 3));
+        assert_eq!(f(0.5, 0), 0);
+    }
+
     use super::*;
 
     #[test]

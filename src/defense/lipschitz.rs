@@ -308,6 +308,11 @@ impl Lipschitz {
                         .vectors
                         .entry((i, j))
                         .or_insert_with(|| start_vector(n, (i * 31 + j) as u64, &device));
+                    if v.dims()[0] != n {
+                        // A restored vector of another length (a checkpoint
+                        // of another model): start afresh, never multiply.
+                        *v = start_vector(n, (i * 31 + j) as u64, &device);
+                    }
                     let s = spectral_norm(w, v, iters);
                     k = Some(match k {
                         Some(acc) => acc * s,
@@ -422,7 +427,7 @@ impl Defense for Lipschitz {
                 .find(|(b, _)| *b == name)
                 .map(|(_, b)| b)
                 .ok_or_else(|| format!("the power-iteration vector {name} is missing"))?;
-            if bytes.len() != 4 * n {
+            if n.checked_mul(4) != Some(bytes.len()) {
                 return Err(format!(
                     "the power-iteration vector {name} holds {} bytes, not {}",
                     bytes.len(),

@@ -54,6 +54,9 @@ pub(super) fn run(
         let dir = out.join(rep_dir(i));
         let report_path = dir.join(files::REPORT_JSON);
         let what = format!("{} of {n} (seed {}) in {}", i + 1, rep.seed, dir.display());
+        // Each repeat's folder is locked while it is written or read back,
+        // as a single run's is, so no command reads a half-written repeat.
+        let _held = super::RunLock::acquire(&dir)?;
         if opts.resume && report_path.is_file() {
             // Finished before: read back, after checking it ran this recipe.
             claim_folder(&rep, &dir, true)?;

@@ -89,7 +89,7 @@ pub fn from_path(path: &Path, overrides: &[Override]) -> Result<LoadedRecipe, Re
     if !problems.is_empty() {
         return Err(RecipeError::Invalid {
             file: loaded.source,
-            problems,
+            problems: at_most(problems),
         });
     }
     Ok(loaded)
@@ -128,7 +128,7 @@ pub fn from_str(
 ) -> Result<LoadedRecipe, RecipeError> {
     let mut value: Value = serde_norway::from_str(text).map_err(|e| RecipeError::Parse {
         file: source.to_string(),
-        message: e.to_string(),
+        message: bounded_line(&e.to_string()),
     })?;
     for o in overrides {
         apply_override(&mut value, o).map_err(|message| RecipeError::Override {
@@ -163,17 +163,17 @@ pub fn from_str(
     };
     let recipe = typed.map_err(|e| RecipeError::Parse {
         file: source.to_string(),
-        message: if overrides.is_empty() {
+        message: bounded_line(&if overrides.is_empty() {
             e.to_string()
         } else {
             format!("{e} (in the recipe with --set overrides applied)")
-        },
+        }),
     })?;
     let problems = super::validate::problems(&recipe);
     if !problems.is_empty() {
         return Err(RecipeError::Invalid {
             file: source.to_string(),
-            problems,
+            problems: at_most(problems),
         });
     }
     Ok(LoadedRecipe {
@@ -185,15 +185,30 @@ pub fn from_str(
 /// The most problems a message lists.
 const LISTED: usize = 20;
 
-/// The first [`LISTED`] problems and how many more there are, so a
-/// hostile recipe cannot make the message as large as itself.
+/// The most characters of one problem a message shows.
+const LINE: usize = 400;
+
+/// The first [`LISTED`] problems, each cut to [`LINE`] characters, and how
+/// many more there are, so a hostile recipe cannot make the message as
+/// large as itself (whichever check found them: the schema's, the
+/// validation's or the data files').
 fn at_most(mut problems: Vec<String>) -> Vec<String> {
     if problems.len() > LISTED {
         let more = problems.len() - LISTED;
         problems.truncate(LISTED);
         problems.push(format!("... and {more} more problems"));
     }
-    problems
+    problems.iter().map(|p| bounded_line(p)).collect()
+}
+
+/// `s` cut to [`LINE`] characters, saying how long it was.
+fn bounded_line(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= LINE {
+        return s.to_string();
+    }
+    let start: String = s.chars().take(LINE - 30).collect();
+    format!("{start}... ({n} characters)")
 }
 
 /// Sets `o.path` in a YAML tree, creating mappings for absent keys (the

@@ -87,7 +87,7 @@ pub(super) fn found(v: &Value) -> String {
         Value::String(s) => format!("'{}'", bounded(s)),
         Value::Sequence(s) => format!("a list of {} items", s.len()),
         Value::Mapping(_) => "a section (key: value pairs)".into(),
-        Value::Tagged(t) => format!("a YAML tag {}", t.tag),
+        Value::Tagged(t) => format!("a YAML tag {}", bounded(&t.tag.to_string())),
     }
 }
 
@@ -676,6 +676,16 @@ mod tests {
             .to_string();
         assert!(m.contains("... and 480 more problems"), "{m}");
         assert!(m.lines().count() < 30, "{m}");
+        // The validation's own messages are bounded too (a name it repeats).
+        let text = format!("name: '{long}!'\nmodel: {{arch: cnn6}}\n");
+        let m = crate::recipe::from_str(&text, "t.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("name:") && m.len() < 600,
+            "{} characters",
+            m.len()
+        );
         // A split of 0 is refused by the schema's range.
         let m = crate::recipe::from_str("name: t\nmodel: {arch: cnn6}\nsplit: 0\n", "t.yaml", &[])
             .unwrap_err()

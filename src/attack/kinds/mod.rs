@@ -1,6 +1,6 @@
 //! The attacks of the audit as one trait: each kind is a value that attacks
 //! what the server receives at one split and returns its records
-//! ([`Attack`]); the audit ([`super::audit`]) is a loop over them. Adding
+//! ([`Attack`]); the audit (`run_audit_with`) is a loop over them. Adding
 //! an attack is a file here, a variant of [`super::AttackKind`] and its
 //! line in [`build`].
 
