@@ -269,7 +269,7 @@ pub fn optimisation_attack(
             .iter()
             .product::<usize>()
     };
-    if dim == 0 || features.len() % dim != 0 {
+    if dim == 0 || !features.len().is_multiple_of(dim) {
         return Err(InversionError::Shape(format!(
             "features hold {} values, not a whole number of split-{k} feature vectors of {dim}",
             features.len()
@@ -427,8 +427,10 @@ mod tests {
 
     #[test]
     fn query_count_caps_at_what_is_available_and_zero_means_all() {
-        let mut cfg = OptimisationConfig::default();
-        cfg.queries = 10;
+        let mut cfg = OptimisationConfig {
+            queries: 10,
+            ..Default::default()
+        };
         assert_eq!(cfg.query_count(4), 4);
         assert_eq!(cfg.query_count(40), 10);
         cfg.queries = 0;

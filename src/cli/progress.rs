@@ -46,7 +46,7 @@ impl TrainObserver for Progress {
         self.acc += (accuracy - self.acc) / self.steps as f64;
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            if self.steps % 5 == 0 {
+            if self.steps.is_multiple_of(5) {
                 bar.set_message(format!(
                     "loss {:.4} acc {:.2}%",
                     self.loss,

@@ -56,7 +56,7 @@ pub fn decode_pgm(bytes: &[u8], path: &Path) -> Result<Gray, DataError> {
             format!("maxval {maxval} is out of range; PGM allows 1..=65535"),
         ));
     }
-    let samples = width.checked_mul(height).unwrap_or(u64::MAX);
+    let samples = width.saturating_mul(height);
     let sample_bytes: u64 = if maxval > 255 { 2 } else { 1 };
     let what = format!("PGM raster {width}x{height} (maxval {maxval})");
     // One whitespace byte separates the header from the raster.

@@ -85,7 +85,7 @@ impl AttributeAdversarialConfig {
             p.push(("lr".into(), format!("must be > 0, got {}", self.lr)));
         }
         if let Some(available) = available
-            && !available.iter().any(|a| *a == self.attribute)
+            && !available.contains(&self.attribute)
         {
             p.push((
                 "attribute".into(),

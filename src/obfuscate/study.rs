@@ -264,7 +264,7 @@ pub fn run_study(
         let z = &owned.z;
         let n = z.len() / basis.dim();
         let ratios = basis
-            .log_signal_ratio_batch(&z, n)
+            .log_signal_ratio_batch(z, n)
             .map_err(|e| crate::Error::internal("obfuscation", e))?;
         let mean = finite_mean(ratios);
         cum += mean;

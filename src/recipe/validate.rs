@@ -433,19 +433,18 @@ pub fn problems(r: &Recipe) -> Vec<String> {
         None if r.prune.is_none() => Some(1),
         _ => None,
     };
-    if let (Some(k), Some(blocks)) = (fixed_split, block_specs) {
-        if pruning
-            && let Some(next) = blocks.get(k)
-            && !matches!(next, BlockSpec::Conv(_) | BlockSpec::Linear(_))
-        {
-            bad(
-                "training.defenses.feature_pruning",
-                format!(
-                    "needs a convolution or linear block right after the split; block {} (after split {k}) is neither",
-                    k + 1
-                ),
-            );
-        }
+    if let (Some(k), Some(blocks)) = (fixed_split, block_specs)
+        && pruning
+        && let Some(next) = blocks.get(k)
+        && !matches!(next, BlockSpec::Conv(_) | BlockSpec::Linear(_))
+    {
+        bad(
+            "training.defenses.feature_pruning",
+            format!(
+                "needs a convolution or linear block right after the split; block {} (after split {k}) is neither",
+                k + 1
+            ),
+        );
     }
     if defenses.attribute_adversarial.is_some()
         && let Some(last) = block_specs.and_then(|b| b.last())
