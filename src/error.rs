@@ -2,11 +2,11 @@
 
 use crate::compare::CompareError;
 use crate::data::DataError;
+use crate::formats::grid::GridError;
+use crate::formats::npy::NpyError;
 use crate::metrics::MetricsError;
 use crate::model::ModelError;
 use crate::recipe::RecipeError;
-use crate::report::grid::GridError;
-use crate::report::npy::NpyError;
 use crate::train::TrainError;
 
 /// Any splitguard failure.

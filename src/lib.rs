@@ -32,6 +32,7 @@ pub mod compare;
 pub mod data;
 pub mod defense;
 mod error;
+pub mod formats;
 pub mod fsutil;
 pub mod harden;
 pub mod leakage;

@@ -25,8 +25,8 @@ use super::operator::BasisCache;
 use super::stage::{OwnerAccuracy, StudyConfig, apply, server_accuracy};
 use crate::attack::{AttributeConfig, attribute_attack};
 use crate::data::Dataset;
+use crate::formats::plot::{LinePlot, Series, line_plot, save_svg};
 use crate::model::{Block, SplitModel};
-use crate::report::plot::{LinePlot, Series, line_plot, save_svg};
 use crate::train::Evaluator;
 
 /// The mean of the finite values (0 for none).

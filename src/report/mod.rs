@@ -2,11 +2,9 @@
 //! `report.md` (tables and pictures), `report.html` (the same, one
 //! self-contained page), SVG plots, PNG grids, NPY exports.
 
-pub mod grid;
+pub use crate::formats::{grid, npy, plot};
 pub mod html;
 pub(crate) mod markdown;
-pub mod npy;
-pub mod plot;
 pub mod repeats;
 mod summary;
 

@@ -5,8 +5,8 @@
 use super::{OneRecord, SplitInputs, inversion_error, reconstruction_record};
 use crate::attack::AttackRecord;
 use crate::attack::dci::{DciAttacker, DciConfig};
+use crate::formats::grid::save_image_grid;
 use crate::metrics::spearman;
-use crate::report::grid::save_image_grid;
 
 /// DCI, with its attacker once built.
 pub struct Dci {
@@ -76,7 +76,7 @@ impl OneRecord for Dci {
             .zip(&true_mse)
             .flat_map(|(c, e)| [*c as f32, *e as f32])
             .collect();
-        crate::report::npy::write_npy_f32(
+        crate::formats::npy::write_npy_f32(
             &at.scoring.out_dir.join(&cycle_file),
             &pairs,
             &[true_mse.len(), 2],

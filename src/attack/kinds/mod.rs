@@ -18,9 +18,9 @@ use super::floors::ScoredReconstruction;
 use super::reidentify::Reidentifier;
 use super::{AttackKind, AttackRecord, AuditObserver, FeatureSet};
 use crate::data::Dataset;
+use crate::formats::grid::save_image_grid;
 use crate::metrics::{ReconstructionMetrics, reconstruction_metrics};
 use crate::model::SplitModel;
-use crate::report::grid::save_image_grid;
 
 /// What every attack gets at one split: the model, the attacker's data
 /// (`aux`) and the victims' queries (`test`) as the server receives them,
