@@ -161,16 +161,7 @@ pub struct AttributeOutcome {
 /// The server part's block specs with the last block resized to `classes`
 /// outputs; an error when the last block is not linear.
 pub fn attacker_specs(server: &[BlockSpec], classes: usize) -> Result<Vec<BlockSpec>, ModelError> {
-    let mut specs = server.to_vec();
-    match specs.last_mut() {
-        Some(BlockSpec::Linear(l)) => {
-            l.out_features = classes;
-            Ok(specs)
-        }
-        other => Err(ModelError::Spec(format!(
-            "attribute attack: the server part must end with a linear block, got {other:?}"
-        ))),
-    }
+    crate::model::with_classes(server, classes)
 }
 
 fn rows(data: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {

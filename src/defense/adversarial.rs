@@ -14,7 +14,7 @@
 //!   steps of its own Adam on the batch's detached features (computed before
 //!   the model's step), so the model's weights receive no gradient from it.
 //!
-//! The decoder is [`crate::attack::decoder::Decoder`], the audit's attacker
+//! The decoder is [`crate::model::decoder::Decoder`], the audit's attacker
 //! network, built lazily for the split's feature shape at the first step.
 //! The audit never reuses it: the final model is attacked from scratch.
 //!
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::base::{restore_opponent, save_opponent};
 use super::{Defense, DefenseState, StepContext};
-use crate::attack::decoder::Decoder;
+use crate::model::decoder::Decoder;
 use crate::model::{Features, SplitModel};
 use crate::train::to_vec;
 

@@ -25,7 +25,7 @@
 //!
 //! The adversary has the server part's architecture with its last layer
 //! resized to the attribute's values, as the audit's attribute attacker
-//! ([`crate::attack::attribute::attacker_specs`]), built at the first step.
+//! ([`crate::model::with_classes`]), built at the first step.
 //! The audit never reuses it: the final model is attacked by a fresh
 //! attacker. It and its optimiser are part of the training checkpoint
 //! ([`STATE_VERSION`]), so a resumed run plays on against the same
@@ -173,11 +173,8 @@ impl AttributeAdversarial {
     /// The adversary, built at the first call for the model's server part.
     fn adversary_for(&mut self, ctx: &StepContext, classes: usize) -> Option<&SplitModel> {
         if self.adversary.is_none() {
-            let blocks = crate::attack::attribute::attacker_specs(
-                &ctx.model.block_specs()[ctx.split..],
-                classes,
-            )
-            .ok()?;
+            let blocks =
+                crate::model::with_classes(&ctx.model.block_specs()[ctx.split..], classes).ok()?;
             let shape = AdversaryShape {
                 input: ctx.features.example_shape(),
                 blocks,

@@ -6,6 +6,7 @@
 
 mod block;
 mod checkpoint;
+pub mod decoder;
 mod network;
 mod spec;
 pub mod vae;
@@ -20,7 +21,7 @@ pub use checkpoint::{Blobs, Checkpoint, CheckpointMeta};
 pub use network::SplitModel;
 pub use spec::{
     ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, GlobalAvgPoolSpec,
-    LinearSpec, MaxPoolSpec, ModelSpec, ResidualSpec, Shortcut, block_infos,
+    LinearSpec, MaxPoolSpec, ModelSpec, ResidualSpec, Shortcut, block_infos, with_classes,
 };
 pub use vae::{VaeHead, VaeSpec, kl_divergence};
 pub use weights::{

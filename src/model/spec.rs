@@ -559,6 +559,26 @@ fn residual_info(
     Ok((vec![cout, oh, ow], 2 * macs, params, d))
 }
 
+/// `specs` (a model's server part) with the last block resized to
+/// `classes` outputs: the architecture of a classifier of another label
+/// on the same features (an attribute attacker or adversary). An error
+/// when the last block is not linear.
+pub fn with_classes(
+    specs: &[BlockSpec],
+    classes: usize,
+) -> Result<Vec<BlockSpec>, super::ModelError> {
+    let mut specs = specs.to_vec();
+    match specs.last_mut() {
+        Some(BlockSpec::Linear(l)) => {
+            l.out_features = classes;
+            Ok(specs)
+        }
+        other => Err(super::ModelError::Spec(format!(
+            "the server part must end with a linear block to classify another label, got {other:?}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
