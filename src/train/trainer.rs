@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{images_tensor, one_hot, step_outcome, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
+use super::{BatchAttribute, Defense, DefenseState, StepContext};
 use super::{Kept, TrainError};
 use crate::data::Dataset;
-use crate::defense::{BatchAttribute, Defense, DefenseState, StepContext};
 use crate::fsutil::write_atomic;
 use crate::model::{Blobs, Checkpoint, Features, SplitModel};
 

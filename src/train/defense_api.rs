@@ -1,0 +1,143 @@
+//! The interface between the trainer and the defenses (DESIGN section 5):
+//! the trainer owns it, the defenses ([`crate::defense`]) implement it.
+//!
+//! A defense adds a loss term, may transform the split features during
+//! training, may replace the one-hot targets, and may act after the
+//! optimiser step (e.g. an adversary's own update). It never owns the
+//! optimiser or the loop: the trainer is written once and calls the list.
+
+use burn::prelude::*;
+
+use crate::data::Dataset;
+use crate::model::{Features, SplitModel};
+
+/// One hidden attribute's values for the examples of a training batch
+/// (what a defense against a known attribute trains against).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchAttribute {
+    /// The attribute's name in the data (e.g. `writer`).
+    pub name: String,
+    /// Its value for each example of the batch.
+    pub values: Vec<u32>,
+    /// The number of values it can take.
+    pub classes: usize,
+}
+
+impl BatchAttribute {
+    /// Every hidden attribute of `data` for the batch `idx`.
+    pub fn of_batch(data: &Dataset, idx: &[usize]) -> Vec<Self> {
+        data.hidden
+            .iter()
+            .map(|a| Self {
+                name: a.name.clone(),
+                values: idx.iter().map(|&i| a.values[i]).collect(),
+                classes: a.num_classes,
+            })
+            .collect()
+    }
+}
+
+/// What a defense carries from one step to the next (an attacker network
+/// and its optimiser, a random generator's position, cached bases), saved
+/// in the training checkpoint so `--resume` continues it exactly.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DefenseState {
+    /// The layout of this state; a defense refuses versions it cannot read.
+    pub version: u32,
+    /// Small typed values (positions, shapes, counters), as JSON.
+    pub values: serde_json::Value,
+    /// Large binary parts (module records, optimiser state), by name.
+    pub blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// What a defense sees of one training step.
+pub struct StepContext<'a> {
+    /// The model being trained (autodiff device).
+    pub model: &'a SplitModel,
+    /// The input batch `[N, C, H, W]`.
+    pub images: &'a Tensor<4>,
+    /// Task labels of the batch.
+    pub labels: &'a [u32],
+    /// The data's hidden attributes for the batch (only a defense against
+    /// a known attribute reads them).
+    pub attributes: &'a [BatchAttribute],
+    /// The defended split point (blocks `1..=split` are the edge).
+    pub split: usize,
+    /// Features the edge produced at the split (before any transform; the
+    /// VAE mean where the model has a VAE head there).
+    pub features: &'a Features,
+    /// The VAE head's log-variance at the split, where there is one.
+    pub log_var: Option<&'a Features>,
+    /// Step number since the start of training (0-based).
+    pub step: usize,
+    /// The run's seed; a defense's random draws derive from it and `step`
+    /// (so a resumed run draws the same numbers).
+    pub seed: u64,
+}
+
+/// A training-time defense (DESIGN section 5).
+pub trait Defense: Send {
+    /// Short name used in logs and reports (e.g. `label_smoothing`).
+    fn name(&self) -> &'static str;
+
+    /// Targets `[N, classes]` to train against instead of one-hot labels.
+    fn targets(&self, _labels: &[u32], _classes: usize, _device: &Device) -> Option<Tensor<2>> {
+        None
+    }
+
+    /// Transforms the split features in training (VAE sampling, dropout of
+    /// signal content). Identity by default.
+    fn transform(&mut self, features: Features, _ctx: &StepContext) -> Features {
+        features
+    }
+
+    /// Chooses, once per step, a layer `1..blocks` whose output this
+    /// defense transforms in training with
+    /// [`transform_layer`](Self::transform_layer); `None`: no layer this step.
+    fn pick_layer(&mut self, _split: usize, _blocks: usize) -> Option<usize> {
+        None
+    }
+
+    /// Transforms the output of block `layer` (as picked this step) in
+    /// training, on the edge or the server side of the split.
+    fn transform_layer(
+        &mut self,
+        _layer: usize,
+        features: Features,
+        _model: &SplitModel,
+        _step: usize,
+    ) -> Features {
+        features
+    }
+
+    /// The weighted loss term this defense adds, `[1]`; `None` adds nothing
+    /// (a zero weight must return `None`, so training stays bit-identical).
+    fn loss(&mut self, _ctx: &StepContext) -> Option<Tensor<1>> {
+        None
+    }
+
+    /// Called after the model's optimiser step with the updated model.
+    fn after_step(&mut self, _model: &SplitModel, _ctx: &StepContext) {}
+
+    /// Named values to log for the finished epoch (means over its steps).
+    fn epoch_log(&mut self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
+    /// The version of the state this defense saves, `None` for a defense
+    /// that carries nothing from one step to the next (the default).
+    fn state_version(&self) -> Option<u32> {
+        None
+    }
+
+    /// The state to save at the end of an epoch (`None`: nothing to save).
+    fn state(&self) -> Result<Option<DefenseState>, String> {
+        Ok(None)
+    }
+
+    /// Restores a state saved by [`state`](Self::state) (the trainer checks
+    /// the version first); `device` is the training device.
+    fn restore(&mut self, _state: DefenseState, _device: &Device) -> Result<(), String> {
+        Err(format!("the defense '{}' keeps no state", self.name()))
+    }
+}
