@@ -96,16 +96,8 @@ fn row(
     let (zt, _) = eval.features(test, k);
     let (za, _) = apply(basis, &za, mode)?;
     let (zt, bytes) = apply(basis, &zt, mode)?;
-    let acc = server_accuracy(
+    let (acc, attacks) = score_sent(
         model,
-        &zt,
-        &shape,
-        k,
-        &test.targets,
-        test.num_classes,
-        &inner,
-    );
-    let attacks = attribute_attacks(
         model,
         (aux, test),
         k,
@@ -125,11 +117,14 @@ fn row(
     }))
 }
 
-/// Every attribute attack at split `k` on what the edge sends of `aux` and
-/// `test` (`za`, `zt`), each attacker with the server part's architecture.
+/// What the edge sends of `aux` and `test` at split `k` (`za`, `zt`),
+/// scored: the accuracy of `server` (the model's server part, or a
+/// fine-tuned one) on `zt`, and every attribute attack, each attacker with
+/// the server part's architecture.
 #[allow(clippy::too_many_arguments)]
-fn attribute_attacks(
+fn score_sent(
     model: &SplitModel,
+    server: &SplitModel,
     (aux, test): (&Dataset, &Dataset),
     k: usize,
     (za, zt): (&[f32], &[f32]),
@@ -137,7 +132,17 @@ fn attribute_attacks(
     attack: &AttributeConfig,
     seed: u64,
     device: &Device,
-) -> Result<Vec<serde_json::Value>, crate::Error> {
+) -> Result<(f64, Vec<serde_json::Value>), crate::Error> {
+    let inner = device.clone().inner();
+    let acc = server_accuracy(
+        server,
+        zt,
+        shape,
+        k,
+        &test.targets,
+        test.num_classes,
+        &inner,
+    );
     let server = model.block_specs()[k..].to_vec();
     let mut attacks = Vec::new();
     for attr in &test.hidden {
@@ -159,7 +164,7 @@ fn attribute_attacks(
         attacks
             .push(json!({"attribute": attr.name, "accuracy": out.accuracy, "chance": out.chance}));
     }
-    Ok(attacks)
+    Ok((acc, attacks))
 }
 
 /// Seed 004's Figure 5 baseline at split `k`: the `m` units of each
@@ -190,17 +195,9 @@ fn pruning_row(
     let (mut zt, _) = eval.features(test, k);
     pruned.features.apply(&mut za);
     pruned.features.apply(&mut zt);
-    let acc = server_accuracy(
-        &pruned.model,
-        &zt,
-        &shape,
-        k,
-        &test.targets,
-        test.num_classes,
-        &inner,
-    );
-    let attacks = attribute_attacks(
+    let (acc, attacks) = score_sent(
         model,
+        &pruned.model,
         (aux, test),
         k,
         (&za, &zt),
