@@ -27,7 +27,7 @@ use super::decoder::Standardizer;
 use super::diagnostics::{Holdout, fit_with_validation, under_trained};
 use crate::metrics::{accuracy, argmax_rows, majority_rate};
 use crate::model::{BlockSpec, ModelError, SplitModel};
-use crate::train::{one_hot, soft_cross_entropy, to_vec};
+use crate::train::{gather_rows as rows, one_hot, soft_cross_entropy, to_vec};
 
 fn d_epochs() -> usize {
     10
@@ -162,13 +162,6 @@ pub struct AttributeOutcome {
 /// outputs; an error when the last block is not linear.
 pub fn attacker_specs(server: &[BlockSpec], classes: usize) -> Result<Vec<BlockSpec>, ModelError> {
     crate::model::with_classes(server, classes)
-}
-
-fn rows(data: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
-    idx.iter()
-        .flat_map(|&i| &data[i * dim..(i + 1) * dim])
-        .copied()
-        .collect()
 }
 
 fn predict(

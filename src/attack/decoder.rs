@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{AttackerVariant, FeatureSet};
-use crate::train::to_vec;
+use crate::train::{gather_rows as rows, to_vec};
 
 fn d_epochs() -> usize {
     40
@@ -212,14 +212,6 @@ struct Fit {
     train_curve: Vec<f64>,
     validation_curve: Vec<f64>,
     best_epoch: usize,
-}
-
-fn rows(data: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(idx.len() * dim);
-    for &i in idx {
-        out.extend_from_slice(&data[i * dim..(i + 1) * dim]);
-    }
-    out
 }
 
 fn decode_all(dec: &Decoder, z: &[f32], dim: usize, device: &Device) -> Vec<f32> {

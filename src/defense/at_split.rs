@@ -126,15 +126,6 @@ pub fn fraction_count(fraction: f32, n: usize) -> usize {
     (k as usize).clamp(1, n)
 }
 
-/// The rows `idx` of flat features `z` (`dim` values a row), in order.
-pub fn gather_rows(z: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(idx.len() * dim);
-    for &i in idx {
-        out.extend_from_slice(&z[i * dim..(i + 1) * dim]);
-    }
-    out
-}
-
 /// A 64-bit mix (splitmix64's finaliser).
 pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

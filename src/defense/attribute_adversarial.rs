@@ -155,11 +155,12 @@ impl AttributeAdversarial {
     /// The batch's values of the attribute and its number of values
     /// (`None` when the data lacks it, which the pipeline refuses before
     /// training).
-    fn hidden<'c>(&self, ctx: &'c StepContext) -> Option<(&'c [u32], usize)> {
-        ctx.attributes
-            .iter()
-            .find(|a| a.name == self.cfg.attribute)
-            .map(|a| (a.values.as_slice(), a.classes))
+    fn hidden(&self, ctx: &StepContext) -> Option<(Vec<u32>, usize)> {
+        let a = ctx.hidden.iter().find(|a| a.name == self.cfg.attribute)?;
+        Some((
+            ctx.batch.iter().map(|&i| a.values[i]).collect(),
+            a.num_classes,
+        ))
     }
 
     fn build(shape: &AdversaryShape, device: &Device) -> Result<SplitModel, String> {
@@ -194,7 +195,7 @@ impl AttributeAdversarial {
             return None;
         }
         let (values, classes) = self.hidden(ctx)?;
-        let (values, device) = (values.to_vec(), ctx.images.device());
+        let device = ctx.images.device();
         let frozen = self.adversary_for(ctx, classes)?.clone().freeze();
         let logits = frozen.forward_features(ctx.features.clone());
         // Each example's cross-entropy, capped at chance before the mean.
@@ -218,7 +219,6 @@ impl AttributeAdversarial {
         let Some((values, classes)) = self.hidden(ctx) else {
             return;
         };
-        let values = values.to_vec();
         let device = ctx.images.device();
         if self.adversary_for(ctx, classes).is_none() {
             return;
@@ -302,7 +302,7 @@ impl Defense for AttributeAdversarial {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::defense::BatchAttribute;
+    use crate::data::Attribute;
     use crate::model::zoo;
 
     use crate::defense::base::param_values as values;
@@ -317,16 +317,16 @@ mod tests {
     }
 
     /// A cnn6 on 8x8 inputs, a batch of 8 and its parity attribute.
-    fn setup(device: &Device) -> (SplitModel, Tensor<4>, Vec<u32>, Vec<BatchAttribute>) {
+    fn setup(device: &Device) -> (SplitModel, Tensor<4>, Vec<u32>, Vec<Attribute>) {
         device.seed(4);
         let spec = zoo::spec_for("cnn6", [1, 8, 8], 2).unwrap();
         let model = SplitModel::new(&spec, device).unwrap();
         let x = Tensor::<4>::random([8, 1, 8, 8], burn::tensor::Distribution::Default, device);
         let labels: Vec<u32> = (0..8).map(|i| (i / 2) % 2).collect();
-        let attrs = vec![BatchAttribute {
+        let attrs = vec![Attribute {
             name: "parity".into(),
             values: (0..8).map(|i| i % 2).collect(),
-            classes: 2,
+            num_classes: 2,
         }];
         (model, x, labels, attrs)
     }
@@ -335,14 +335,15 @@ mod tests {
         model: &'a SplitModel,
         x: &'a Tensor<4>,
         labels: &'a [u32],
-        attrs: &'a [BatchAttribute],
+        attrs: &'a [Attribute],
         z: &'a crate::model::Features,
     ) -> StepContext<'a> {
         StepContext {
             model,
             images: x,
             labels,
-            attributes: attrs,
+            hidden: attrs,
+            batch: &[0, 1, 2, 3, 4, 5, 6, 7],
             split: 2,
             features: z,
             log_var: None,

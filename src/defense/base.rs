@@ -1,5 +1,5 @@
 //! Helpers the defenses share; the interface they implement
-//! ([`Defense`], [`StepContext`], [`DefenseState`], [`BatchAttribute`]) is
+//! ([`Defense`], [`StepContext`], [`DefenseState`]) is
 //! the trainer's ([`crate::train`]), re-exported here.
 
 use burn::module::Module;
@@ -9,7 +9,7 @@ use burn::tensor::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::train::{BatchAttribute, Defense, DefenseState, StepContext};
+pub use crate::train::{Defense, DefenseState, StepContext};
 
 /// The state of a network a defense trains against the model (an attacker
 /// or adversary): `values` holds what it was built for (`shape`; null

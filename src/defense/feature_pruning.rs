@@ -37,9 +37,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::Defense;
-use super::at_split::{OwnerFeatures, Perturbation, SplitPerturbation, gather_rows, mix, tag};
+use super::at_split::{OwnerFeatures, Perturbation, SplitPerturbation, mix, tag};
 use crate::model::{Block, Features, SplitModel};
-use crate::train::{one_hot, soft_cross_entropy, to_vec};
+use crate::train::{gather_rows, one_hot, soft_cross_entropy, to_vec};
 
 fn d_epochs() -> usize {
     3

@@ -22,7 +22,7 @@ pub mod vae;
 pub use adversarial::{AdversarialConfig, AdversarialReconstruction};
 pub use at_split::{AtSplit, OwnerFeatures, Perturbation, SplitPerturbation};
 pub use attribute_adversarial::{AttributeAdversarial, AttributeAdversarialConfig};
-pub use base::{BatchAttribute, Defense, DefenseState, StepContext};
+pub use base::{Defense, DefenseState, StepContext};
 pub use config::{
     DeCovConfig, DefensesConfig, DropoutLayer, LabelSmoothingConfig, SignalDropoutConfig, VaeConfig,
 };

@@ -167,17 +167,46 @@ fn score_sent(
     Ok((acc, attacks))
 }
 
+/// The model's features of the owner's, the attacker's and the victims'
+/// images at one split, with one example's shape.
+struct SplitFeatures {
+    owner: Vec<f32>,
+    aux: Vec<f32>,
+    test: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+impl SplitFeatures {
+    fn new(
+        model: &SplitModel,
+        (owner, aux, test): (&Dataset, &Dataset, &Dataset),
+        k: usize,
+        device: &Device,
+    ) -> Self {
+        let inner = device.clone().inner();
+        let eval = Evaluator::new(model, &inner, 256);
+        let (owner, shape) = eval.features(owner, k);
+        Self {
+            owner,
+            aux: eval.features(aux, k).0,
+            test: eval.features(test, k).0,
+            shape,
+        }
+    }
+}
+
 /// Seed 004's Figure 5 baseline at split `k`: the `m` units of each
 /// example the next layer weighs most kept (values before a linear block,
 /// as at the paper's FC1 split; channels before a convolution), the rest zeroed, the server
 /// fine-tuned on the owner's pruned features
 /// ([`crate::defense::feature_pruning`], its default schedule); target
 /// accuracy on `test` with the fine-tuned server, and the attribute attacks
-/// on the pruned features.
+/// on the pruned features. `f` are the unpruned features at `k`.
 #[allow(clippy::too_many_arguments)]
 fn pruning_row(
     model: &SplitModel,
     (owner, aux, test): (&Dataset, &Dataset, &Dataset),
+    f: &SplitFeatures,
     k: usize,
     m: usize,
     attack: &AttributeConfig,
@@ -186,13 +215,11 @@ fn pruning_row(
 ) -> Result<serde_json::Value, crate::Error> {
     use crate::defense::feature_pruning::{FeaturePruningConfig, Kept, prune_and_fine_tune};
     let inner = device.clone().inner();
-    let eval = Evaluator::new(model, &inner, 256);
-    let (zo, shape) = eval.features(owner, k);
+    let shape = &f.shape;
     let schedule = FeaturePruningConfig::with_default_schedule(1.0);
-    let data = crate::defense::OwnerFeatures::of(&zo, &shape, owner);
+    let data = crate::defense::OwnerFeatures::of(&f.owner, shape, owner);
     let pruned = prune_and_fine_tune(model, k, Kept::Units(m), &schedule, &data, seed, &inner)?;
-    let (mut za, _) = eval.features(aux, k);
-    let (mut zt, _) = eval.features(test, k);
+    let (mut za, mut zt) = (f.aux.clone(), f.test.clone());
     pruned.features.apply(&mut za);
     pruned.features.apply(&mut zt);
     let (acc, attacks) = score_sent(
@@ -201,7 +228,7 @@ fn pruning_row(
         (aux, test),
         k,
         (&za, &zt),
-        &shape,
+        shape,
         attack,
         seed,
         device,
@@ -295,6 +322,10 @@ pub fn run_study(
     let mut fig4 = Vec::new();
     if let Some(k) = tk.filter(|_| !cfg.keep.is_empty()) {
         let basis = cache.basis(model, k)?;
+        // The pruning baseline prunes the same features at every m'.
+        let unpruned = (cfg.pruning_baseline
+            && matches!(model.blocks.get(k), Some(Block::Conv(_) | Block::Linear(_))))
+        .then(|| SplitFeatures::new(model, (owner, aux, test), k, device));
         for &m in &cfg.keep {
             let r = row(
                 model,
@@ -324,11 +355,11 @@ pub fn run_study(
                 .unwrap_or_default();
             let mut point = json!({"m": m, "target_error": 1.0 - r["target_accuracy"].as_f64().unwrap_or(f64::NAN), "attack_error": 1.0 - first_attack(&r), "attack_errors": errors, "bytes_per_query": r["bytes_per_query"]});
             if cfg.pruning_baseline {
-                point["pruning"] = match model.blocks.get(k) {
-                    Some(Block::Conv(_) | Block::Linear(_)) => {
-                        pruning_row(model, (owner, aux, test), k, m, attack, seed, device)?
+                point["pruning"] = match &unpruned {
+                    Some(f) => {
+                        pruning_row(model, (owner, aux, test), f, k, m, attack, seed, device)?
                     }
-                    _ => json!({"skipped": format!(
+                    None => json!({"skipped": format!(
                         "feature pruning needs a convolution or linear block after split {k}"
                     )}),
                 };

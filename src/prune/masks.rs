@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PruneError;
 use crate::data::Dataset;
-use crate::defense::{BatchAttribute, Defense, DefensesConfig, Lipschitz, StepContext};
+use crate::defense::{Defense, DefensesConfig, Lipschitz, StepContext};
 use crate::model::{Features, SplitModel};
 use crate::train::{
     EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy,
@@ -259,7 +259,6 @@ pub fn train_masks(
             (0f64, 0f64, 0f64, 0usize, 0usize);
         for idx in batches {
             let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
-            let attributes = BatchAttribute::of_batch(data, idx);
             let x = images_tensor(data, idx, device);
             let z = masked.edge_forward(x.clone(), split);
             let (loss, task, logits) = {
@@ -268,7 +267,8 @@ pub fn train_masks(
                     model: &masked.model,
                     images: &x,
                     labels: &labels,
-                    attributes: &attributes,
+                    hidden: &data.hidden,
+                    batch: idx,
                     split,
                     features: &z,
                     step,
@@ -333,7 +333,8 @@ pub fn train_masks(
                 model: &masked.model,
                 images: &x,
                 labels: &labels,
-                attributes: &attributes,
+                hidden: &data.hidden,
+                batch: idx,
                 split,
                 features: &z,
                 step,

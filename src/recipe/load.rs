@@ -203,12 +203,7 @@ fn at_most(mut problems: Vec<String>) -> Vec<String> {
 
 /// `s` cut to [`LINE`] characters, saying how long it was.
 fn bounded_line(s: &str) -> String {
-    let n = s.chars().count();
-    if n <= LINE {
-        return s.to_string();
-    }
-    let start: String = s.chars().take(LINE - 30).collect();
-    format!("{start}... ({n} characters)")
+    super::typecheck::cut(s, LINE)
 }
 
 /// Sets `o.path` in a YAML tree, creating mappings for absent keys (the

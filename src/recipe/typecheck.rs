@@ -65,15 +65,19 @@ fn at(path: &str) -> String {
 /// The most characters of a value or path a message shows.
 const SHOWN: usize = 80;
 
-/// `s` as a message shows it: whole up to [`SHOWN`] characters, else its
-/// start and how long it is, so a hostile recipe cannot make the message
-/// as large as itself.
+/// A value or path as a message shows it (see [`cut`]).
 fn bounded(s: &str) -> String {
+    cut(s, SHOWN)
+}
+
+/// `s` whole up to `max` characters (`max >= 20`), else its start and how
+/// long it is, so a hostile recipe cannot make a message as large as itself.
+pub(super) fn cut(s: &str, max: usize) -> String {
     let n = s.chars().count();
-    if n <= SHOWN {
+    if n <= max {
         return s.to_string();
     }
-    let start: String = s.chars().take(SHOWN - 20).collect();
+    let start: String = s.chars().take(max - 20).collect();
     format!("{start}... ({n} characters)")
 }
 

@@ -129,3 +129,13 @@ pub fn step_outcome(
     let hits = pred.iter().zip(labels).filter(|(p, l)| p == l).count();
     (value, hits)
 }
+
+/// The rows `idx` of flat row-major values `z` (`dim` values a row), in
+/// order: a mini-batch of features or images.
+pub fn gather_rows(z: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(idx.len() * dim);
+    for &i in idx {
+        out.extend_from_slice(&z[i * dim..(i + 1) * dim]);
+    }
+    out
+}

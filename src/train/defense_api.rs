@@ -8,34 +8,8 @@
 
 use burn::prelude::*;
 
-use crate::data::Dataset;
+use crate::data::Attribute;
 use crate::model::{Features, SplitModel};
-
-/// One hidden attribute's values for the examples of a training batch
-/// (what a defense against a known attribute trains against).
-#[derive(Clone, Debug, PartialEq)]
-pub struct BatchAttribute {
-    /// The attribute's name in the data (e.g. `writer`).
-    pub name: String,
-    /// Its value for each example of the batch.
-    pub values: Vec<u32>,
-    /// The number of values it can take.
-    pub classes: usize,
-}
-
-impl BatchAttribute {
-    /// Every hidden attribute of `data` for the batch `idx`.
-    pub fn of_batch(data: &Dataset, idx: &[usize]) -> Vec<Self> {
-        data.hidden
-            .iter()
-            .map(|a| Self {
-                name: a.name.clone(),
-                values: idx.iter().map(|&i| a.values[i]).collect(),
-                classes: a.num_classes,
-            })
-            .collect()
-    }
-}
 
 /// What a defense carries from one step to the next (an attacker network
 /// and its optimiser, a random generator's position, cached bases), saved
@@ -58,9 +32,11 @@ pub struct StepContext<'a> {
     pub images: &'a Tensor<4>,
     /// Task labels of the batch.
     pub labels: &'a [u32],
-    /// The data's hidden attributes for the batch (only a defense against
-    /// a known attribute reads them).
-    pub attributes: &'a [BatchAttribute],
+    /// The training data's hidden attributes (every image's values; only a
+    /// defense against a known attribute reads them, at [`batch`](Self::batch)).
+    pub hidden: &'a [Attribute],
+    /// The batch's indices into the training data.
+    pub batch: &'a [usize],
     /// The defended split point (blocks `1..=split` are the edge).
     pub split: usize,
     /// Features the edge produced at the split (before any transform; the

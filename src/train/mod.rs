@@ -5,9 +5,9 @@ mod config;
 mod defense_api;
 mod trainer;
 
-pub use batch::{Evaluator, images_tensor, one_hot, step_outcome, to_vec};
+pub use batch::{Evaluator, gather_rows, images_tensor, one_hot, step_outcome, to_vec};
 pub use config::{LrDrops, OptimizerConfig, TrainConfig};
-pub use defense_api::{BatchAttribute, Defense, DefenseState, StepContext};
+pub use defense_api::{Defense, DefenseState, StepContext};
 pub use trainer::{
     EpochMetrics, EpochSummary, Silent, TrainObserver, TrainRun, Trained, history_extra,
     soft_cross_entropy, train,

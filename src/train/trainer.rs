@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{images_tensor, one_hot, step_outcome, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
-use super::{BatchAttribute, Defense, DefenseState, StepContext};
+use super::{Defense, DefenseState, StepContext};
 use super::{Kept, TrainError};
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
@@ -413,7 +413,6 @@ pub fn train(
         let (mut loss_sum, mut task_sum, mut hits, mut seen) = (0f64, 0f64, 0usize, 0usize);
         for idx in batches {
             let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
-            let attributes = BatchAttribute::of_batch(data, idx);
             let x = images_tensor(data, idx, device);
             // Layers the defenses transform this step (signal-content dropout
             // at a random layer), applied on both sides of the split.
@@ -428,7 +427,8 @@ pub fn train(
                 model: &model,
                 images: &x,
                 labels: &labels,
-                attributes: &attributes,
+                hidden: &data.hidden,
+                batch: idx,
                 split: run.split,
                 features: &z,
                 log_var: log_var.as_ref(),
@@ -479,7 +479,8 @@ pub fn train(
                 model: &model,
                 images: &x,
                 labels: &labels,
-                attributes: &attributes,
+                hidden: &data.hidden,
+                batch: idx,
                 split: run.split,
                 features: &z,
                 log_var: log_var.as_ref(),
