@@ -340,9 +340,11 @@ fn discard_stale(recipe: &Recipe, out: &Path) -> Result<(), Error> {
     if trained {
         return Ok(());
     }
-    use crate::prune::stage::{PRUNE_METRICS, PRUNE_REPORT, PRUNED_MODEL};
+    use crate::prune::stage::{MASK_METRICS, MASKS, PRUNE_METRICS, PRUNE_REPORT, PRUNED_MODEL};
     for name in [
         files::AUDIT,
+        MASKS,
+        MASK_METRICS,
         PRUNED_MODEL,
         PRUNE_REPORT,
         PRUNE_METRICS,

@@ -28,6 +28,11 @@ pub const FEATURE_PRUNING: &str = "feature_pruning.json";
 pub const LOCK: &str = "run.lock";
 /// The pruned model's checkpoint (seed 001's prune stage).
 pub const PRUNED_MODEL: &str = "pruned.sgck";
+/// PATROL's mask training checkpoint (model, masks and both optimisers;
+/// updated every epoch of the prune stage's mask phase).
+pub const MASKS: &str = "masks.sgck";
+/// PATROL's mask-training metrics, one JSON object a line.
+pub const MASK_METRICS: &str = "mask_metrics.jsonl";
 /// The prune stage's report section (written last).
 pub const PRUNE_REPORT: &str = "prune.json";
 /// The prune stage's fine-tuning metrics, one JSON object a line.

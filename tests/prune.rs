@@ -15,9 +15,11 @@ use splitguard::model::{
     zoo,
 };
 use splitguard::pipeline::{self, RunObserver, RunOptions, files};
-use splitguard::prune::{MaskedModel, l1_scores, prune_model, resized_spec};
+use splitguard::prune::{MaskRun, MaskedModel, l1_scores, prune_model, resized_spec, train_masks};
 use splitguard::recipe;
-use splitguard::train::{Silent, TrainConfig, TrainObserver, TrainRun, train};
+use splitguard::train::{
+    EpochSummary, LrDrops, OptimizerConfig, Silent, TrainConfig, TrainObserver, TrainRun, train,
+};
 
 /// burn's random draws come from one generator per backend, shared by the
 /// test threads; the tests that compare runs for equality take turns.
@@ -374,4 +376,74 @@ fn patrol_recipe_prunes_to_the_budget_at_the_deepest_split_and_resumes() {
     // Resuming a finished run reads the stage back; a fresh run reproduces it.
     assert_eq!(run_recipe(&a, true), ra);
     assert_eq!(run_recipe(&b, false), ra);
+}
+
+/// `spec()` without batch-norm, so every value a visitor sees is a weight.
+fn spec_without_batch_norm() -> ModelSpec {
+    let mut s = spec();
+    for b in &mut s.blocks {
+        match b {
+            BlockSpec::Conv(c) => c.batch_norm = false,
+            BlockSpec::Linear(l) => l.batch_norm = false,
+            _ => {}
+        }
+    }
+    s
+}
+
+#[test]
+fn mask_training_runs_through_the_trainer_with_the_recipes_schedule_and_resumes() {
+    let _turn = serial();
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let model = SplitModel::new(&spec_without_batch_norm(), &device).unwrap();
+    let initial = all_values(&model);
+    // The weights follow the recipe's optimiser and schedule (here SGD, and
+    // a drop to a rate of 0 from the second epoch); the masks their own Adam.
+    let training = TrainConfig {
+        optimizer: OptimizerConfig::Sgd {
+            lr: 0.5,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        lr_drops: LrDrops {
+            at_epochs: vec![2],
+            factor: 0.0,
+        },
+        ..config(1, DefensesConfig::default())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(48, 2);
+    let masked = MaskedModel::new(model, &[0, 1], 2, &device).unwrap();
+    let mut train_for = |epochs: usize, file: &str, resume: bool| {
+        let run = MaskRun {
+            training: &training,
+            epochs,
+            mask_lr: 0.05,
+            sparsity: 1.0,
+            seed: 4,
+            split: 2,
+            checkpoint: Some(dir.path().join(file)),
+            metrics_log: None,
+            resume,
+        };
+        train_masks(masked.clone(), &data, &run, &device, &mut Silent).unwrap()
+    };
+    let (one, _) = train_for(1, "one.sgck", false);
+    let (two, history) = train_for(2, "two.sgck", false);
+    assert_ne!(all_values(&one.model), initial, "epoch 1 moves the weights");
+    assert_eq!(
+        all_values(&two.model),
+        all_values(&one.model),
+        "at a rate of 0 the weights stay"
+    );
+    assert_ne!(two.values(), one.values(), "the masks go on learning");
+    assert_eq!(history[1].lr, 0.0);
+    assert!(history[1].defenses["mask_sparsity"] > 0.0);
+    // Resumed from the checkpoint of epoch 1: the masks, their optimiser
+    // and the weights continue exactly.
+    let (resumed, again) = train_for(2, "one.sgck", true);
+    assert_eq!(resumed.raw_values(), two.raw_values());
+    assert_eq!(all_values(&resumed.model), all_values(&two.model));
+    assert_eq!(EpochSummary::of(&again), EpochSummary::of(&history));
 }

@@ -151,19 +151,24 @@ fn signal_dropout_resumes_to_a_byte_identical_report() {
 const PATROL: &str = "prune:
   method: patrol
   budget: {fraction: 0.6, reference_split: 1}
-  mask_epochs: 1
+  mask_epochs: 2
   fine_tune_epochs: 2
 ";
 
 #[test]
-fn patrol_resumes_from_a_kill_in_fine_tuning_and_before_prune_json() {
-    let text = recipe_text(ADVERSARIAL, PATROL)
+fn patrol_resumes_from_a_kill_in_mask_training_in_fine_tuning_and_before_prune_json() {
+    // Both stateful defenses train with the masks (through the trainer,
+    // so signal dropout's layer hooks apply there too).
+    let defenses = format!("{ADVERSARIAL}\n{SIGNAL_DROPOUT}");
+    let text = recipe_text(&defenses, PATROL)
         .replace("epochs: 3", "epochs: 1")
         .replace("split: 1\n", "");
-    // The first stop question comes after fine-tuning's first epoch (the
-    // main training has one epoch, mask training asks nothing).
-    let (root, expected) = resumes_exactly(&text, &[1]);
+    // The main training has one epoch and asks nothing; the first stop
+    // question comes after mask training's first epoch, the second after
+    // fine-tuning's first.
+    let (root, expected) = resumes_exactly(&text, &[1, 2]);
     assert!(expected.contains("\"fine_tuning\""), "{expected}");
+    assert!(expected.contains("\"mask_training\""), "{expected}");
 
     // Killed after `pruned.sgck` was written, before `prune.json`: resume
     // completes the stage and reports the same numbers.

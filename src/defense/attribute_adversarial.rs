@@ -331,6 +331,10 @@ mod tests {
         (model, x, labels, attrs)
     }
 
+    fn unused_block(_: usize, u: crate::model::Features) -> crate::model::Features {
+        u
+    }
+
     fn ctx<'a>(
         model: &'a SplitModel,
         x: &'a Tensor<4>,
@@ -340,6 +344,8 @@ mod tests {
     ) -> StepContext<'a> {
         StepContext {
             model,
+            // The defense reads only the split features, never a block.
+            block: &unused_block,
             images: x,
             labels,
             hidden: attrs,

@@ -375,10 +375,7 @@ impl Defense for Lipschitz {
     }
 
     fn loss(&mut self, ctx: &StepContext) -> Option<Tensor<1>> {
-        let model = ctx.model;
-        self.loss_with(model, ctx.images, ctx.split, &|i, u| {
-            model.blocks[i].forward(u)
-        })
+        self.loss_with(ctx.model, ctx.images, ctx.split, ctx.block)
     }
 
     /// The spectral estimate's power-iteration vectors carry over from step

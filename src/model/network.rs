@@ -132,14 +132,27 @@ impl SplitModel {
     /// how training-time defenses reach layers other than the split.
     pub fn run_hooked(
         &self,
-        mut x: Features,
+        x: Features,
         from: usize,
         to: usize,
         hook: &mut dyn FnMut(usize, Features) -> Features,
     ) -> Features {
-        for (i, block) in self.blocks[from..to].iter().enumerate() {
-            let k = from + i + 1;
-            x = hook(k, self.after_block(k, block.forward(x)));
+        self.run_blocks(x, from, to, &|i, u| self.blocks[i].forward(u), hook)
+    }
+
+    /// Like [`run_hooked`](Self::run_hooked), with `block(i, u)` standing for
+    /// 0-based block `i` (a trainee that scales a block's output, as
+    /// PATROL's channel masks do, passes its own).
+    pub fn run_blocks(
+        &self,
+        mut x: Features,
+        from: usize,
+        to: usize,
+        block: &dyn Fn(usize, Features) -> Features,
+        hook: &mut dyn FnMut(usize, Features) -> Features,
+    ) -> Features {
+        for i in from..to {
+            x = hook(i + 1, self.after_block(i + 1, block(i, x)));
         }
         x
     }
@@ -153,20 +166,21 @@ impl SplitModel {
     }
 
     /// Edge features at split `k` for training: `(mu, Some(log sigma^2))`
-    /// when the VAE head sits at `k`, else `(features, None)`. `hook` sees
-    /// the output of blocks `1..k` (not `k` itself), as in
-    /// [`run_hooked`](Self::run_hooked).
+    /// when the VAE head sits at `k`, else `(features, None)`. `block(i, u)`
+    /// stands for 0-based block `i` as in [`run_blocks`](Self::run_blocks);
+    /// `hook` sees the output of blocks `1..k` (not `k` itself).
     pub fn edge_forward_moments(
         &self,
         x: Tensor<4>,
         k: usize,
+        block: &dyn Fn(usize, Features) -> Features,
         hook: &mut dyn FnMut(usize, Features) -> Features,
     ) -> (Features, Option<Features>) {
-        let h = self.run_hooked(Features::Map(x), 0, k.saturating_sub(1), hook);
+        let h = self.run_blocks(Features::Map(x), 0, k.saturating_sub(1), block, hook);
         if k == 0 {
             return (h, None);
         }
-        let h = self.blocks[k - 1].forward(h);
+        let h = block(k - 1, h);
         match &self.vae {
             Some(head) if self.vae_at == k => {
                 let (mu, log_var) = head.moments(h);

@@ -18,35 +18,34 @@
 //! block's weights ([`super::surgery`]), so no mask survives into the model.
 //!
 //! Design: the masks wrap the model ([`MaskedModel`]) rather than being a
-//! [`crate::defense::Defense`], because a defense only sees the split
-//! features, while a mask must act inside the edge. Hence this phase has its
-//! own loop, a copy of the trainer's step with the masked edge; it calls the
-//! recipe's defenses like the trainer does (`transform`, `targets`, `loss`,
-//! `after_step`), except the Lipschitz term, which it computes on the masked
-//! blocks. The masks are stored as raw values `s` and used as
-//! `clamp(s, 0, 1) = relu(s) - relu(s - 1)`, with their own Adam and
-//! learning rate (`prune.mask_lr`); the weights use Adam at the training
-//! learning rate.
+//! [`crate::train::Defense`], because a defense only sees the split
+//! features, while a mask must act inside the edge. The masked model is a
+//! [`Trainee`] ([`MaskTrainee`]) that the one trainer drives: it runs each
+//! edge block with its mask ([`Trainee::block`], which the layer hooks, the
+//! VAE head and the Lipschitz term's perturbation estimate all see), adds
+//! the sparsity term to the defenses' terms, and steps the masks with their
+//! own Adam at `prune.mask_lr` while the weights follow the recipe's
+//! optimiser and learning-rate schedule (counted in mask epochs). So weight
+//! decay, `lr_drops`, signal dropout's layer hooks, NaN checks, per-epoch
+//! checkpoints (`masks.sgck`, the masks and their optimiser with the model)
+//! and `--resume` all apply as in training. The masks are stored as raw
+//! values `s` and used as `clamp(s, 0, 1) = relu(s) - relu(s - 1)`.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::path::PathBuf;
 
 use burn::module::{Module, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use burn::tensor::{Bytes, Gradients};
 use serde::{Deserialize, Serialize};
 
 use super::PruneError;
 use crate::data::Dataset;
-use crate::defense::{Defense, DefensesConfig, Lipschitz, StepContext};
 use crate::model::{Features, SplitModel};
 use crate::train::{
-    EpochMetrics, TrainConfig, TrainObserver, images_tensor, one_hot, soft_cross_entropy,
-    step_outcome, to_vec,
+    DefenseState, EpochMetrics, TrainConfig, TrainObserver, TrainRun, Trainee, to_vec,
+    train_trainee,
 };
 
 /// How the sparsity penalty weighs each mask entry.
@@ -209,24 +208,222 @@ impl MaskedModel {
     }
 }
 
+/// The version of the state a [`MaskTrainee`] saves in a checkpoint.
+const MASK_STATE_VERSION: u32 = 1;
+
+/// PATROL's masks as the trainer's [`Trainee`]: the masked model, the
+/// masks' own Adam at `prune.mask_lr`, and the sparsity term
+/// `lambda * sum_{i,c} w_ic m_ic` it adds to the defenses' terms.
+pub struct MaskTrainee {
+    /// The model and its masks.
+    pub masked: MaskedModel,
+    optim: ModuleOptimizer,
+    mask_lr: f64,
+    sparsity: f32,
+    // The sparsity term's sum and the steps of the epoch, for the log.
+    sparse_sum: f64,
+    steps: usize,
+}
+
+impl MaskTrainee {
+    /// Masks trained with Adam at `mask_lr`, the sparsity term weighted by
+    /// `sparsity` (`lambda`).
+    pub fn new(masked: MaskedModel, mask_lr: f64, sparsity: f32) -> Self {
+        Self {
+            masked,
+            optim: AdamConfig::new().init(),
+            mask_lr,
+            sparsity,
+            sparse_sum: 0.0,
+            steps: 0,
+        }
+    }
+}
+
+impl Trainee for MaskTrainee {
+    fn model(&self) -> &SplitModel {
+        &self.masked.model
+    }
+
+    fn with_model(mut self, model: SplitModel) -> Self {
+        self.masked.model = model;
+        self
+    }
+
+    fn fork(mut self, device: &Device) -> Self {
+        self.masked = self.masked.fork(device).train();
+        self
+    }
+
+    fn block(&self, i: usize, u: Features) -> Features {
+        self.masked.block_forward(i, u)
+    }
+
+    fn loss_terms(&mut self) -> Vec<Tensor<1>> {
+        let Some(s) = self.masked.sparsity() else {
+            return Vec::new();
+        };
+        self.sparse_sum += to_vec(s.clone().detach())[0] as f64;
+        self.steps += 1;
+        match self.sparsity {
+            0.0 => Vec::new(),
+            lambda => vec![s.mul_scalar(lambda)],
+        }
+    }
+
+    fn update(self, mut grads: Gradients, lr: f64, optim: &mut ModuleOptimizer) -> Self {
+        let Self {
+            masked,
+            optim: mut optim_m,
+            mask_lr,
+            sparsity,
+            sparse_sum,
+            steps,
+        } = self;
+        let gw = GradientsParams::from_module(&mut grads, &masked.model);
+        let gm = GradientsParams::from_module(&mut grads, &masked.masks);
+        let MaskedModel {
+            model,
+            masks,
+            blocks,
+            costs,
+        } = masked;
+        Self {
+            masked: MaskedModel {
+                model: optim.step(lr, model, gw),
+                masks: optim_m.step(mask_lr, masks, gm),
+                blocks,
+                costs,
+            },
+            optim: optim_m,
+            mask_lr,
+            sparsity,
+            sparse_sum,
+            steps,
+        }
+    }
+
+    fn epoch_log(&mut self) -> Vec<(String, f64)> {
+        let mean = self.sparse_sum / self.steps.max(1) as f64;
+        (self.sparse_sum, self.steps) = (0.0, 0);
+        vec![
+            ("mask_sparsity".into(), mean),
+            ("mask_mean".into(), self.masked.mean_mask()),
+        ]
+    }
+
+    fn state_version(&self) -> Option<(&'static str, u32)> {
+        Some(("PATROL masks", MASK_STATE_VERSION))
+    }
+
+    /// The raw mask values (exact bits) and the masks' Adam state.
+    fn state(&self) -> Result<Option<DefenseState>, String> {
+        let mut blobs: Vec<(String, Vec<u8>)> = self
+            .masked
+            .masks
+            .values
+            .iter()
+            .zip(&self.masked.blocks)
+            .map(|(v, b)| {
+                let bytes = to_vec(v.val()).iter().flat_map(|x| x.to_le_bytes()).collect();
+                (format!("mask_{b}"), bytes)
+            })
+            .collect();
+        blobs.push((
+            "optimizer".into(),
+            self.optim.into_bytes().map_err(|e| e.to_string())?.to_vec(),
+        ));
+        Ok(Some(DefenseState {
+            version: MASK_STATE_VERSION,
+            // The parameter ids key the masks' Adam state.
+            values: serde_json::json!({
+                "blocks": self.masked.blocks,
+                "ids": self.masked.masks.values.iter().map(|v| v.id.val()).collect::<Vec<u64>>(),
+            }),
+            blobs,
+        }))
+    }
+
+    fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
+        let blocks: Vec<usize> = state
+            .values
+            .get("blocks")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .ok_or("no list of masked blocks")?;
+        if blocks != self.masked.blocks {
+            return Err(format!(
+                "masks of blocks {blocks:?}, this run masks {:?}",
+                self.masked.blocks
+            ));
+        }
+        let ids: Vec<u64> = state
+            .values
+            .get("ids")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .filter(|ids: &Vec<u64>| ids.len() == blocks.len())
+            .ok_or("no parameter id for every mask")?;
+        let blob = |name: &str| {
+            state
+                .blobs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| b.clone())
+                .ok_or(format!("no '{name}'"))
+        };
+        for ((value, b), id) in self.masked.masks.values.iter_mut().zip(&blocks).zip(ids) {
+            let bytes = blob(&format!("mask_{b}"))?;
+            let n = value.val().dims()[0];
+            if bytes.len() != 4 * n {
+                return Err(format!(
+                    "the mask of block {} holds {} bytes, not {}",
+                    b + 1,
+                    bytes.len(),
+                    4 * n
+                ));
+            }
+            let v: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let mut param = Param::from_tensor(Tensor::from_data(TensorData::new(v, [n]), device));
+            param.id = id.into();
+            *value = param;
+        }
+        self.optim = AdamConfig::new()
+            .init()
+            .from_bytes(Bytes::from_bytes_vec(blob("optimizer")?))
+            .map_err(|e| format!("the masks' optimiser: {e}"))?;
+        Ok(())
+    }
+}
+
 /// Settings of one mask-training phase.
 pub struct MaskRun<'a> {
-    /// Batch size, learning rate of the weights, and the defenses to train with.
+    /// The recipe's training settings (batch, optimiser and schedule of the
+    /// weights, defenses); its `epochs` are replaced by [`epochs`](Self::epochs).
     pub training: &'a TrainConfig,
     /// Passes over the data.
     pub epochs: usize,
     /// Adam learning rate of the masks.
     pub mask_lr: f64,
-    /// `lambda`, the weight of `sum_i mean(m_i)`.
+    /// `lambda`, the weight of the sparsity term.
     pub sparsity: f32,
-    /// Seed of the batch order and random draws.
+    /// Seed of the batch order, the random draws and the defenses.
     pub seed: u64,
     /// The split whose features the defenses protect.
     pub split: usize,
+    /// Checkpoint written after every epoch (and read on resume).
+    pub checkpoint: Option<PathBuf>,
+    /// Per-epoch metrics, one JSON object a line.
+    pub metrics_log: Option<PathBuf>,
+    /// Continue from `checkpoint` if it exists.
+    pub resume: bool,
 }
 
-/// Trains weights and masks together (see the module docs). `device` must
-/// support autodiff.
+/// Trains weights and masks together through the trainer (see the module
+/// docs). `device` must support autodiff.
 pub fn train_masks(
     masked: MaskedModel,
     data: &Dataset,
@@ -234,143 +431,31 @@ pub fn train_masks(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<(MaskedModel, Vec<EpochMetrics>), PruneError> {
-    let mut masked = masked.fork(device).train();
-    let (mut opt_w, mut opt_m) = (AdamConfig::new().init(), AdamConfig::new().init());
-    let mut lip = run.training.defenses.lipschitz.clone().map(Lipschitz::new);
-    let mut others = DefensesConfig {
-        lipschitz: None,
-        ..run.training.defenses.clone()
-    }
-    .build(run.seed);
-    let (classes, split, lr) = (data.num_classes, run.split, run.training.optimizer.lr());
-    let batch = run.training.batch_size.max(2);
-    let mut history = Vec::new();
-    let mut step = 0;
-    for epoch in 1..=run.epochs {
-        let started = Instant::now();
-        let epoch_seed =
-            run.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (0x4D41_534B + epoch as u64);
-        device.seed(epoch_seed);
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
-        let batches: Vec<&[usize]> = order.chunks(batch).filter(|b| b.len() > 1).collect();
-        observer.epoch_start(epoch, run.epochs, batches.len());
-        let (mut loss_sum, mut task_sum, mut sparse_sum, mut hits, mut seen) =
-            (0f64, 0f64, 0f64, 0usize, 0usize);
-        for idx in batches {
-            let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
-            let x = images_tensor(data, idx, device);
-            let z = masked.edge_forward(x.clone(), split);
-            let (loss, task, logits) = {
-                let ctx = StepContext {
-                    log_var: None,
-                    model: &masked.model,
-                    images: &x,
-                    labels: &labels,
-                    hidden: &data.hidden,
-                    batch: idx,
-                    split,
-                    features: &z,
-                    step,
-                    seed: run.seed,
-                };
-                let mut z_sent = z.clone();
-                for d in others.iter_mut() {
-                    z_sent = d.transform(z_sent, &ctx);
-                }
-                let logits = masked.model.server_forward(z_sent, split);
-                let targets = others
-                    .iter()
-                    .find_map(|d| d.targets(&labels, classes, device))
-                    .unwrap_or_else(|| one_hot(&labels, classes, device));
-                let task = soft_cross_entropy(logits.clone(), targets);
-                let mut loss = task.clone();
-                for d in others.iter_mut() {
-                    if let Some(t) = d.loss(&ctx) {
-                        loss = loss + t;
-                    }
-                }
-                if let Some(l) = lip.as_mut() {
-                    let m = &masked;
-                    if let Some(t) = l.loss_with(&m.model, &x, split, &|i, u| m.block_forward(i, u))
-                    {
-                        loss = loss + t;
-                    }
-                }
-                if let Some(s) = masked.sparsity() {
-                    sparse_sum += to_vec(s.clone().detach())[0] as f64 * labels.len() as f64;
-                    if run.sparsity != 0.0 {
-                        loss = loss + s.mul_scalar(run.sparsity);
-                    }
-                }
-                (loss, task, logits)
-            };
-            let (loss_value, batch_hits) = step_outcome(&loss, logits, &labels, classes);
-            if !loss_value.is_finite() {
-                return Err(PruneError::NonFinite {
-                    epoch,
-                    step,
-                    value: loss_value,
-                });
-            }
-            let mut grads = loss.backward();
-            let gw = GradientsParams::from_module(&mut grads, &masked.model);
-            let gm = GradientsParams::from_module(&mut grads, &masked.masks);
-            let MaskedModel {
-                model,
-                masks,
-                blocks,
-                costs,
-            } = masked;
-            masked = MaskedModel {
-                model: opt_w.step(lr, model, gw),
-                masks: opt_m.step(run.mask_lr, masks, gm),
-                blocks,
-                costs,
-            };
-            let ctx = StepContext {
-                log_var: None,
-                model: &masked.model,
-                images: &x,
-                labels: &labels,
-                hidden: &data.hidden,
-                batch: idx,
-                split,
-                features: &z,
-                step,
-                seed: run.seed,
-            };
-            for d in others.iter_mut() {
-                d.after_step(&masked.model, &ctx);
-            }
-            loss_sum += loss_value * labels.len() as f64;
-            task_sum += to_vec(task.detach())[0] as f64 * labels.len() as f64;
-            hits += batch_hits;
-            seen += labels.len();
-            step += 1;
-            observer.step(loss_value, batch_hits as f64 / labels.len() as f64);
-        }
-        let seen_f = seen.max(1) as f64;
-        let mut defenses: BTreeMap<String, f64> =
-            others.iter_mut().flat_map(|d| d.epoch_log()).collect();
-        if let Some(l) = lip.as_mut() {
-            defenses.extend(l.epoch_log());
-        }
-        defenses.insert("mask_sparsity".into(), sparse_sum / seen_f);
-        defenses.insert("mask_mean".into(), masked.mean_mask());
-        let metrics = EpochMetrics {
-            epoch,
-            lr,
-            loss: loss_sum / seen_f,
-            task_loss: task_sum / seen_f,
-            train_accuracy: hits as f64 / seen_f,
-            seconds: started.elapsed().as_secs_f64(),
-            defenses,
-        };
-        observer.epoch_end(&metrics);
-        history.push(metrics);
-    }
-    Ok((masked, history))
+    let config = TrainConfig {
+        epochs: run.epochs,
+        ..run.training.clone()
+    };
+    let mut defenses = run.training.defenses.build(run.seed);
+    let trained = train_trainee(
+        MaskTrainee::new(masked, run.mask_lr, run.sparsity),
+        data,
+        &mut defenses,
+        &TrainRun {
+            config: &config,
+            seed: run.seed,
+            split: run.split,
+            checkpoint: run.checkpoint.clone(),
+            metrics_log: run.metrics_log.clone(),
+            resume: run.resume,
+        },
+        device,
+        observer,
+    )
+    .map_err(|e| match e {
+        e @ crate::train::TrainError::NonFinite { .. } => PruneError::MaskDiverged { source: e },
+        e => PruneError::Train(e),
+    })?;
+    Ok((trained.model.masked, trained.history))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub mod surgery;
 pub use budget::{BudgetConfig, SelectionRule, deepest_split, select_channels};
 pub use config::{PruneConfig, PruneMethod};
 pub use l1::{filter_l1_norms, l1_scores};
-pub use masks::{ChannelMasks, MaskRun, MaskedModel, SparsityWeights, train_masks};
+pub use masks::{ChannelMasks, MaskRun, MaskTrainee, MaskedModel, SparsityWeights, train_masks};
 pub use stage::{
     PrunePlan, PruneReport, PruneRun, Pruned, PrunedBlock, load_pruned, plan, run_prune,
 };
@@ -42,15 +42,12 @@ pub enum PruneError {
     Plan(String),
     /// The mask training's loss became NaN or infinite.
     #[error(
-        "mask training diverged: loss is {value} at epoch {epoch}, step {step}; lower prune.mask_lr, prune.sparsity or a defense weight"
+        "mask training (prune.method: patrol): {source}; or lower prune.mask_lr or prune.sparsity"
     )]
-    NonFinite {
-        /// 1-based epoch.
-        epoch: usize,
-        /// Global step.
-        step: usize,
-        /// The loss value.
-        value: f64,
+    MaskDiverged {
+        /// The trainer's error (which epoch, what is kept).
+        #[source]
+        source: TrainError,
     },
     /// Model or checkpoint trouble.
     #[error(transparent)]

@@ -43,7 +43,7 @@ use crate::train::{
     images_tensor, train,
 };
 
-pub use crate::run_folder::{PRUNE_METRICS, PRUNE_REPORT, PRUNED_MODEL};
+pub use crate::run_folder::{MASK_METRICS, MASKS, PRUNE_METRICS, PRUNE_REPORT, PRUNED_MODEL};
 
 /// What the budget decides before training.
 #[derive(Clone, Debug, PartialEq)]
@@ -280,8 +280,11 @@ pub fn run_prune(
                 epochs: cfg.mask_epochs,
                 mask_lr: cfg.mask_lr,
                 sparsity: cfg.sparsity,
-                seed: run.seed,
+                seed: run.seed ^ 0x4D41_534B,
                 split,
+                checkpoint: Some(run.out_dir.join(MASKS)),
+                metrics_log: Some(run.out_dir.join(MASK_METRICS)),
+                resume: run.resume,
             };
             let (masked, history) =
                 train_masks(masked, &splits.train, &mask_run, device, observer)?;

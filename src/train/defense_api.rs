@@ -28,6 +28,10 @@ pub struct DefenseState {
 pub struct StepContext<'a> {
     /// The model being trained (autodiff device).
     pub model: &'a SplitModel,
+    /// 0-based block `i` of the model as trained, on its input: the
+    /// model's own block, or with PATROL's channel mask applied while masks
+    /// are trained (a defense that runs edge blocks itself uses this).
+    pub block: &'a dyn Fn(usize, Features) -> Features,
     /// The input batch `[N, C, H, W]`.
     pub images: &'a Tensor<4>,
     /// Task labels of the batch.

@@ -13,10 +13,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
-    AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
+    AdamConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
 };
 use burn::prelude::*;
 use burn::tensor::Bytes;
@@ -28,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{images_tensor, one_hot, step_outcome, to_vec};
 use super::config::{OptimizerConfig, TrainConfig};
+use super::trainee::Trainee;
 use super::{Defense, DefenseState, StepContext};
 use super::{Kept, TrainError};
 use crate::data::Dataset;
@@ -36,6 +36,9 @@ use crate::model::{Blobs, Checkpoint, Features, SplitModel};
 
 /// The key of the defenses' states in a checkpoint's `extra`.
 const DEFENSE_STATE: &str = "defense_state";
+/// The key of a stateful trainee's state (PATROL's masks) in `extra`, and
+/// the prefix of its blobs.
+const TRAINEE_STATE: &str = "trainee_state";
 
 /// What one epoch measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,10 +133,10 @@ pub struct TrainRun<'a> {
     pub resume: bool,
 }
 
-/// A trained model and its history.
-pub struct Trained {
+/// A trained model (or other [`Trainee`]) and its history.
+pub struct Trained<T = SplitModel> {
     /// The model (still on the training device).
-    pub model: SplitModel,
+    pub model: T,
     /// One entry per epoch, including epochs done before a resume.
     pub history: Vec<EpochMetrics>,
 }
@@ -313,9 +316,9 @@ fn restore_floats(v: serde_json::Value) -> serde_json::Value {
 
 /// Writes the epoch's checkpoint: model, optimiser, history, seed and the
 /// defenses' states.
-fn save_checkpoint(
+fn save_checkpoint<T: Trainee>(
     path: &std::path::Path,
-    model: &SplitModel,
+    trainee: &T,
     epoch: usize,
     history: &[EpochMetrics],
     seed: u64,
@@ -326,11 +329,68 @@ fn save_checkpoint(
         .map(|o| o.into_bytes())
         .transpose()
         .map_err(|e| TrainError::Checkpoint(format!("optimiser state: {e}")))?;
-    let (states, blobs) = defense_states(defenses)?;
+    let (states, mut blobs) = defense_states(defenses)?;
     let mut extra = history_extra(history, seed);
     extra[DEFENSE_STATE] = states;
-    Checkpoint::save_with_blobs(path, model, epoch, extra, optim_bytes.as_deref(), &blobs)?;
+    if let Some((name, _)) = trainee.state_version() {
+        let state = trainee
+            .state()
+            .map_err(|e| TrainError::Checkpoint(format!("state of the {name}: {e}")))?
+            .ok_or_else(|| TrainError::Checkpoint(format!("the {name} gave no state")))?;
+        extra[TRAINEE_STATE] =
+            serde_json::json!({ "version": state.version, "values": state.values });
+        blobs.extend(
+            state
+                .blobs
+                .into_iter()
+                .map(|(blob, bytes)| (format!("{TRAINEE_STATE}/{blob}"), bytes)),
+        );
+    }
+    Checkpoint::save_with_blobs(
+        path,
+        trainee.model(),
+        epoch,
+        extra,
+        optim_bytes.as_deref(),
+        &blobs,
+    )?;
     Ok(())
+}
+
+/// Restores a stateful trainee from a checkpoint (see [`restore_defenses`]).
+fn restore_trainee<T: Trainee>(
+    trainee: &mut T,
+    ck: &Checkpoint,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let Some((name, want)) = trainee.state_version() else {
+        return Ok(());
+    };
+    let entry = ck.meta.extra.get(TRAINEE_STATE);
+    let version = entry.and_then(|e| e.get("version")).and_then(|v| v.as_u64());
+    if version != Some(u64::from(want)) {
+        return Err(TrainError::Resume(format!(
+            "{}: holds no state of the {name} this splitguard reads (version {want}); delete it to train again from the start",
+            path.display()
+        )));
+    }
+    let prefix = format!("{TRAINEE_STATE}/");
+    let state = DefenseState {
+        version: want,
+        values: entry
+            .and_then(|e| e.get("values"))
+            .cloned()
+            .unwrap_or_default(),
+        blobs: ck
+            .blobs
+            .iter()
+            .filter_map(|(n, b)| Some((n.strip_prefix(&prefix)?.to_string(), b.clone())))
+            .collect(),
+    };
+    trainee.restore(state, device).map_err(|e| {
+        TrainError::Resume(format!("{}: state of the {name}: {e}", path.display()))
+    })
 }
 
 /// Trains `model` on `data` with the given defenses.
@@ -344,8 +404,25 @@ pub fn train(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<Trained, TrainError> {
+    train_trainee(model, data, defenses, run, device, observer)
+}
+
+/// Trains any [`Trainee`] (a split model, or one with parameters of its
+/// own such as PATROL's masks) on `data` with the given defenses: the one
+/// training loop, with the recipe's optimiser and schedule, the defenses'
+/// layer hooks and terms, NaN checks, checkpoints and resume.
+///
+/// `device` must be an autodiff device; the trainee is moved there.
+pub fn train_trainee<T: Trainee>(
+    trainee: T,
+    data: &Dataset,
+    defenses: &mut [Box<dyn Defense>],
+    run: &TrainRun,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<Trained<T>, TrainError> {
     let cfg = run.config;
-    let mut model = model.fork(device).train();
+    let mut trainee = trainee.fork(device);
     let mut optim = build_optimizer(&cfg.optimizer);
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut start_epoch = 1;
@@ -355,7 +432,7 @@ pub fn train(
     if run.resume
         && let Some(path) = run.checkpoint.as_ref().filter(|p| p.exists())
     {
-        let spec = model.spec()?;
+        let spec = trainee.model().spec()?;
         let ck = Checkpoint::load_expecting(path, &spec, device)?;
         history = read_history(&ck.meta.extra);
         if history.len() != ck.meta.epoch {
@@ -380,6 +457,9 @@ pub fn train(
             }
             restore_defenses(defenses, &ck, path, device)?;
         }
+        // The trainee's own parameters (masks) are part of what it is, so
+        // they come back even when training is already over.
+        restore_trainee(&mut trainee, &ck, path, device)?;
         last_saved = Some(ck.meta.epoch);
         if let Some(bytes) = ck.optimizer {
             optim = optim
@@ -388,7 +468,7 @@ pub fn train(
                     TrainError::Resume(format!("{}: optimiser state: {e}", path.display()))
                 })?;
         }
-        model = ck.model.fork(device).train();
+        trainee = trainee.with_model(ck.model).fork(device);
         start_epoch = ck.meta.epoch + 1;
         observer.resumed(ck.meta.epoch);
     }
@@ -414,17 +494,21 @@ pub fn train(
         for idx in batches {
             let labels: Vec<u32> = idx.iter().map(|&i| data.targets[i]).collect();
             let x = images_tensor(data, idx, device);
+            let model = trainee.model();
+            let block = |i: usize, u: Features| trainee.block(i, u);
             // Layers the defenses transform this step (signal-content dropout
             // at a random layer), applied on both sides of the split.
             let picks: Vec<Option<usize>> = defenses
                 .iter_mut()
                 .map(|d| d.pick_layer(run.split, model.len()))
                 .collect();
-            let (z, log_var) = model.edge_forward_moments(x.clone(), run.split, &mut |k, f| {
-                layer_hooks(defenses, &picks, k, f, &model, step)
-            });
+            let (z, log_var) =
+                model.edge_forward_moments(x.clone(), run.split, &block, &mut |k, f| {
+                    layer_hooks(defenses, &picks, k, f, model, step)
+                });
             let ctx = StepContext {
-                model: &model,
+                model,
+                block: &block,
                 images: &x,
                 labels: &labels,
                 hidden: &data.hidden,
@@ -439,10 +523,10 @@ pub fn train(
             for d in defenses.iter_mut() {
                 z_sent = d.transform(z_sent, &ctx);
             }
-            let z_sent = layer_hooks(defenses, &picks, run.split, z_sent, &model, step);
+            let z_sent = layer_hooks(defenses, &picks, run.split, z_sent, model, step);
             let logits = model
-                .run_hooked(z_sent, run.split, model.len(), &mut |k, f| {
-                    layer_hooks(defenses, &picks, k, f, &model, step)
+                .run_blocks(z_sent, run.split, model.len(), &block, &mut |k, f| {
+                    layer_hooks(defenses, &picks, k, f, model, step)
                 })
                 .flatten();
             let targets = defenses
@@ -455,6 +539,9 @@ pub fn train(
                 if let Some(term) = d.loss(&ctx) {
                     loss = loss + term;
                 }
+            }
+            for term in trainee.loss_terms() {
+                loss = loss + term;
             }
             let (loss_value, batch_hits) = step_outcome(&loss, logits, &labels, classes);
             if !loss_value.is_finite() {
@@ -473,10 +560,11 @@ pub fn train(
                     kept,
                 });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            trainee = trainee.update(loss.backward(), lr, &mut optim);
+            let model = trainee.model();
             let ctx = StepContext {
-                model: &model,
+                model,
+                block: &|i, u| trainee.block(i, u),
                 images: &x,
                 labels: &labels,
                 hidden: &data.hidden,
@@ -488,7 +576,7 @@ pub fn train(
                 seed: run.seed,
             };
             for d in defenses.iter_mut() {
-                d.after_step(&model, &ctx);
+                d.after_step(model, &ctx);
             }
             loss_sum += loss_value * labels.len() as f64;
             task_sum += to_vec(task.detach())[0] as f64 * labels.len() as f64;
@@ -498,6 +586,9 @@ pub fn train(
             observer.step(loss_value, batch_hits as f64 / labels.len() as f64);
         }
         let seen_f = seen.max(1) as f64;
+        let mut logged: std::collections::BTreeMap<String, f64> =
+            defenses.iter_mut().flat_map(|d| d.epoch_log()).collect();
+        logged.extend(trainee.epoch_log());
         let metrics = EpochMetrics {
             epoch,
             lr,
@@ -505,13 +596,13 @@ pub fn train(
             task_loss: task_sum / seen_f,
             train_accuracy: hits as f64 / seen_f,
             seconds: started.elapsed().as_secs_f64(),
-            defenses: defenses.iter_mut().flat_map(|d| d.epoch_log()).collect(),
+            defenses: logged,
         };
         history.push(metrics.clone());
         if let Some(path) = &run.checkpoint {
             save_checkpoint(
                 path,
-                &model,
+                &trainee,
                 epoch,
                 &history,
                 run.seed,
@@ -541,9 +632,12 @@ pub fn train(
     {
         // Nothing to train (a pretrained model audited as it is): the
         // checkpoint still records the model, as epoch 0.
-        save_checkpoint(path, &model, 0, &history, run.seed, defenses, None)?;
+        save_checkpoint(path, &trainee, 0, &history, run.seed, defenses, None)?;
     }
-    Ok(Trained { model, history })
+    Ok(Trained {
+        model: trainee,
+        history,
+    })
 }
 
 #[cfg(test)]
