@@ -7,6 +7,10 @@ use crate::formats::npy::NpyError;
 use crate::metrics::MetricsError;
 use crate::model::ModelError;
 use crate::recipe::RecipeError;
+use crate::leakage::LeakageError;
+use crate::obfuscate::operator::OperatorError;
+use crate::prune::PruneError;
+use crate::run_folder::RunFolderError;
 use crate::train::TrainError;
 
 /// Any splitguard failure.
@@ -44,10 +48,46 @@ pub enum Error {
     /// A comparison of run folders failed.
     #[error(transparent)]
     Compare(#[from] CompareError),
-    /// The user's input (a run folder, a setting that only the data can
-    /// check, a flag) does not allow what was asked: exit code 2.
-    #[error("{0}")]
-    Run(String),
+    /// A run folder that cannot be used as asked.
+    #[error(transparent)]
+    Folder(#[from] RunFolderError),
+    /// A recipe setting that the data or the model refuses, found when the
+    /// run reaches them (e.g. `model.input` against the data's images).
+    #[error("{field}: {message}")]
+    Setting {
+        /// The recipe field (`model.input`, `audit.attacks[1].attribute`).
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A command-line flag that cannot be honoured.
+    #[error("{flag}: {message}")]
+    Usage {
+        /// The flag (`--device cuda`, `--shard`).
+        flag: String,
+        /// Why.
+        message: String,
+    },
+    /// The prune stage failed.
+    #[error(transparent)]
+    Prune(#[from] PruneError),
+    /// The obfuscation operator could not be built.
+    #[error("obfuscation: {0}")]
+    Obfuscation(#[from] OperatorError),
+    /// A gradient-leakage experiment could not be set up.
+    #[error(transparent)]
+    Leakage(#[from] LeakageError),
+    /// A loss became NaN or infinite while a defense trained its own part
+    /// (Shredder's noise, feature pruning's server fine-tuning): valid
+    /// settings that did not train, exit code 1 as for the trainer's own
+    /// divergence.
+    #[error("{stage}: {message}")]
+    Diverged {
+        /// The recipe section that trained (`training.defenses.shredder`).
+        stage: String,
+        /// When, and what to lower.
+        message: String,
+    },
     /// splitguard itself failed on valid input (a decomposition that did not
     /// converge, an attack that broke, a file that could not be written):
     /// exit code 1.
@@ -60,18 +100,66 @@ pub enum Error {
     },
 }
 
+/// What an error's cause is, which decides the CLI's exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user's input (recipe, data, weights, run folder, flags): exit 2.
+    BadInput,
+    /// splitguard failed on valid input: exit 1.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The CLI's exit code for this kind.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::BadInput => 2,
+            ErrorKind::Internal => 1,
+        }
+    }
+}
+
 impl Error {
+    /// The error's kind, from its variant (never its message).
+    pub fn kind(&self) -> ErrorKind {
+        let bad = match self {
+            Error::Recipe(_)
+            | Error::Data(_)
+            | Error::Folder(_)
+            | Error::Setting { .. }
+            | Error::Usage { .. }
+            | Error::Leakage(_) => true,
+            Error::Model(e) | Error::Train(TrainError::Model(e)) => e.is_bad_input(),
+            Error::Train(TrainError::Resume(_)) => true,
+            Error::Compare(e) => e.is_bad_input(),
+            Error::Prune(e) => e.is_bad_input(),
+            Error::Obfuscation(e) => e.is_bad_input(),
+            Error::Train(_)
+            | Error::Metrics(_)
+            | Error::Grid(_)
+            | Error::Npy(_)
+            | Error::Io { .. }
+            | Error::Diverged { .. }
+            | Error::Internal { .. } => false,
+        };
+        if bad {
+            ErrorKind::BadInput
+        } else {
+            ErrorKind::Internal
+        }
+    }
+
     /// True for errors caused by the user's input (recipe, data, checkpoint,
     /// run folder): the CLI exits with code 2 for these, 1 otherwise.
     pub fn is_bad_input(&self) -> bool {
-        match self {
-            Error::Recipe(_) | Error::Data(_) | Error::Run(_) => true,
-            Error::Model(e) | Error::Train(TrainError::Model(e)) => {
-                !matches!(e, ModelError::Serialize { .. })
-            }
-            Error::Train(TrainError::Resume(_)) => true,
-            Error::Compare(e) => e.is_bad_input(),
-            _ => false,
+        self.kind() == ErrorKind::BadInput
+    }
+
+    /// A recipe setting refused at run time.
+    pub fn setting(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Setting {
+            field: field.into(),
+            message: message.to_string(),
         }
     }
 
@@ -107,7 +195,16 @@ mod tests {
         };
         assert!(!Error::Model(serialize).is_bad_input());
         // The user's input exits 2.
-        assert!(Error::Run("x: not a run folder".into()).is_bad_input());
+        let folder = RunFolderError::NotARun { dir: "x".into() };
+        assert!(Error::Folder(folder).is_bad_input());
+        assert!(Error::setting("model.input", "x").is_bad_input());
+        assert_eq!(Error::setting("split", "x").kind().exit_code(), 2);
+        // A divergence of valid settings is not bad input.
+        let nan = Error::Diverged {
+            stage: "training.defenses.shredder".into(),
+            message: "the task loss became NaN".into(),
+        };
+        assert_eq!(nan.kind().exit_code(), 1);
         let corrupt = ModelError::Checkpoint {
             path: "m.sgck".into(),
             reason: "cannot serialize (a corrupt file saying so)".into(),

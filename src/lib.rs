@@ -48,4 +48,4 @@ pub mod repro;
 pub mod run_folder;
 pub mod train;
 
-pub use error::Error;
+pub use error::{Error, ErrorKind};

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
+use crate::run_folder::RunFolderError;
 use crate::Error;
 use crate::attack::{AttackRecord, AuditObserver, Reidentifier, run_audit_with};
 use crate::data::{self, Dataset, Splits};
@@ -82,9 +83,10 @@ pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<
     if let Some(given) = recipe.model.input
         && given != input
     {
-        return Err(Error::Run(format!(
-            "model.input: {given:?}, but the data's images are {input:?}"
-        )));
+        return Err(Error::setting(
+            "model.input",
+            format!("{given:?}, but the data's images are {input:?}"),
+        ));
     }
     let mut spec = match &recipe.model.blocks {
         Some(blocks) => ModelSpec {
@@ -103,9 +105,12 @@ pub fn model_spec(recipe: &Recipe, input: [usize; 3], classes: usize) -> Result<
     }
     let out = spec.output_shape()?;
     if out != vec![classes] {
-        return Err(Error::Run(format!(
-            "model: the last block outputs {out:?} but the data has {classes} classes; end with a linear block of {classes} units"
-        )));
+        return Err(Error::setting(
+            "model",
+            format!(
+                "the last block outputs {out:?} but the data has {classes} classes; end with a linear block of {classes} units"
+            ),
+        ));
     }
     Ok(spec)
 }
@@ -119,9 +124,12 @@ pub fn recipe_spec(recipe: &Recipe) -> Result<ModelSpec, Error> {
         let infos = crate::model::block_infos(&input, blocks)?;
         let out = infos.last().map(|b| b.output.clone()).unwrap_or_default();
         let [classes] = out[..] else {
-            return Err(Error::Run(format!(
-                "model.blocks: the last block outputs {out:?}; end with a linear block of one unit per class"
-            )));
+            return Err(Error::setting(
+                "model.blocks",
+                format!(
+                    "the last block outputs {out:?}; end with a linear block of one unit per class"
+                ),
+            ));
         };
         return model_spec(recipe, input, classes);
     }
@@ -175,10 +183,13 @@ pub fn attacker_data(recipe: &Recipe, splits: &Splits) -> Result<Dataset, Error>
         )?,
     };
     if ds.shape != aux.shape {
-        return Err(Error::Run(format!(
-            "audit.attacker_data: images of shape {:?} do not match the victims' {:?}",
-            ds.shape, aux.shape
-        )));
+        return Err(Error::setting(
+            "audit.attacker_data",
+            format!(
+                "images of shape {:?} do not match the victims' {:?}",
+                ds.shape, aux.shape
+            ),
+        ));
     }
     Ok(ds)
 }
@@ -289,10 +300,12 @@ fn claim_folder(recipe: &Recipe, out: &Path, resume: bool) -> Result<(), Error> 
     let recipe_path = out.join(files::RECIPE);
     if recipe_path.exists() {
         if !resume {
-            return Err(Error::Run(format!(
-                "{} already holds a run; pass --resume to continue it, or --out to write elsewhere",
-                out.display()
-            )));
+            return Err(RunFolderError::Occupied {
+                dir: out.to_path_buf(),
+                what: "a run",
+                hint: "pass --resume to continue it, or --out to write elsewhere",
+            }
+            .into());
         }
         let previous =
             std::fs::read_to_string(&recipe_path).map_err(|e| Error::io(&recipe_path, e))?;
@@ -300,11 +313,11 @@ fn claim_folder(recipe: &Recipe, out: &Path, resume: bool) -> Result<(), Error> 
             return Ok(());
         }
         if !resumable_change(&previous, recipe) {
-            return Err(Error::Run(format!(
-                "{}: the recipe differs from the one this run started with; --resume needs the same recipe and overrides (only {} may change)",
-                recipe_path.display(),
-                RESUMABLE_FIELDS.join(" and ")
-            )));
+            return Err(RunFolderError::RecipeChanged {
+                recipe: recipe_path,
+                may_change: RESUMABLE_FIELDS.join(" and "),
+            }
+            .into());
         }
     }
     write_atomic(&recipe_path, resolved.as_bytes()).map_err(|e| Error::io(&recipe_path, e))
@@ -661,10 +674,10 @@ fn check_agrees(
 ) -> Result<(), Error> {
     let rpath = dir.join(files::RECIPE);
     let disagree = |what: String| {
-        Error::Run(format!(
-            "{}: the checkpoint and the recipe disagree: {what}; the folder was changed after its run (re-run the recipe into a new folder)",
-            dir.display()
-        ))
+        Error::from(RunFolderError::Disagrees {
+            dir: dir.to_path_buf(),
+            what,
+        })
     };
     if let Some(spec) = spec
         && &meta.spec != spec
@@ -700,29 +713,28 @@ fn check_agrees(
 pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
     let rpath = dir.join(files::RECIPE);
     if !rpath.exists() {
-        return Err(Error::Run(format!(
-            "{}: not a run folder (no {} inside)",
-            dir.display(),
-            files::RECIPE
-        )));
+        return Err(RunFolderError::NotARun {
+            dir: dir.to_path_buf(),
+        }
+        .into());
     }
     let lock = RunLock::share(dir)?;
     let loaded = crate::recipe::from_path(&rpath, &[])?;
     if loaded.recipe.repeats > 1 {
-        return Err(Error::Run(format!(
-            "{}: a run of {} repeats, each with its own model; give one repeat's folder, e.g. {}",
-            dir.display(),
-            loaded.recipe.repeats,
-            dir.join(report::repeats::rep_dir(0)).display()
-        )));
+        return Err(RunFolderError::Repeats {
+            dir: dir.to_path_buf(),
+            repeats: loaded.recipe.repeats,
+            example: dir.join(report::repeats::rep_dir(0)),
+        }
+        .into());
     }
     let mpath = dir.join(files::MODEL);
     if !mpath.exists() {
-        return Err(Error::Run(format!(
-            "{}: the run has no trained model yet ({} missing)",
-            dir.display(),
-            files::MODEL
-        )));
+        return Err(RunFolderError::Unfinished {
+            path: dir.to_path_buf(),
+            what: format!("the run has no trained model yet ({} missing)", files::MODEL),
+        }
+        .into());
     }
     let ck = crate::model::Checkpoint::load(&mpath, device)?;
     let splits = prepare_data(&loaded.recipe)?;
@@ -731,13 +743,15 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
     if loaded.recipe.prune.is_some() {
         // The deployed model is the pruned one.
         let pruned = crate::prune::load_pruned(dir, device)?.ok_or_else(|| {
-            Error::Run(format!(
-                "{}: the run has not finished pruning ({} missing); finish it with `splitguard run {} --out {} --resume`",
-                dir.display(),
-                crate::prune::stage::PRUNE_REPORT,
-                rpath.display(),
-                dir.display()
-            ))
+            Error::from(RunFolderError::Unfinished {
+                path: dir.to_path_buf(),
+                what: format!(
+                    "the run has not finished pruning ({} missing); finish it with `splitguard run {} --out {} --resume`",
+                    crate::prune::stage::PRUNE_REPORT,
+                    rpath.display(),
+                    dir.display()
+                ),
+            })
         })?;
         let ppath = dir.join(crate::prune::stage::PRUNED_MODEL);
         let pmeta = crate::model::Checkpoint::read_meta(&ppath)?;
@@ -752,14 +766,17 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
         });
     }
     if ck.meta.epoch < loaded.recipe.training.epochs {
-        return Err(Error::Run(format!(
-            "{}: training stopped after epoch {} of {}; finish it with `splitguard run {} --out {} --resume`",
-            mpath.display(),
-            ck.meta.epoch,
-            loaded.recipe.training.epochs,
-            rpath.display(),
-            dir.display()
-        )));
+        return Err(RunFolderError::Unfinished {
+            path: mpath,
+            what: format!(
+                "training stopped after epoch {} of {}; finish it with `splitguard run {} --out {} --resume`",
+                ck.meta.epoch,
+                loaded.recipe.training.epochs,
+                rpath.display(),
+                dir.display()
+            ),
+        }
+        .into());
     }
     let split = deployed_split(dir, &loaded.recipe, &ck.model);
     Ok(OpenedRun {

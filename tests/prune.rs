@@ -415,7 +415,7 @@ fn mask_training_runs_through_the_trainer_with_the_recipes_schedule_and_resumes(
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic(48, 2);
     let masked = MaskedModel::new(model, &[0, 1], 2, &device).unwrap();
-    let mut train_for = |epochs: usize, file: &str, resume: bool| {
+    let train_for = |epochs: usize, file: &str, resume: bool| {
         let run = MaskRun {
             training: &training,
             epochs,

@@ -295,6 +295,20 @@ fn a_divergence_says_what_is_kept_and_resume_may_lower_the_learning_rate() {
     assert!(msg.contains("no checkpoint was written"), "{msg}");
     assert!(!msg.contains("last good"), "{msg}");
     assert!(!dir.join(files::MODEL).exists());
+    // A divergence is not bad input (the settings are valid; they did not
+    // train): the command line exits 1, not 2, whatever the message says.
+    let recipe_path = root.path().join("wild.yaml");
+    std::fs::write(&recipe_path, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_splitguard"))
+        .args(["run", recipe_path.to_str().unwrap(), "--set"])
+        .arg("training.optimizer.lr=1e30")
+        .arg("--out")
+        .arg(root.path().join("cli"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("diverged"), "{stderr}");
     // Resuming with a lower learning rate is allowed, and runs.
     let tame = load(&text, &[]);
     run(&tame, &dir, true, None).unwrap();

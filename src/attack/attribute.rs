@@ -280,10 +280,13 @@ pub fn train_classifier(
     let dim: usize = shape.iter().product();
     let holdout = Holdout::tenth(labels, seed ^ 0xA77_0DA7A);
     if holdout.validation.is_empty() {
-        return Err(crate::Error::Run(format!(
-            "attribute attack: needs at least 2 auxiliary examples (one to train on, one to validate on), got {}",
-            labels.len()
-        )));
+        return Err(crate::Error::setting(
+            "audit.attacker_data",
+            format!(
+                "the attribute attack needs at least 2 auxiliary examples (one to train on, one to validate on), got {}",
+                labels.len()
+            ),
+        ));
     }
     let std = Standardizer::for_variant(cfg.variant, z, dim);
     let za = std.apply(z);

@@ -431,7 +431,7 @@ pub fn run_audit_with(
                 true => format!("audit.attacks[{i}]"),
                 false => format!("audit.attacks[{i}].{field}"),
             };
-            return Err(crate::Error::Run(format!("{path}: {msg}")));
+            return Err(crate::Error::setting(path, msg));
         }
     }
     for k in cfg.splits.resolve(model.len()) {

@@ -168,10 +168,13 @@ impl Reidentifier {
         if source(&aux.name).is_none() || source(&aux.name) != source(&test.name) {
             return match cfg.reidentify.when {
                 When::Auto => Ok(None),
-                _ => Err(crate::Error::Run(format!(
-                    "audit.reidentify: needs the attacker's part of the victims' own data (attacker_data: aux), got '{}' for queries of '{}'",
-                    aux.name, test.name
-                ))),
+                _ => Err(crate::Error::setting(
+                    "audit.reidentify",
+                    format!(
+                        "needs the attacker's part of the victims' own data (attacker_data: aux), got '{}' for queries of '{}'",
+                        aux.name, test.name
+                    ),
+                )),
             };
         }
         Self::train(

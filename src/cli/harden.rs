@@ -51,10 +51,10 @@ pub fn run(args: HardenArgs, dev: &Device) -> anyhow::Result<()> {
     let loaded = match recipe::plan_from_path(&args.recipe, &args.overrides)? {
         recipe::Plan::Single(loaded) => *loaded,
         recipe::Plan::Sweep(_) => {
-            return Err(Error::Run(format!(
-                "{}: a recipe with `sweep:` cannot be hardened; harden searches its own space (the `harden:` section)",
-                args.recipe.display()
-            ))
+            return Err(Error::setting(
+                format!("{}: sweep", args.recipe.display()),
+                "a recipe with `sweep:` cannot be hardened; harden searches its own space (the `harden:` section)",
+            )
             .into());
         }
     };

@@ -202,9 +202,10 @@ fn device(arg: DeviceArg) -> anyhow::Result<Device> {
         #[cfg(feature = "cuda")]
         DeviceArg::Cuda => Ok(Device::cuda(0)),
         #[cfg(not(feature = "cuda"))]
-        DeviceArg::Cuda => Err(anyhow::Error::new(Error::Run(
-            "--device cuda: this splitguard was built without the `cuda` feature (cargo build --release --features cuda)".into(),
-        ))),
+        DeviceArg::Cuda => Err(anyhow::Error::new(Error::Usage {
+            flag: "--device cuda".into(),
+            message: "this splitguard was built without the `cuda` feature (cargo build --release --features cuda)".into(),
+        })),
     }
 }
 
@@ -228,21 +229,34 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let bad_input = e.chain().any(|c| {
-                c.downcast_ref::<Error>().is_some_and(Error::is_bad_input)
-                    || c.downcast_ref::<recipe::RecipeError>().is_some()
-                    || c.downcast_ref::<splitguard::data::DataError>().is_some()
-                    || matches!(
-                        c.downcast_ref::<splitguard::repro::ReproError>(),
-                        Some(
-                            splitguard::repro::ReproError::Json { .. }
-                                | splitguard::repro::ReproError::Read { .. }
-                        )
-                    )
-            });
-            ExitCode::from(if bad_input { 2 } else { 1 })
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The exit code of a failed command: the kind of the first splitguard
+/// error in the chain decides (2 bad input, 1 internal); the errors of the
+/// commands that do not go through [`Error`] are bad input when they are a
+/// recipe's, a data file's or an unreadable reproduction run's.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for c in e.chain() {
+        if let Some(err) = c.downcast_ref::<Error>() {
+            return err.kind().exit_code();
+        }
+        let bad = c.downcast_ref::<recipe::RecipeError>().is_some()
+            || c.downcast_ref::<splitguard::data::DataError>().is_some()
+            || matches!(
+                c.downcast_ref::<splitguard::repro::ReproError>(),
+                Some(
+                    splitguard::repro::ReproError::Json { .. }
+                        | splitguard::repro::ReproError::Read { .. }
+                )
+            );
+        if bad {
+            return splitguard::ErrorKind::BadInput.exit_code();
+        }
+    }
+    splitguard::ErrorKind::Internal.exit_code()
 }
 
 fn print_attacks(records: &[splitguard::attack::AttackRecord]) {
@@ -340,10 +354,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             if args.shard.is_some() {
-                return Err(Error::Run(format!(
-                    "--shard: {} has no `sweep:` section, so there is nothing to share out",
-                    args.recipe.display()
-                ))
+                return Err(Error::Usage {
+                    flag: "--shard".into(),
+                    message: format!(
+                        "{} has no `sweep:` section, so there is nothing to share out",
+                        args.recipe.display()
+                    ),
+                }
                 .into());
             }
             let out = args

@@ -69,10 +69,11 @@ fn write_manifest(sweep: &Sweep, dir: &Path) -> Result<(), Error> {
     if let Ok(previous) = std::fs::read_to_string(&path)
         && previous != text
     {
-        return Err(Error::Run(format!(
-            "{}: the folder holds another sweep (its {SWEEP_MANIFEST} differs); pass --out to write elsewhere",
-            dir.display()
-        )));
+        return Err(crate::run_folder::RunFolderError::Foreign {
+            dir: dir.to_path_buf(),
+            what: format!("the folder holds another sweep (its {SWEEP_MANIFEST} differs)"),
+        }
+        .into());
     }
     write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))
 }

@@ -285,7 +285,7 @@ pub fn prune_and_fine_tune(
     device: &Device,
 ) -> Result<Pruned, crate::Error> {
     let units = unit_scores(model, split, data.shape)
-        .map_err(|e| crate::Error::Run(format!("training.defenses.feature_pruning: {e}")))?;
+        .map_err(|e| crate::Error::setting("training.defenses.feature_pruning", e))?;
     let n = units.scores.len();
     let k = match kept {
         Kept::Fraction(f) => FeaturePruningConfig {
@@ -322,10 +322,13 @@ pub fn prune_and_fine_tune(
             let loss = soft_cross_entropy(logits, one_hot(&labels, data.classes, &ad));
             let value = f64::from(to_vec(loss.clone().detach())[0]);
             if !value.is_finite() {
-                return Err(crate::Error::Run(format!(
-                    "training.defenses.feature_pruning: the server's task loss became {value} in epoch {} of its fine-tuning; lower lr",
-                    epoch + 1
-                )));
+                return Err(crate::Error::Diverged {
+                    stage: "training.defenses.feature_pruning".into(),
+                    message: format!(
+                        "the server's task loss became {value} in epoch {} of its fine-tuning; lower lr",
+                        epoch + 1
+                    ),
+                });
             }
             sum += value * idx.len() as f64;
             seen += idx.len();

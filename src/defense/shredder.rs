@@ -217,10 +217,13 @@ pub fn learn_noise(
             let ce = soft_cross_entropy(logits, one_hot(&labels, data.classes, &ad));
             let ce_value = f64::from(to_vec(ce.clone().detach())[0]);
             if !ce_value.is_finite() {
-                return Err(crate::Error::Run(format!(
-                    "training.defenses.shredder: the task loss became {ce_value} in epoch {} of the noise's training; lower lr or lambda",
-                    epoch + 1
-                )));
+                return Err(crate::Error::Diverged {
+                    stage: "training.defenses.shredder".into(),
+                    message: format!(
+                        "the task loss became {ce_value} in epoch {} of the noise's training; lower lr or lambda",
+                        epoch + 1
+                    ),
+                });
             }
             let loss = ce - nt.clone().abs().mean() * cfg.lambda;
             let grads = loss.backward();

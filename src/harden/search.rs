@@ -24,6 +24,7 @@ use super::HardenConfig;
 use super::answer::{self, Answer, CandidateSummary, RungSummary};
 use super::select::{self, Scored, Verdict};
 use super::space::{self, REFERENCE, Settings};
+use crate::run_folder::RunFolderError;
 use crate::Error;
 use crate::compare::{RunSummary, load_run};
 use crate::fsutil::write_atomic;
@@ -215,11 +216,14 @@ fn read_evaluation(root: &Path, rel: &str, rung: usize) -> Result<Evaluation, Er
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let json: Json = serde_json::from_str(&text).map_err(|e| Error::io(&path, e))?;
     let top = strongest(&run).ok_or_else(|| {
-        Error::Run(format!(
-            "{}: no reconstruction attack (decoder, optimisation, dci) at the deployed split {}; harden judges leakage by reconstruction PSNR",
-            path.display(),
-            run.split
-        ))
+        Error::setting(
+            "audit.attacks",
+            format!(
+                "{}: no reconstruction attack (decoder, optimisation, dci) at the deployed split {}; harden judges leakage by reconstruction PSNR",
+                path.display(),
+                run.split
+            ),
+        )
     })?;
     let accuracy_interval = crate::compare::target_accuracy_interval(&run).map(|(a, b)| [a, b]);
     Ok(Evaluation {
@@ -284,10 +288,10 @@ impl Space {
 fn plan(loaded: &LoadedRecipe, cfg: &HardenConfig) -> Result<Space, Error> {
     let recipe = &loaded.recipe;
     if space::cheap_attacker(&recipe.audit.attacks, 1).is_none() {
-        return Err(Error::Run(format!(
-            "{}: audit.attacks: harden judges leakage by reconstruction PSNR; list a decoder (or an optimisation or dci attack)",
-            loaded.source
-        )));
+        return Err(Error::setting(
+            format!("{}: audit.attacks", loaded.source),
+            "harden judges leakage by reconstruction PSNR; list a decoder (or an optimisation or dci attack)",
+        ));
     }
     let ds = pipeline::load_source(&recipe.data, recipe.seed)?;
     let shape = (ds.shape, ds.num_classes);
@@ -345,10 +349,10 @@ fn plan(loaded: &LoadedRecipe, cfg: &HardenConfig) -> Result<Space, Error> {
     };
     let reference = planned(REFERENCE.into(), space::reference(reference_split));
     if let Some(why) = &reference.excluded {
-        return Err(Error::Run(format!(
-            "{}: the undefended reference cannot run: {why}",
-            loaded.source
-        )));
+        return Err(Error::setting(
+            format!("{}: harden", loaded.source),
+            format!("the undefended reference cannot run: {why}"),
+        ));
     }
     // Points that cannot run are listed (`x000`, ...), and the sample is
     // drawn from the others (`c000`, ...), both in grid order.
@@ -398,16 +402,21 @@ fn claim(plan: &Plan, opts: &HardenOptions) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(&identity).expect("plan serializes") + "\n";
     if let Ok(previous) = std::fs::read_to_string(&path) {
         if previous != text {
-            return Err(Error::Run(format!(
-                "{}: the folder holds another search (its {PLAN} differs: another recipe, budget or search space); pass --out to write elsewhere",
-                dir.display()
-            )));
+            return Err(RunFolderError::Foreign {
+                dir: dir.to_path_buf(),
+                what: format!(
+                    "the folder holds another search (its {PLAN} differs: another recipe, budget or search space)"
+                ),
+            }
+            .into());
         }
         if !opts.resume && opts.shard.is_none() {
-            return Err(Error::Run(format!(
-                "{} already holds this search; pass --resume to continue it, or --out to write elsewhere",
-                dir.display()
-            )));
+            return Err(RunFolderError::Occupied {
+                dir: dir.to_path_buf(),
+                what: "this search",
+                hint: "pass --resume to continue it, or --out to write elsewhere",
+            }
+            .into());
         }
         return Ok(());
     }
@@ -422,10 +431,11 @@ fn finished(dir: &Path, recipe: &Recipe) -> Result<bool, Error> {
         return Ok(false);
     };
     if previous != serde_norway::to_string(recipe).expect("recipe serializes") {
-        return Err(Error::Run(format!(
-            "{}: holds a run of another recipe than this search's; pass --out to write elsewhere",
-            dir.display()
-        )));
+        return Err(RunFolderError::Foreign {
+            dir: dir.to_path_buf(),
+            what: "holds a run of another recipe than this search's".into(),
+        }
+        .into());
     }
     Ok(dir.join(files::REPORT_JSON).is_file())
 }

@@ -113,8 +113,9 @@ pub fn splits(recipe: &Recipe, cfg: &HardenConfig) -> Result<(Vec<usize>, usize)
         (Some(s), _) => s.clone(),
         (None, Some(k)) => vec![k],
         (None, None) => {
-            return Err(Error::Run(
-                "harden.splits: must be given when the recipe has split: auto (the search compares fixed deployments)".into(),
+            return Err(Error::setting(
+                "harden.splits",
+                "must be given when the recipe has split: auto (the search compares fixed deployments)",
             ));
         }
     };

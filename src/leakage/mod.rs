@@ -49,8 +49,3 @@ pub enum LeakageError {
     },
 }
 
-impl From<LeakageError> for crate::Error {
-    fn from(e: LeakageError) -> Self {
-        crate::Error::Run(e.to_string())
-    }
-}

@@ -77,3 +77,11 @@ pub enum ModelError {
         reason: String,
     },
 }
+
+impl ModelError {
+    /// Every model or checkpoint problem is the input's (a recipe, a
+    /// weights file, a checkpoint) except failing to write a checkpoint.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, ModelError::Serialize { .. })
+    }
+}

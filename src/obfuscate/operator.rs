@@ -82,14 +82,11 @@ pub enum OperatorError {
     },
 }
 
-impl From<OperatorError> for crate::Error {
+impl OperatorError {
     /// A split the recipe chose badly is the user's (exit 2); a matrix that
     /// could not be built or decomposed is splitguard's (exit 1).
-    fn from(e: OperatorError) -> Self {
-        match e {
-            OperatorError::Obfuscate { .. } => crate::Error::internal("obfuscation", e),
-            _ => crate::Error::Run(format!("obfuscation: {e}")),
-        }
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, OperatorError::Obfuscate { .. })
     }
 }
 

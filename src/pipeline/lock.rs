@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use crate::run_folder::RunFolderError;
 use crate::Error;
 
 /// The lock file inside a run folder; it says who holds the folder.
@@ -45,11 +46,12 @@ impl RunLock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = holder(&mut file);
-                return Err(Error::Run(format!(
-                    "{}: the run folder is in use by {holder}, or by a command reading it (lock file {}); wait for it to finish, or write to another --out",
-                    dir.display(),
-                    path.display()
-                )));
+                return Err(RunFolderError::InUse {
+                    dir: dir.to_path_buf(),
+                    holder,
+                    lock: path,
+                }
+                .into());
             }
             Err(TryLockError::Error(e)) => {
                 return Err(Error::io(&path, format!("cannot lock the run folder: {e}")));
@@ -82,11 +84,12 @@ impl RunLock {
             Ok(()) => Ok(Some(Self { file })),
             Err(TryLockError::WouldBlock) => {
                 let holder = holder(&mut file);
-                Err(Error::Run(format!(
-                    "{}: the run folder is being written by {holder} (lock file {}); wait for it to finish",
-                    dir.display(),
-                    path.display()
-                )))
+                Err(RunFolderError::BeingWritten {
+                    dir: dir.to_path_buf(),
+                    holder,
+                    lock: path,
+                }
+                .into())
             }
             Err(TryLockError::Error(e)) => {
                 Err(Error::io(&path, format!("cannot lock the run folder: {e}")))

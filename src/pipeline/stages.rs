@@ -76,10 +76,13 @@ pub(super) fn data(recipe: &Recipe, obs: &mut dyn RunObserver) -> Result<Prepare
         .as_ref()
         .map_or_else(|| training_split(recipe, spec.blocks.len()), |p| p.split);
     if !(1..=spec.blocks.len()).contains(&split) {
-        return Err(Error::Run(format!(
-            "split: must be in 1..={} for this model, got {split}",
-            spec.blocks.len() - 1
-        )));
+        return Err(Error::setting(
+            "split",
+            format!(
+                "must be in 1..={} for this model, got {split}",
+                spec.blocks.len() - 1
+            ),
+        ));
     }
     seed_004_baselines_fit(recipe, &splits, &spec, split)?;
     Ok(Prepared {
@@ -106,12 +109,13 @@ fn seed_004_baselines_fit(
         // The data's attributes are known only now for some sources.
         let have: Vec<String> = splits.train.hidden.iter().map(|h| h.name.clone()).collect();
         if let Some((field, msg)) = a.problems(Some(&have)).into_iter().next() {
-            return Err(Error::Run(format!(
-                "training.defenses.attribute_adversarial.{field}: {msg}"
-            )));
+            return Err(Error::setting(
+                format!("training.defenses.attribute_adversarial.{field}"),
+                msg,
+            ));
         }
         crate::attack::attribute::attacker_specs(&spec.blocks[split..], 2)
-            .map_err(|e| Error::Run(format!("training.defenses.attribute_adversarial: {e}")))?;
+            .map_err(|e| Error::setting("training.defenses.attribute_adversarial", e))?;
     }
     if defenses
         .feature_pruning
@@ -122,10 +126,13 @@ fn seed_004_baselines_fit(
             Some(BlockSpec::Conv(_) | BlockSpec::Linear(_))
         )
     {
-        return Err(Error::Run(format!(
-            "training.defenses.feature_pruning: needs a convolution or linear block right after the split; block {} (after split {split}) is neither",
-            split + 1
-        )));
+        return Err(Error::setting(
+            "training.defenses.feature_pruning",
+            format!(
+                "needs a convolution or linear block right after the split; block {} (after split {split}) is neither",
+                split + 1
+            ),
+        ));
     }
     Ok(())
 }
@@ -275,10 +282,7 @@ pub(super) fn deploy(
     };
     let split = match (&partition, auto) {
         (Some(p), true) => p.chosen.or(p.nearest).ok_or_else(|| {
-            Error::Run(format!(
-                "split: auto found no split to choose: {}",
-                p.reason
-            ))
+            Error::setting("split", format!("auto found no split to choose: {}", p.reason))
         })?,
         _ => data.training_split,
     };

@@ -65,15 +65,16 @@ pub enum PruneError {
     },
 }
 
-impl From<PruneError> for crate::Error {
-    fn from(e: PruneError) -> Self {
-        match e {
-            PruneError::Model(m) => crate::Error::Model(m),
-            PruneError::Train(t) => crate::Error::Train(t),
-            PruneError::Io { path, reason } => crate::Error::Io { path, reason },
-            // Its own message names the mask training's settings (the
-            // trainer's would talk of a checkpoint the masks never have).
-            other => crate::Error::Run(other.to_string()),
+impl PruneError {
+    /// A budget that cannot be met or a model that cannot be pruned is the
+    /// recipe's (exit 2), as is a checkpoint that does not load; a channel
+    /// plan that does not fit, a divergence or a failed write is not.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            PruneError::Budget(_) | PruneError::Unprunable(_) => true,
+            PruneError::Model(e) | PruneError::Train(TrainError::Model(e)) => e.is_bad_input(),
+            PruneError::Train(TrainError::Resume(_)) => true,
+            _ => false,
         }
     }
 }
