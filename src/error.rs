@@ -4,12 +4,12 @@ use crate::compare::CompareError;
 use crate::data::DataError;
 use crate::formats::grid::GridError;
 use crate::formats::npy::NpyError;
+use crate::leakage::LeakageError;
 use crate::metrics::MetricsError;
 use crate::model::ModelError;
-use crate::recipe::RecipeError;
-use crate::leakage::LeakageError;
 use crate::obfuscate::operator::OperatorError;
 use crate::prune::PruneError;
+use crate::recipe::RecipeError;
 use crate::run_folder::RunFolderError;
 use crate::train::TrainError;
 

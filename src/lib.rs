@@ -46,6 +46,7 @@ pub mod recipe;
 pub mod report;
 pub mod repro;
 pub mod run_folder;
+pub mod signal;
 pub mod train;
 
 pub use error::{Error, ErrorKind};

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-use crate::run_folder::RunFolderError;
 use crate::Error;
 use crate::attack::{AttackRecord, AuditObserver, Reidentifier, run_audit_with};
 use crate::data::{self, Dataset, Splits};
@@ -19,6 +18,7 @@ use crate::fsutil::write_atomic;
 use crate::model::{ModelSpec, SplitModel, zoo};
 use crate::recipe::{AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, SplitSetting};
 use crate::report::{self, RepeatsReport, Report};
+use crate::run_folder::RunFolderError;
 use crate::train::{Evaluator, TrainObserver};
 pub use lock::RunLock;
 pub use repeats::repeat_seed;
@@ -428,7 +428,7 @@ pub struct ServerView {
     /// The split defenses at `split`, when the recipe has active ones.
     pub at_split: Option<crate::defense::AtSplit>,
     /// The obfuscation at `split`, when the recipe has one.
-    pub obfuscation: Option<crate::obfuscate::study::Deployment>,
+    pub obfuscation: Option<crate::obfuscate::deploy::Deployment>,
     /// Target accuracy on `test` when the server computes on what this view
     /// sends, measured when split defenses are active (else the obfuscation
     /// measures it, or the plain model's accuracy stands).
@@ -523,7 +523,7 @@ impl ServerView {
             None
         };
         let obfuscation = match &recipe.obfuscation {
-            Some(cfg) => Some(crate::obfuscate::study::deploy(
+            Some(cfg) => Some(crate::obfuscate::deploy::deploy(
                 cfg,
                 model,
                 &splits.train,
@@ -732,7 +732,10 @@ pub fn open_run(dir: &Path, device: &Device) -> Result<OpenedRun, Error> {
     if !mpath.exists() {
         return Err(RunFolderError::Unfinished {
             path: dir.to_path_buf(),
-            what: format!("the run has no trained model yet ({} missing)", files::MODEL),
+            what: format!(
+                "the run has no trained model yet ({} missing)",
+                files::MODEL
+            ),
         }
         .into());
     }

@@ -68,7 +68,7 @@ fn spec() -> ModelSpec {
     }
 }
 
-fn config(epochs: usize, defenses: DefensesConfig) -> TrainConfig {
+fn config(epochs: usize, defenses: DefensesConfig) -> TrainConfig<DefensesConfig> {
     TrainConfig {
         epochs,
         batch_size: 16,

@@ -137,7 +137,7 @@ pub struct AuditConfig {
     pub grid_images: usize,
     /// What the learning attackers train on (default: `aux`).
     #[serde(default)]
-    pub attacker_data: crate::recipe::AttackerData,
+    pub attacker_data: crate::data::AttackerData,
     /// The re-identification metric's face classifier (default: measured on
     /// face data only; see [`super::reidentify`]).
     #[serde(default, skip_serializing_if = "ReidentifyConfig::is_default")]

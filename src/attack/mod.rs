@@ -11,6 +11,7 @@ pub mod decoder;
 pub mod diagnostics;
 pub mod floors;
 pub mod kinds;
+pub mod obfuscation_study;
 pub mod optimisation;
 pub mod reidentify;
 pub mod synthesis;

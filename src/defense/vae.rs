@@ -115,7 +115,12 @@ mod tests {
 
         let model = out.model.valid();
         let x = crate::train::images_tensor(&ds, &[0, 1, 2, 3], &model.devices()[0]);
-        let (mu, log_var) = model.edge_forward_moments(x.clone(), 2, &|i, u| model.blocks[i].forward(u), &mut |_, f| f);
+        let (mu, log_var) = model.edge_forward_moments(
+            x.clone(),
+            2,
+            &|i, u| model.blocks[i].forward(u),
+            &mut |_, f| f,
+        );
         assert!(log_var.is_some());
         let sent = model.edge_forward(x.clone(), 2).flatten();
         assert_eq!(to_vec(sent.clone()), to_vec(mu.flatten()));

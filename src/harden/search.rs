@@ -24,12 +24,12 @@ use super::HardenConfig;
 use super::answer::{self, Answer, CandidateSummary, RungSummary};
 use super::select::{self, Scored, Verdict};
 use super::space::{self, REFERENCE, Settings};
-use crate::run_folder::RunFolderError;
 use crate::Error;
 use crate::compare::{RunSummary, load_run};
 use crate::fsutil::write_atomic;
 use crate::pipeline::{self, RunObserver, RunOptions, files};
 use crate::recipe::{LoadedRecipe, Override, Recipe, Shard};
+use crate::run_folder::RunFolderError;
 
 /// The plan a search writes first (`harden-plan.json`); a folder holding
 /// another plan is refused.

@@ -48,4 +48,3 @@ pub enum LeakageError {
         file: String,
     },
 }
-

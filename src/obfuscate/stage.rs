@@ -49,7 +49,8 @@ pub enum ModeSetting {
     },
 }
 
-/// Figure 3 / Figure 4 study settings (see [`super::study`]).
+/// Figure 3 / Figure 4 study settings (see
+/// [`crate::attack::obfuscation_study`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StudyConfig {

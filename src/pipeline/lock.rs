@@ -15,8 +15,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::run_folder::RunFolderError;
 use crate::Error;
+use crate::run_folder::RunFolderError;
 
 /// The lock file inside a run folder; it says who holds the folder.
 pub const LOCK: &str = crate::run_folder::LOCK;

@@ -282,7 +282,10 @@ pub(super) fn deploy(
     };
     let split = match (&partition, auto) {
         (Some(p), true) => p.chosen.or(p.nearest).ok_or_else(|| {
-            Error::setting("split", format!("auto found no split to choose: {}", p.reason))
+            Error::setting(
+                "split",
+                format!("auto found no split to choose: {}", p.reason),
+            )
         })?,
         _ => data.training_split,
     };
@@ -373,7 +376,7 @@ pub(super) fn audit(
     if let (Some(cfg), Some(o)) = (&recipe.obfuscation, deployment.view.obfuscation.take()) {
         rec.inner
             .stage("obfuscation", "signal content and attribute-attack study");
-        crate::obfuscate::study::finish(
+        crate::attack::obfuscation_study::finish(
             cfg,
             o,
             model,

@@ -325,7 +325,10 @@ impl Trainee for MaskTrainee {
             .iter()
             .zip(&self.masked.blocks)
             .map(|(v, b)| {
-                let bytes = to_vec(v.val()).iter().flat_map(|x| x.to_le_bytes()).collect();
+                let bytes = to_vec(v.val())
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect();
                 (format!("mask_{b}"), bytes)
             })
             .collect();
@@ -403,7 +406,7 @@ impl Trainee for MaskTrainee {
 pub struct MaskRun<'a> {
     /// The recipe's training settings (batch, optimiser and schedule of the
     /// weights, defenses); its `epochs` are replaced by [`epochs`](Self::epochs).
-    pub training: &'a TrainConfig,
+    pub training: &'a TrainConfig<crate::defense::DefensesConfig>,
     /// Passes over the data.
     pub epochs: usize,
     /// Adam learning rate of the masks.

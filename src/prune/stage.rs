@@ -130,7 +130,7 @@ pub struct PruneRun<'a> {
     /// The `prune:` section.
     pub config: &'a PruneConfig,
     /// The recipe's training settings (batch, optimiser, defenses).
-    pub training: &'a TrainConfig,
+    pub training: &'a TrainConfig<crate::defense::DefensesConfig>,
     /// The plan made before training.
     pub plan: &'a PrunePlan,
     /// The recipe's seed.

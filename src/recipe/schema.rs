@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(
             epochs.default.as_deref(),
             Some(
-                crate::train::TrainConfig::default()
+                crate::train::TrainConfig::<()>::default()
                     .epochs
                     .to_string()
                     .as_str()

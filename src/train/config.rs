@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::defense::DefensesConfig;
-
 fn default_epochs() -> usize {
     5
 }
@@ -93,10 +91,18 @@ impl Default for LrDrops {
     }
 }
 
-/// Training settings.
+/// Training settings: the schedule the trainer follows, and the defenses
+/// trained with the model. `D` is the recipe's defense list
+/// ([`crate::defense::DefensesConfig`]); the trainer never reads it (it
+/// calls the defenses built from it), so this module does not depend on
+/// the defenses, which sit above it. Without defenses, `D` is `()`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "D: Deserialize<'de> + Default")
+)]
+#[schemars(bound = "D: schemars::JsonSchema + Default + Serialize")]
+pub struct TrainConfig<D = ()> {
     /// Passes over the training data (default 5).
     #[serde(default = "default_epochs")]
     pub epochs: usize,
@@ -111,22 +117,22 @@ pub struct TrainConfig {
     pub lr_drops: LrDrops,
     /// Defenses trained with the model (default none).
     #[serde(default)]
-    pub defenses: DefensesConfig,
+    pub defenses: D,
 }
 
-impl Default for TrainConfig {
+impl<D: Default> Default for TrainConfig<D> {
     fn default() -> Self {
         Self {
             epochs: default_epochs(),
             batch_size: default_batch(),
             optimizer: OptimizerConfig::default(),
             lr_drops: LrDrops::default(),
-            defenses: DefensesConfig::default(),
+            defenses: D::default(),
         }
     }
 }
 
-impl TrainConfig {
+impl<D> TrainConfig<D> {
     /// Learning rate in force during `epoch` (1-based).
     pub fn lr_at(&self, epoch: usize) -> f64 {
         let drops = self
@@ -145,7 +151,7 @@ mod tests {
 
     #[test]
     fn lr_drops_apply_from_the_listed_epoch() {
-        let cfg = TrainConfig {
+        let cfg: TrainConfig = TrainConfig {
             lr_drops: LrDrops {
                 at_epochs: vec![3, 5],
                 factor: 0.5,

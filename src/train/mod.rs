@@ -9,11 +9,11 @@ mod trainer;
 pub use batch::{Evaluator, gather_rows, images_tensor, one_hot, step_outcome, to_vec};
 pub use config::{LrDrops, OptimizerConfig, TrainConfig};
 pub use defense_api::{Defense, DefenseState, StepContext};
+pub use trainee::Trainee;
 pub use trainer::{
     EpochMetrics, EpochSummary, Silent, TrainObserver, TrainRun, Trained, history_extra,
     soft_cross_entropy, train, train_trainee,
 };
-pub use trainee::Trainee;
 
 use crate::model::ModelError;
 

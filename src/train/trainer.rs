@@ -14,9 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{
-    AdamConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
-};
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use burn::prelude::*;
 use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
@@ -117,9 +115,10 @@ pub struct Silent;
 impl TrainObserver for Silent {}
 
 /// Where and how one training run happens.
-pub struct TrainRun<'a> {
-    /// The settings.
-    pub config: &'a TrainConfig,
+pub struct TrainRun<'a, D = ()> {
+    /// The settings (their defenses are built by the caller, and passed
+    /// to [`train`] as a list).
+    pub config: &'a TrainConfig<D>,
     /// Seed for batch order and random draws.
     pub seed: u64,
     /// The defended split (blocks `1..=split` are the edge); the model's
@@ -368,7 +367,9 @@ fn restore_trainee<T: Trainee>(
         return Ok(());
     };
     let entry = ck.meta.extra.get(TRAINEE_STATE);
-    let version = entry.and_then(|e| e.get("version")).and_then(|v| v.as_u64());
+    let version = entry
+        .and_then(|e| e.get("version"))
+        .and_then(|v| v.as_u64());
     if version != Some(u64::from(want)) {
         return Err(TrainError::Resume(format!(
             "{}: holds no state of the {name} this splitguard reads (version {want}); delete it to train again from the start",
@@ -388,19 +389,19 @@ fn restore_trainee<T: Trainee>(
             .filter_map(|(n, b)| Some((n.strip_prefix(&prefix)?.to_string(), b.clone())))
             .collect(),
     };
-    trainee.restore(state, device).map_err(|e| {
-        TrainError::Resume(format!("{}: state of the {name}: {e}", path.display()))
-    })
+    trainee
+        .restore(state, device)
+        .map_err(|e| TrainError::Resume(format!("{}: state of the {name}: {e}", path.display())))
 }
 
 /// Trains `model` on `data` with the given defenses.
 ///
 /// `device` must be an autodiff device; the model is moved there.
-pub fn train(
+pub fn train<D>(
     model: SplitModel,
     data: &Dataset,
     defenses: &mut [Box<dyn Defense>],
-    run: &TrainRun,
+    run: &TrainRun<D>,
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<Trained, TrainError> {
@@ -413,11 +414,11 @@ pub fn train(
 /// layer hooks and terms, NaN checks, checkpoints and resume.
 ///
 /// `device` must be an autodiff device; the trainee is moved there.
-pub fn train_trainee<T: Trainee>(
+pub fn train_trainee<T: Trainee, D>(
     trainee: T,
     data: &Dataset,
     defenses: &mut [Box<dyn Defense>],
-    run: &TrainRun,
+    run: &TrainRun<D>,
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<Trained<T>, TrainError> {

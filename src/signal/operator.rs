@@ -27,8 +27,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::ObfuscateError;
 use super::conv_dense::{DenseMatrix, conv2d_as_dense};
-use super::{ObfuscateError, SignalBasis};
+use super::svd::SignalBasis;
 use crate::model::{Block, SplitModel};
 use crate::train::to_vec;
 
@@ -246,8 +247,8 @@ mod tests {
     use super::*;
     use crate::model::Features;
     use crate::model::{ActivationKind, BlockSpec, ConvSpec, LinearSpec, ModelSpec, ResidualSpec};
-    use crate::obfuscate::test_util::random_vec;
     use crate::obfuscate::{ObfuscationMode, obfuscate_batch};
+    use crate::signal::test_util::random_vec;
     use burn::prelude::*;
 
     fn conv(out: usize, pool: usize) -> BlockSpec {

@@ -1,4 +1,5 @@
-//! The obfuscation study of a run (seed 004, Figures 2, 3 and 4), written to
+//! The obfuscation study of a run (seed 004, Figures 2, 3 and 4): the
+//! attribute attack against every split and obfuscation budget, written to
 //! `obfuscation.json`, `obfuscation.md` and two SVG plots in the run folder.
 //!
 //! - Figure 2: per split with a linear server operator, the mean of
@@ -20,13 +21,14 @@ use std::path::Path;
 use burn::prelude::*;
 use serde_json::json;
 
-use super::ObfuscationMode;
-use super::operator::BasisCache;
-use super::stage::{OwnerAccuracy, StudyConfig, apply, server_accuracy};
-use crate::attack::{AttributeConfig, attribute_attack};
+use super::{AttributeConfig, attribute_attack};
 use crate::data::Dataset;
 use crate::formats::plot::{LinePlot, Series, line_plot, save_svg};
 use crate::model::{Block, SplitModel};
+use crate::obfuscate::ObfuscationMode;
+use crate::obfuscate::deploy::Deployment;
+use crate::obfuscate::operator::BasisCache;
+use crate::obfuscate::stage::{OwnerAccuracy, StudyConfig, apply, server_accuracy};
 use crate::train::Evaluator;
 
 /// The mean of the finite values (0 for none).
@@ -43,7 +45,7 @@ fn discarded_features(
     model: &SplitModel,
     owner: &Dataset,
     k: usize,
-    earlier: &[(usize, std::sync::Arc<super::SignalBasis>)],
+    earlier: &[(usize, std::sync::Arc<crate::obfuscate::SignalBasis>)],
     device: &Device,
 ) -> Result<Vec<f32>, crate::Error> {
     use crate::model::Features;
@@ -57,7 +59,7 @@ fn discarded_features(
         let flat = f.flatten();
         let values = to_vec(flat.clone());
         let n = values.len() / b.dim().max(1);
-        match super::obfuscate_batch(b, &values, n, ObfuscationMode::DistortionFree) {
+        match crate::obfuscate::obfuscate_batch(b, &values, n, ObfuscationMode::DistortionFree) {
             Ok(o) => Features::from_flat(
                 Tensor::<2>::from_data(TensorData::new(o.z_prime, [n, b.dim()]), device),
                 &shape,
@@ -84,7 +86,7 @@ fn row(
     model: &SplitModel,
     (aux, test): (&Dataset, &Dataset),
     k: usize,
-    basis: &super::SignalBasis,
+    basis: &crate::obfuscate::SignalBasis,
     mode: ObfuscationMode,
     attack: &AttributeConfig,
     seed: u64,
@@ -273,7 +275,7 @@ pub fn run_study(
     let mut skipped = Vec::new();
     let mut cum = 0.0;
     let mut cum_discarded = 0.0;
-    let mut earlier: Vec<(usize, std::sync::Arc<super::SignalBasis>)> = Vec::new();
+    let mut earlier: Vec<(usize, std::sync::Arc<crate::obfuscate::SignalBasis>)> = Vec::new();
     for &k in &splits {
         let basis = match cache.basis(model, k) {
             Ok(b) => b,
@@ -544,107 +546,18 @@ fn write_outputs(s: &serde_json::Value, out: &Path) -> Result<(), crate::Error> 
     Ok(())
 }
 
-/// Obfuscation at the deployment split, ready for the audit.
-pub struct Deployment {
-    /// The split.
-    pub split: usize,
-    /// The basis (absent for mode `none`).
-    pub basis: Option<std::sync::Arc<super::SignalBasis>>,
-    /// The resolved mode.
-    pub mode: ObfuscationMode,
-    /// Target accuracy on `test` without obfuscation.
-    pub plain_accuracy: f64,
-    /// Target accuracy on `test` when the server computes on `z'`.
-    pub target_accuracy: f64,
-    /// Mean bytes per query sent.
-    pub bytes_per_query: f64,
-    /// Bytes per query of the raw features.
-    pub raw_bytes_per_query: usize,
-    /// Bases computed so far (reused by the study).
-    pub cache: BasisCache,
-    /// The data `m'` was calibrated on (`<name> (<n> images)`), when the
-    /// mode is calibrated (`max_accuracy_drop`).
-    pub calibrated_on: Option<String>,
-}
-
-impl Deployment {
-    /// What the server receives for flat features `z` at the split.
-    pub fn apply(&self, z: Vec<f32>) -> Result<Vec<f32>, crate::Error> {
-        match &self.basis {
-            Some(b) if self.mode != ObfuscationMode::None => Ok(apply(b, &z, self.mode)?.0),
-            _ => Ok(z),
-        }
-    }
-}
-
-/// Resolves the recipe's mode at `split` (calibrating on `owner`, the model
-/// owner's data, never the attacker's) and measures target accuracy and
-/// bytes per query on `test`. `device` is an inference device.
-pub fn deploy(
-    cfg: &super::stage::ObfuscationConfig,
-    model: &SplitModel,
-    owner: &Dataset,
-    test: &Dataset,
-    split: usize,
-    device: &Device,
-) -> Result<Deployment, crate::Error> {
-    let mut cache = cfg.cache();
-    let eval = Evaluator::new(model, device, 256);
-    let plain_accuracy = eval.accuracy(test);
-    let (z, shape) = eval.features(test, split);
-    let raw = super::raw_bytes(z.len() / test.len().max(1));
-    if cfg.mode == super::stage::ModeSetting::None {
-        return Ok(Deployment {
-            split,
-            basis: None,
-            mode: ObfuscationMode::None,
-            plain_accuracy,
-            target_accuracy: plain_accuracy,
-            bytes_per_query: raw as f64,
-            raw_bytes_per_query: raw,
-            cache,
-            calibrated_on: None,
-        });
-    }
-    let basis = cache.basis(model, split)?;
-    let mode = super::stage::resolve_mode(&cfg.mode, model, owner, split, &basis, device)?;
-    let calibrated_on = matches!(cfg.mode, super::stage::ModeSetting::MaxAccuracyDrop { .. })
-        .then(|| format!("{} ({} images)", owner.name, owner.len()));
-    let (zp, bytes) = apply(&basis, &z, mode)?;
-    let acc = server_accuracy(
-        model,
-        &zp,
-        &shape,
-        split,
-        &test.targets,
-        test.num_classes,
-        device,
-    );
-    Ok(Deployment {
-        split,
-        basis: Some(basis),
-        mode,
-        plain_accuracy,
-        target_accuracy: acc,
-        bytes_per_query: bytes,
-        raw_bytes_per_query: raw,
-        cache,
-        calibrated_on,
-    })
-}
-
 /// Writes `obfuscation_deployment.json` and runs the study when configured:
 /// the defender's steps on `owner` (the model owner's data), the attribute
 /// attackers on `aux` (the attacker's). `device` must support autodiff (the
 /// attribute attackers are trained).
 #[allow(clippy::too_many_arguments)]
 pub fn finish(
-    cfg: &super::stage::ObfuscationConfig,
+    cfg: &crate::obfuscate::stage::ObfuscationConfig,
     mut dep: Deployment,
     model: &SplitModel,
     (owner, aux): (&Dataset, &Dataset),
     test: &Dataset,
-    audit: &crate::attack::AuditConfig,
+    audit: &super::AuditConfig,
     seed: u64,
     out: &Path,
     device: &Device,
@@ -666,7 +579,7 @@ pub fn finish(
             .attacks
             .iter()
             .find_map(|a| match a {
-                crate::attack::AttackKind::Attribute(c) => Some(c.clone()),
+                super::AttackKind::Attribute(c) => Some(c.clone()),
                 _ => None,
             })
             .unwrap_or_default();
@@ -690,6 +603,7 @@ mod tests {
     use super::*;
     use crate::data::Attribute;
     use crate::model::{ActivationKind, BlockSpec, LinearSpec};
+    use crate::obfuscate::deploy::deploy;
     use crate::obfuscate::stage::{ModeSetting, ObfuscationConfig};
 
     fn data(name: &str, n: usize, seed: u64) -> Dataset {

@@ -362,7 +362,7 @@ pub(crate) fn sq_norm(x: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::obfuscate::test_util::{matvec, max_abs_diff, random_vec};
+    use crate::signal::test_util::{matvec, max_abs_diff, random_vec};
 
     /// Rank-2 3x5 matrix: row 3 = row 1 + row 2.
     fn rank2() -> (Vec<f32>, usize, usize) {

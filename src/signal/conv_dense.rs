@@ -161,7 +161,7 @@ pub fn conv2d_as_dense(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::obfuscate::test_util::random_vec;
+    use crate::signal::test_util::random_vec;
 
     /// Naive direct convolution over a zero-padded CHW input.
     #[allow(clippy::too_many_arguments)]
