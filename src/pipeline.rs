@@ -16,7 +16,9 @@ use crate::attack::{AttackRecord, AuditObserver, Reidentifier, run_audit_with};
 use crate::data::{self, Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{ModelSpec, SplitModel, zoo};
-use crate::recipe::{AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, SplitSetting};
+use crate::recipe::{
+    AttackerData, DataConfig, DataSource, LoadedRecipe, Recipe, ResolvedRecipe, SplitSetting,
+};
 use crate::report::{self, RepeatsReport, Report};
 use crate::run_folder::RunFolderError;
 use crate::train::{Evaluator, TrainObserver};
@@ -295,7 +297,7 @@ pub fn run(
 /// results; a resumed run must be the same recipe, except for the fields
 /// that may change on resume (see [`resumable_change`]). A changed recipe
 /// is written back, so the folder says what the rest of the run used.
-fn claim_folder(recipe: &Recipe, out: &Path, resume: bool) -> Result<(), Error> {
+fn claim_folder(recipe: &ResolvedRecipe, out: &Path, resume: bool) -> Result<(), Error> {
     let resolved = serde_norway::to_string(recipe).expect("recipe serializes");
     let recipe_path = out.join(files::RECIPE);
     if recipe_path.exists() {
@@ -347,7 +349,7 @@ fn resumable_change(previous: &str, recipe: &Recipe) -> bool {
 /// (pruning, attack records, reports) belongs to a model that is no longer
 /// there (a deleted or incomplete `model.sgck` means training starts or
 /// goes on): removed, so it is made again for the model this run trains.
-fn discard_stale(recipe: &Recipe, out: &Path) -> Result<(), Error> {
+fn discard_stale(recipe: &ResolvedRecipe, out: &Path) -> Result<(), Error> {
     let trained = crate::model::Checkpoint::read_meta(&out.join(files::MODEL))
         .is_ok_and(|m| m.epoch >= recipe.training.epochs);
     if trained {
@@ -639,7 +641,7 @@ fn judge(
 /// A finished (or partly finished) run folder, opened for later commands.
 pub struct OpenedRun {
     /// The recipe the run used.
-    pub recipe: Recipe,
+    pub recipe: ResolvedRecipe,
     /// The trained model.
     pub model: SplitModel,
     /// The data parts, re-created from the recipe and seed.

@@ -145,7 +145,7 @@ fn recipe_with(dir: &Path, weights: &str) -> Recipe {
     );
     let path = dir.join("byo.yaml");
     std::fs::write(&path, text).unwrap();
-    recipe::from_path(&path, &[]).unwrap().recipe
+    recipe::from_path(&path, &[]).unwrap().recipe.into_inner()
 }
 
 fn build(recipe: &Recipe, device: &Device) -> Result<SplitModel, splitguard::Error> {
@@ -316,7 +316,8 @@ fn fixture_recipe() -> (PathBuf, Recipe) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let recipe = recipe::from_path(&fixtures.join("byo_net.yaml"), &[])
         .unwrap()
-        .recipe;
+        .recipe
+        .into_inner();
     (fixtures, recipe)
 }
 

@@ -163,11 +163,18 @@ fn recipe_runs_reproducibly_and_resumes_to_the_same_numbers() {
     // server's first operator (seed 004), unlike the plain features.
     let mut obf = pipeline::open_run(&a, &dev).unwrap();
     assert_eq!(obf.split, 2);
-    obf.recipe.obfuscation = Some(splitguard::obfuscate::stage::ObfuscationConfig {
-        mode: splitguard::obfuscate::stage::ModeSetting::Keep { m: 3 },
-        max_elements: None,
-        study: None,
-    });
+    // The opened run's recipe with an obfuscation section, checked again
+    // (a resolved recipe is only ever made by loading one).
+    let text = serde_norway::to_string(&*obf.recipe).unwrap();
+    let set: splitguard::recipe::Override =
+        "obfuscation={mode: {kind: keep, m: 3}}".parse().unwrap();
+    obf.recipe = splitguard::recipe::from_str(&text, "obf.yaml", &[set])
+        .unwrap()
+        .recipe;
+    assert_eq!(
+        obf.recipe.obfuscation.as_ref().map(|o| o.mode.clone()),
+        Some(splitguard::obfuscate::stage::ModeSetting::Keep { m: 3 })
+    );
     let out_obf = root.path().join("obf.npy");
     pipeline::export_features(&obf, 2, pipeline::Part::Test, &out_obf, false, &dev).unwrap();
     let (zp, zshape) = splitguard::report::npy::read_npy_f32(&out_obf).unwrap();

@@ -56,7 +56,7 @@ fn loaded() -> LoadedRecipe {
 }
 
 fn config() -> HardenConfig {
-    let mut c = loaded().recipe.harden.unwrap();
+    let mut c = loaded().recipe.harden.clone().unwrap();
     c.max_accuracy_drop = MAX_DROP;
     c
 }

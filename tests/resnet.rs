@@ -27,6 +27,7 @@ fn fixture_recipe(name: &str) -> Recipe {
     recipe::from_path(&fixtures().join(format!("{name}.yaml")), &[])
         .unwrap()
         .recipe
+        .into_inner()
 }
 
 fn expected(name: &str) -> serde_json::Value {

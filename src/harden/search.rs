@@ -28,7 +28,7 @@ use crate::Error;
 use crate::compare::{RunSummary, load_run};
 use crate::fsutil::write_atomic;
 use crate::pipeline::{self, RunObserver, RunOptions, files};
-use crate::recipe::{LoadedRecipe, Override, Recipe, Shard};
+use crate::recipe::{LoadedRecipe, Override, Recipe, ResolvedRecipe, Shard};
 use crate::run_folder::RunFolderError;
 
 /// The plan a search writes first (`harden-plan.json`); a folder holding
@@ -245,7 +245,7 @@ fn read_evaluation(root: &Path, rel: &str, rung: usize) -> Result<Evaluation, Er
 struct Space {
     plan: Plan,
     base: String,
-    base_recipe: Recipe,
+    base_recipe: ResolvedRecipe,
     source: String,
 }
 
@@ -656,7 +656,7 @@ pub fn harden(
             .collect(),
         chosen,
     });
-    let files = answer::write(&answer, chosen_recipe.as_ref(), root)?;
+    let files = answer::write(&answer, chosen_recipe.as_deref(), root)?;
     Ok(HardenOutcome::Answer {
         answer: Box::new(answer),
         ran,

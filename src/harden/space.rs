@@ -302,7 +302,7 @@ mod tests {
             assert_eq!(r.prune.is_some(), s.prune.is_some());
             if s.prune.is_some() {
                 assert_eq!(r.split, None);
-                assert_eq!(r.prune.unwrap().max_split, Some(2));
+                assert_eq!(r.prune.as_ref().unwrap().max_split, Some(2));
             } else {
                 assert_eq!(r.split, Some(SplitSetting::At(2)));
             }

@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_sweep_noise_and_pruning() {
         let r = from_str(BASE, "t.yaml", &[]).unwrap().recipe;
-        let l = r.leakage.expect("section present");
+        let l = r.leakage.clone().expect("section present");
         assert_eq!(l.examples, 8);
         assert_eq!(l.init_scale, Some(0.5));
         assert_eq!(l.settings().len(), 5);

@@ -48,9 +48,7 @@ pub(super) fn run(
     let n = recipe.repeats;
     let mut reports = Vec::with_capacity(n);
     for i in 0..n {
-        let mut rep = recipe.clone();
-        rep.repeats = 1;
-        rep.seed = repeat_seed(recipe.seed, i);
+        let rep = recipe.repeat(repeat_seed(recipe.seed, i));
         let dir = out.join(rep_dir(i));
         let report_path = dir.join(files::REPORT_JSON);
         let what = format!("{} of {n} (seed {}) in {}", i + 1, rep.seed, dir.display());

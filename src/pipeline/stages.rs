@@ -20,7 +20,7 @@ use crate::fsutil::write_atomic;
 use crate::model::{BlockSpec, ModelSpec, SplitModel};
 use crate::partition::{PartitionConfig, PartitionReport};
 use crate::prune::{PrunePlan, PruneReport};
-use crate::recipe::{Recipe, SplitSetting};
+use crate::recipe::{ResolvedRecipe, SplitSetting};
 use crate::report::{self, Report};
 use crate::train::{EpochMetrics, Evaluator, TrainRun, train as train_model};
 
@@ -63,7 +63,7 @@ pub(super) struct Prepared {
 }
 
 /// Loads and splits the data, resolves the model and the training split.
-pub(super) fn data(recipe: &Recipe, obs: &mut dyn RunObserver) -> Result<Prepared, Error> {
+pub(super) fn data(recipe: &ResolvedRecipe, obs: &mut dyn RunObserver) -> Result<Prepared, Error> {
     obs.stage("data", "loading and splitting");
     let splits = prepare_data(recipe)?;
     let spec = model_spec(recipe, splits.train.shape, splits.train.num_classes)?;
@@ -99,7 +99,7 @@ pub(super) fn data(recipe: &Recipe, obs: &mut dyn RunObserver) -> Result<Prepare
 /// (the server part, last block resized) must be buildable, and feature
 /// pruning needs a convolution or linear block after the split.
 fn seed_004_baselines_fit(
-    recipe: &Recipe,
+    recipe: &ResolvedRecipe,
     splits: &Splits,
     spec: &ModelSpec,
     split: usize,
@@ -149,7 +149,7 @@ pub(super) struct Fitted {
 /// Trains the model with the recipe's defenses (resuming from the folder's
 /// checkpoint with `--resume`).
 pub(super) fn train(
-    recipe: &Recipe,
+    recipe: &ResolvedRecipe,
     data: &Prepared,
     opts: &RunOptions,
     device: &Device,
@@ -192,7 +192,7 @@ pub(super) fn train(
 /// Prunes the trained model to the edge budget (seed 001), when the recipe
 /// has `prune:`; otherwise returns it unchanged.
 pub(super) fn prune(
-    recipe: &Recipe,
+    recipe: &ResolvedRecipe,
     data: &Prepared,
     fitted: Fitted,
     opts: &RunOptions,
@@ -250,7 +250,7 @@ pub(super) struct Deployment {
 /// partition's with `split: auto`) and builds the server's view there,
 /// writing the logs of the defenses learned on the trained model.
 pub(super) fn deploy(
-    recipe: &Recipe,
+    recipe: &ResolvedRecipe,
     data: &Prepared,
     fitted: &Fitted,
     out: &Path,
@@ -327,7 +327,7 @@ pub(super) struct Audited {
 /// The obfuscation deployment moves into the study (its last use).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn audit(
-    recipe: &Recipe,
+    recipe: &ResolvedRecipe,
     data: &Prepared,
     model: &SplitModel,
     deployment: &mut Deployment,
@@ -407,7 +407,7 @@ pub(super) fn audit(
 /// Writes `report.json`, `report.md` and `report.html`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn report(
-    recipe: &Recipe,
+    recipe: &ResolvedRecipe,
     data: &Prepared,
     fitted: Fitted,
     deployment: Deployment,

@@ -13,11 +13,50 @@ use super::{Recipe, RecipeError};
 /// A recipe with where it came from.
 #[derive(Clone, Debug)]
 pub struct LoadedRecipe {
-    /// The typed recipe (overrides applied, relative data paths resolved
-    /// against the recipe's folder).
-    pub recipe: Recipe,
+    /// The typed, validated recipe (overrides applied, defaults filled,
+    /// relative data paths resolved against the recipe's folder).
+    pub recipe: ResolvedRecipe,
     /// The file it was read from (or `<string>`).
     pub source: String,
+}
+
+/// A recipe that passed validation, with its defaults filled and its data
+/// paths absolute: what every stage after loading, and `open_run`, work
+/// from. Only this module makes one (from text, a file or a run folder's
+/// `recipe.resolved.yaml`), so a recipe that reaches a stage was checked,
+/// and nothing after loading changes it: read it through `Deref`. A
+/// repeat's recipe differs only in its seed ([`repeat`](Self::repeat)).
+/// (`split: auto` stays `auto` here: only the trained model can resolve
+/// it, which the deploy stage does once.)
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ResolvedRecipe(pub(super) Recipe);
+
+impl ResolvedRecipe {
+    /// One repeat of this recipe: run once, with `seed` (neither is part
+    /// of what validation checks beyond their ranges, which 1 and any seed
+    /// meet).
+    pub fn repeat(&self, seed: u64) -> Self {
+        let mut r = self.0.clone();
+        r.repeats = 1;
+        r.seed = seed;
+        Self(r)
+    }
+}
+
+impl ResolvedRecipe {
+    /// The recipe itself, to change and check again (e.g. a test's
+    /// variant); a changed recipe is no longer resolved.
+    pub fn into_inner(self) -> Recipe {
+        self.0
+    }
+}
+
+impl std::ops::Deref for ResolvedRecipe {
+    type Target = Recipe;
+    fn deref(&self) -> &Recipe {
+        &self.0
+    }
 }
 
 /// One `path=value` override.
@@ -84,7 +123,7 @@ pub(super) fn recipe_dir(path: &Path) -> PathBuf {
 pub fn from_path(path: &Path, overrides: &[Override]) -> Result<LoadedRecipe, RecipeError> {
     let text = read_recipe_text(path)?;
     let mut loaded = from_str(&text, &path.display().to_string(), overrides)?;
-    resolve_paths(&mut loaded.recipe, &recipe_dir(path));
+    resolve_paths(&mut loaded.recipe.0, &recipe_dir(path));
     let problems = file_problems(&loaded.recipe);
     if !problems.is_empty() {
         return Err(RecipeError::Invalid {
@@ -177,7 +216,7 @@ pub fn from_str(
         });
     }
     Ok(LoadedRecipe {
-        recipe,
+        recipe: ResolvedRecipe(recipe),
         source: source.to_string(),
     })
 }

@@ -14,7 +14,7 @@ mod typecheck;
 mod types;
 pub mod validate;
 
-pub use load::{LoadedRecipe, Override, apply_override, from_path, from_str};
+pub use load::{LoadedRecipe, Override, ResolvedRecipe, apply_override, from_path, from_str};
 pub use sweep::{Plan, Shard, Sweep, SweepPoint, plan_from_path, plan_from_str};
 pub use types::{
     AttackerData, AutoSplit, DataConfig, DataSource, MAX_REPEATS, ModelConfig, Recipe, SplitSetting,

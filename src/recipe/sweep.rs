@@ -112,7 +112,7 @@ pub fn plan_from_path(path: &Path, overrides: &[Override]) -> Result<Plan, Recip
     let file = path.display().to_string();
     match &mut plan {
         Plan::Single(l) => {
-            resolve_paths(&mut l.recipe, &dir);
+            resolve_paths(&mut l.recipe.0, &dir);
             let problems = file_problems(&l.recipe);
             if !problems.is_empty() {
                 return Err(RecipeError::Invalid { file, problems });
@@ -124,7 +124,7 @@ pub fn plan_from_path(path: &Path, overrides: &[Override]) -> Result<Plan, Recip
             let mut seen: Vec<(super::DataConfig, Facts)> = Vec::new();
             let mut problems = Vec::new();
             for p in &mut s.points {
-                resolve_paths(&mut p.loaded.recipe, &dir);
+                resolve_paths(&mut p.loaded.recipe.0, &dir);
                 let r = &p.loaded.recipe;
                 let i = match seen.iter().position(|(d, _)| *d == r.data) {
                     Some(i) => i,

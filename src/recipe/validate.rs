@@ -921,7 +921,12 @@ mod tests {
         use crate::recipe::DataSource;
         let parse = |o: &str| {
             let o: Override = o.parse().unwrap();
-            from_str(BASE, "t.yaml", &[o]).unwrap().recipe.data.source
+            from_str(BASE, "t.yaml", &[o])
+                .unwrap()
+                .recipe
+                .data
+                .source
+                .clone()
         };
         assert_eq!(
             parse("data.source={kind: cifar10, dir: c10}"),
@@ -1032,7 +1037,7 @@ mod tests {
         )
         .unwrap();
         let r = crate::recipe::from_path(&path, &[]).unwrap().recipe;
-        let w = r.model.weights.unwrap();
+        let w = r.model.weights.clone().unwrap();
         assert_eq!(w.path, dir.path().join("w/net.safetensors"));
     }
 
