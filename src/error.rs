@@ -71,9 +71,11 @@ pub enum Error {
     /// The prune stage failed.
     #[error(transparent)]
     Prune(#[from] PruneError),
-    /// The obfuscation operator could not be built.
+    /// The obfuscation operator could not be built. (Its message already
+    /// holds its cause's, so it is not chained as a source: the command
+    /// line prints each cause once.)
     #[error("obfuscation: {0}")]
-    Obfuscation(#[from] OperatorError),
+    Obfuscation(OperatorError),
     /// A gradient-leakage experiment could not be set up.
     #[error(transparent)]
     Leakage(#[from] LeakageError),
@@ -98,6 +100,12 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+impl From<OperatorError> for Error {
+    fn from(e: OperatorError) -> Self {
+        Error::Obfuscation(e)
+    }
 }
 
 /// What an error's cause is, which decides the CLI's exit code.

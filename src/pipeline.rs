@@ -317,7 +317,7 @@ fn claim_folder(recipe: &ResolvedRecipe, out: &Path, resume: bool) -> Result<(),
         if !resumable_change(&previous, recipe) {
             return Err(RunFolderError::RecipeChanged {
                 recipe: recipe_path,
-                may_change: RESUMABLE_FIELDS.join(" and "),
+                may_change: RESUMABLE_FIELDS.join(", "),
             }
             .into());
         }
@@ -329,7 +329,11 @@ fn claim_folder(recipe: &ResolvedRecipe, out: &Path, resume: bool) -> Result<(),
 /// only the steps still to come (the optimiser state, the checkpoints and
 /// the defenses' states do not depend on them). Anything else is a
 /// different recipe.
-pub const RESUMABLE_FIELDS: [&str; 2] = ["training.optimizer.lr", "prune.fine_tune_lr"];
+pub const RESUMABLE_FIELDS: [&str; 3] = [
+    "training.optimizer.lr",
+    "prune.mask_lr",
+    "prune.fine_tune_lr",
+];
 
 /// True when `recipe` differs from the `previous` resolved recipe only in
 /// [`RESUMABLE_FIELDS`].
@@ -341,6 +345,7 @@ fn resumable_change(previous: &str, recipe: &Recipe) -> bool {
     same.training.optimizer = same.training.optimizer.with_lr(old.training.optimizer.lr());
     if let (Some(p), Some(o)) = (same.prune.as_mut(), old.prune.as_ref()) {
         p.fine_tune_lr = o.fine_tune_lr;
+        p.mask_lr = o.mask_lr;
     }
     serde_norway::to_string(&same).is_ok_and(|text| text == previous)
 }
@@ -886,4 +891,29 @@ pub fn write_partition(
     crate::report::plot::save_svg(&svg, &crate::report::partition_plot(p))
         .map_err(|e| Error::io(&svg, e))?;
     Ok(vec![json, svg])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_may_change_the_learning_rates_and_nothing_else() {
+        let text = "name: r\nmodel: {arch: cnn6}\ntraining: {optimizer: {kind: adam}}\nprune: {method: patrol, budget: {fraction: 0.5, reference_split: 2}}\n";
+        let load = |sets: &[&str]| {
+            let o: Vec<crate::recipe::Override> = sets.iter().map(|s| s.parse().unwrap()).collect();
+            crate::recipe::from_str(text, "r.yaml", &o).unwrap().recipe
+        };
+        let previous = serde_norway::to_string(&*load(&[])).unwrap();
+        for lr in [
+            "training.optimizer.lr=0.0001",
+            "prune.mask_lr=0.001",
+            "prune.fine_tune_lr=0.0001",
+        ] {
+            assert!(resumable_change(&previous, &load(&[lr])), "{lr}");
+        }
+        for other in ["prune.sparsity=1.0", "training.batch_size=16", "seed=1"] {
+            assert!(!resumable_change(&previous, &load(&[other])), "{other}");
+        }
+    }
 }

@@ -283,7 +283,7 @@ pub fn train_classifier(
         return Err(crate::Error::setting(
             "audit.attacker_data",
             format!(
-                "the attribute attack needs at least 2 auxiliary examples (one to train on, one to validate on), got {}",
+                "a classifier attack (attribute or re-identification) needs at least 2 auxiliary examples (one to train on, one to validate on), got {}",
                 labels.len()
             ),
         ));

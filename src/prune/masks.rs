@@ -21,8 +21,8 @@
 //! [`crate::train::Defense`], because a defense only sees the split
 //! features, while a mask must act inside the edge. The masked model is a
 //! [`Trainee`] ([`MaskTrainee`]) that the one trainer drives: it runs each
-//! edge block with its mask ([`Trainee::block`], which the layer hooks, the
-//! VAE head and the Lipschitz term's perturbation estimate all see), adds
+//! edge block with its mask ([`Trainee::block`], which the layer hooks and
+//! the Lipschitz term's perturbation estimate see), adds
 //! the sparsity term to the defenses' terms, and steps the masks with their
 //! own Adam at `prune.mask_lr` while the weights follow the recipe's
 //! optimiser and learning-rate schedule (counted in mask epochs). So weight
@@ -220,9 +220,10 @@ pub struct MaskTrainee {
     optim: ModuleOptimizer,
     mask_lr: f64,
     sparsity: f32,
-    // The sparsity term's sum and the steps of the epoch, for the log.
+    // The sparsity term's sum over the epoch's examples, and their count,
+    // for the log (a mean over examples, as the trainer's losses).
     sparse_sum: f64,
-    steps: usize,
+    seen: usize,
 }
 
 impl MaskTrainee {
@@ -235,7 +236,7 @@ impl MaskTrainee {
             mask_lr,
             sparsity,
             sparse_sum: 0.0,
-            steps: 0,
+            seen: 0,
         }
     }
 }
@@ -259,12 +260,12 @@ impl Trainee for MaskTrainee {
         self.masked.block_forward(i, u)
     }
 
-    fn loss_terms(&mut self) -> Vec<Tensor<1>> {
+    fn loss_terms(&mut self, examples: usize) -> Vec<Tensor<1>> {
         let Some(s) = self.masked.sparsity() else {
             return Vec::new();
         };
-        self.sparse_sum += to_vec(s.clone().detach())[0] as f64;
-        self.steps += 1;
+        self.sparse_sum += to_vec(s.clone().detach())[0] as f64 * examples as f64;
+        self.seen += examples;
         match self.sparsity {
             0.0 => Vec::new(),
             lambda => vec![s.mul_scalar(lambda)],
@@ -278,7 +279,7 @@ impl Trainee for MaskTrainee {
             mask_lr,
             sparsity,
             sparse_sum,
-            steps,
+            seen,
         } = self;
         let gw = GradientsParams::from_module(&mut grads, &masked.model);
         let gm = GradientsParams::from_module(&mut grads, &masked.masks);
@@ -299,13 +300,13 @@ impl Trainee for MaskTrainee {
             mask_lr,
             sparsity,
             sparse_sum,
-            steps,
+            seen,
         }
     }
 
     fn epoch_log(&mut self) -> Vec<(String, f64)> {
-        let mean = self.sparse_sum / self.steps.max(1) as f64;
-        (self.sparse_sum, self.steps) = (0.0, 0);
+        let mean = self.sparse_sum / self.seen.max(1) as f64;
+        (self.sparse_sum, self.seen) = (0.0, 0);
         vec![
             ("mask_sparsity".into(), mean),
             ("mask_mean".into(), self.masked.mean_mask()),
@@ -455,7 +456,17 @@ pub fn train_masks(
         observer,
     )
     .map_err(|e| match e {
-        e @ crate::train::TrainError::NonFinite { .. } => PruneError::MaskDiverged { source: e },
+        crate::train::TrainError::NonFinite {
+            epoch,
+            step,
+            value,
+            kept,
+        } => PruneError::MaskDiverged {
+            epoch,
+            step,
+            value,
+            masks: kept.map(|k| k.epoch).filter(|&e| e > 0),
+        },
         e => PruneError::Train(e),
     })?;
     Ok((trained.model.masked, trained.history))

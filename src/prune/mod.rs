@@ -40,14 +40,26 @@ pub enum PruneError {
     /// A channel plan that does not fit the model (an internal or API misuse).
     #[error("pruning: {0}")]
     Plan(String),
-    /// The mask training's loss became NaN or infinite.
+    /// The mask training's loss became NaN or infinite. The trained model
+    /// (`model.sgck`) is kept either way; `masks` is the last mask epoch in
+    /// `masks.sgck`, if one was written.
     #[error(
-        "mask training (prune.method: patrol): {source}; or lower prune.mask_lr or prune.sparsity"
+        "mask training (prune.method: patrol) diverged: loss is {value} at mask epoch {epoch}, step {step}; the trained model ({}) is kept{}. Lower prune.mask_lr (it may change on --resume) or a defense weight",
+        crate::run_folder::MODEL,
+        match masks {
+            Some(e) => format!(" and {} holds mask epoch {e}", crate::run_folder::MASKS),
+            None => String::new(),
+        }
     )]
     MaskDiverged {
-        /// The trainer's error (which epoch, what is kept).
-        #[source]
-        source: TrainError,
+        /// 1-based mask epoch.
+        epoch: usize,
+        /// Global step of the mask phase.
+        step: usize,
+        /// The loss value.
+        value: f64,
+        /// The last mask epoch saved, if any.
+        masks: Option<usize>,
     },
     /// Model or checkpoint trouble.
     #[error(transparent)]
@@ -76,5 +88,34 @@ impl PruneError {
             PruneError::Train(TrainError::Resume(_)) => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mask_divergence_says_the_trained_model_is_kept_and_what_may_change() {
+        let first = PruneError::MaskDiverged {
+            epoch: 1,
+            step: 3,
+            value: f64::NAN,
+            masks: None,
+        };
+        let msg = first.to_string();
+        assert!(msg.contains("model.sgck) is kept"), "{msg}");
+        assert!(msg.contains("prune.mask_lr"), "{msg}");
+        assert!(!msg.contains("masks.sgck"), "{msg}");
+        // Valid settings that did not train: not bad input.
+        assert!(!first.is_bad_input());
+        let later = PruneError::MaskDiverged {
+            epoch: 2,
+            step: 9,
+            value: f64::INFINITY,
+            masks: Some(1),
+        }
+        .to_string();
+        assert!(later.contains("masks.sgck holds mask epoch 1"), "{later}");
     }
 }

@@ -20,8 +20,10 @@ pub struct LoadedRecipe {
     pub source: String,
 }
 
-/// A recipe that passed validation, with its defaults filled and its data
-/// paths absolute: what every stage after loading, and `open_run`, work
+/// A recipe that passed validation, with its defaults filled and, when read
+/// from a file, its data paths absolute (resolved against the file's
+/// folder; text has no folder, so its paths stay as written, relative to
+/// the working directory): what every stage after loading, and `open_run`, work
 /// from. Only this module makes one (from text, a file or a run folder's
 /// `recipe.resolved.yaml`), so a recipe that reaches a stage was checked,
 /// and nothing after loading changes it: read it through `Deref`. A

@@ -74,12 +74,13 @@ pub enum OperatorError {
         shape: Vec<usize>,
     },
     /// Building or decomposing the matrix failed (too large, SVD failure).
-    #[error("split {split}: {source}")]
+    /// The message holds the cause's, which is not chained again.
+    #[error("split {split}: {error}")]
     Obfuscate {
         /// The split.
         split: usize,
         /// The underlying error.
-        source: ObfuscateError,
+        error: ObfuscateError,
     },
 }
 
@@ -104,7 +105,7 @@ pub fn server_operator(
             blocks: model.len(),
         });
     }
-    let wrap = |source| OperatorError::Obfuscate { split: k, source };
+    let wrap = |error| OperatorError::Obfuscate { split: k, error };
     let shape = model.infos().map_err(|_| OperatorError::Shape {
         split: k,
         shape: model.input.clone(),
@@ -225,7 +226,7 @@ impl BasisCache {
         }
         let b = Arc::new(
             SignalBasis::from_dense(&w)
-                .map_err(|source| OperatorError::Obfuscate { split: k, source })?,
+                .map_err(|error| OperatorError::Obfuscate { split: k, error })?,
         );
         self.bases.insert(key, b.clone());
         Ok(b)

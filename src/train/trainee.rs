@@ -31,8 +31,9 @@ pub trait Trainee: Sized {
     }
 
     /// The loss terms of the trainee's own, weighted, `[1]` each (PATROL's
-    /// sparsity); the trainer adds them after the defenses' terms.
-    fn loss_terms(&mut self) -> Vec<Tensor<1>> {
+    /// sparsity), for a batch of `examples`; the trainer adds them after the
+    /// defenses' terms.
+    fn loss_terms(&mut self, _examples: usize) -> Vec<Tensor<1>> {
         Vec::new()
     }
 

@@ -313,8 +313,8 @@ fn restore_floats(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Writes the epoch's checkpoint: model, optimiser, history, seed and the
-/// defenses' states.
+/// Writes the epoch's checkpoint: model, optimiser, history, seed, the
+/// defenses' states and a stateful trainee's own (PATROL's masks).
 fn save_checkpoint<T: Trainee>(
     path: &std::path::Path,
     trainee: &T,
@@ -541,7 +541,7 @@ pub fn train_trainee<T: Trainee, D>(
                     loss = loss + term;
                 }
             }
-            for term in trainee.loss_terms() {
+            for term in trainee.loss_terms(labels.len()) {
                 loss = loss + term;
             }
             let (loss_value, batch_hits) = step_outcome(&loss, logits, &labels, classes);
