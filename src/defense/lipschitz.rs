@@ -398,10 +398,7 @@ impl Defense for Lipschitz {
             .vectors
             .iter()
             .map(|(&(i, j), v)| {
-                let bytes: Vec<u8> = to_vec(v.clone().detach())
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect();
+                let bytes = DefenseState::f32_blob(&to_vec(v.clone().detach()));
                 (format!("v{i}_{j}"), bytes)
             })
             .collect();
@@ -413,28 +410,12 @@ impl Defense for Lipschitz {
     }
 
     fn restore(&mut self, state: DefenseState, device: &Device) -> Result<(), String> {
-        let keys: Vec<[usize; 3]> = serde_json::from_value(state.values)
+        let keys: Vec<[usize; 3]> = serde_json::from_value(state.values.clone())
             .map_err(|e| format!("power-iteration vectors: {e}"))?;
         let mut vectors = BTreeMap::new();
         for [i, j, n] in keys {
             let name = format!("v{i}_{j}");
-            let bytes = state
-                .blobs
-                .iter()
-                .find(|(b, _)| *b == name)
-                .map(|(_, b)| b)
-                .ok_or_else(|| format!("the power-iteration vector {name} is missing"))?;
-            if n.checked_mul(4) != Some(bytes.len()) {
-                return Err(format!(
-                    "the power-iteration vector {name} holds {} bytes, not {}",
-                    bytes.len(),
-                    4 * n
-                ));
-            }
-            let v: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let v = state.f32s(&name, n, &format!("the power-iteration vector {name}"))?;
             vectors.insert(
                 (i, j),
                 Tensor::from_data(TensorData::new(v, [n, 1]), device),

@@ -326,11 +326,10 @@ impl Trainee for MaskTrainee {
             .iter()
             .zip(&self.masked.blocks)
             .map(|(v, b)| {
-                let bytes = to_vec(v.val())
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect();
-                (format!("mask_{b}"), bytes)
+                (
+                    format!("mask_{b}"),
+                    DefenseState::f32_blob(&to_vec(v.val())),
+                )
             })
             .collect();
         blobs.push((
@@ -368,36 +367,26 @@ impl Trainee for MaskTrainee {
             .and_then(|v| serde_json::from_value(v).ok())
             .filter(|ids: &Vec<u64>| ids.len() == blocks.len())
             .ok_or("no parameter id for every mask")?;
-        let blob = |name: &str| {
-            state
-                .blobs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| b.clone())
-                .ok_or(format!("no '{name}'"))
-        };
         for ((value, b), id) in self.masked.masks.values.iter_mut().zip(&blocks).zip(ids) {
-            let bytes = blob(&format!("mask_{b}"))?;
             let n = value.val().dims()[0];
-            if bytes.len() != 4 * n {
-                return Err(format!(
-                    "the mask of block {} holds {} bytes, not {}",
-                    b + 1,
-                    bytes.len(),
-                    4 * n
-                ));
-            }
-            let v: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let v = state.f32s(
+                &format!("mask_{b}"),
+                n,
+                &format!("the mask of block {}", b + 1),
+            )?;
             let mut param = Param::from_tensor(Tensor::from_data(TensorData::new(v, [n]), device));
             param.id = id.into();
             *value = param;
         }
+        let optimizer = state
+            .blobs
+            .iter()
+            .find(|(n, _)| n == "optimizer")
+            .map(|(_, b)| b.clone())
+            .ok_or("the masks' optimiser state is missing")?;
         self.optim = AdamConfig::new()
             .init()
-            .from_bytes(Bytes::from_bytes_vec(blob("optimizer")?))
+            .from_bytes(Bytes::from_bytes_vec(optimizer))
             .map_err(|e| format!("the masks' optimiser: {e}"))?;
         Ok(())
     }

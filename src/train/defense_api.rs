@@ -24,6 +24,36 @@ pub struct DefenseState {
     pub blobs: Vec<(String, Vec<u8>)>,
 }
 
+impl DefenseState {
+    /// A blob of `f32` values (little-endian, exact bits).
+    pub fn f32_blob(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// The `len` `f32` values of the blob `name` ([`f32_blob`](Self::f32_blob)),
+    /// refusing a missing blob or one of another length; `what` names it in
+    /// the message.
+    pub fn f32s(&self, name: &str, len: usize, what: &str) -> Result<Vec<f32>, String> {
+        let bytes = self
+            .blobs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b)
+            .ok_or_else(|| format!("{what} is missing"))?;
+        if len.checked_mul(4) != Some(bytes.len()) {
+            return Err(format!(
+                "{what} holds {} bytes, not {}",
+                bytes.len(),
+                len.saturating_mul(4)
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
 /// What a defense sees of one training step.
 pub struct StepContext<'a> {
     /// The model being trained (autodiff device).
