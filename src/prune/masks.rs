@@ -310,6 +310,9 @@ impl Trainee for MaskTrainee {
         vec![
             ("mask_sparsity".into(), mean),
             ("mask_mean".into(), self.masked.mean_mask()),
+            // The weights' rate is the epoch's `lr`; the masks' is their own
+            // (it may change on --resume).
+            ("mask_lr".into(), self.mask_lr),
         ]
     }
 
@@ -444,19 +447,13 @@ pub fn train_masks(
         device,
         observer,
     )
-    .map_err(|e| match e {
-        crate::train::TrainError::NonFinite {
-            epoch,
-            step,
-            value,
-            kept,
-        } => PruneError::MaskDiverged {
-            epoch,
-            step,
-            value,
-            masks: kept.map(|k| k.epoch).filter(|&e| e > 0),
-        },
-        e => PruneError::Train(e),
+    .map_err(|e| {
+        PruneError::from_phase(
+            e,
+            "mask training",
+            "prune.mask_lr",
+            run.checkpoint.as_deref(),
+        )
     })?;
     Ok((trained.model.masked, trained.history))
 }

@@ -40,26 +40,29 @@ pub enum PruneError {
     /// A channel plan that does not fit the model (an internal or API misuse).
     #[error("pruning: {0}")]
     Plan(String),
-    /// The mask training's loss became NaN or infinite. The trained model
-    /// (`model.sgck`) is kept either way; `masks` is the last mask epoch in
-    /// `masks.sgck`, if one was written.
+    /// A phase of the stage (mask training, fine-tuning) diverged. The
+    /// trained model is kept either way, and the phase's own checkpoint
+    /// when it wrote one.
     #[error(
-        "mask training (prune.method: patrol) diverged: loss is {value} at mask epoch {epoch}, step {step}; the trained model ({}) is kept{}. Lower prune.mask_lr (it may change on --resume) or a defense weight",
-        crate::run_folder::MODEL,
-        match masks {
-            Some(e) => format!(" and {} holds mask epoch {e}", crate::run_folder::MASKS),
-            None => String::new(),
-        }
+        "pruning, {phase}: diverged, loss is {value} at epoch {epoch} of the phase, step {step}; the trained model{} is kept{}. Lower {knob} (it may change on --resume) or a defense weight",
+        model.as_ref().map(|m| format!(" {}", m.display())).unwrap_or_default(),
+        kept.as_ref().map(|k| format!(" and {} holds epoch {} of the phase", k.path, k.epoch)).unwrap_or_default()
     )]
-    MaskDiverged {
-        /// 1-based mask epoch.
+    Diverged {
+        /// `mask training` or `fine-tuning`.
+        phase: &'static str,
+        /// The setting to lower (`prune.mask_lr`, `prune.fine_tune_lr`).
+        knob: &'static str,
+        /// 1-based epoch of the phase.
         epoch: usize,
-        /// Global step of the mask phase.
+        /// Global step of the phase.
         step: usize,
         /// The loss value.
         value: f64,
-        /// The last mask epoch saved, if any.
-        masks: Option<usize>,
+        /// The trained model's checkpoint.
+        model: Option<std::path::PathBuf>,
+        /// The phase's last checkpoint, if it wrote one.
+        kept: Option<crate::train::Kept>,
     },
     /// Model or checkpoint trouble.
     #[error(transparent)]
@@ -78,6 +81,37 @@ pub enum PruneError {
 }
 
 impl PruneError {
+    /// A phase's training error, with a divergence told as the stage's
+    /// own (the trainer's message would say nothing is kept, when the
+    /// trained model is). `checkpoint` is the phase's checkpoint file, in
+    /// the run folder.
+    pub(crate) fn from_phase(
+        e: TrainError,
+        phase: &'static str,
+        knob: &'static str,
+        checkpoint: Option<&std::path::Path>,
+    ) -> Self {
+        match e {
+            TrainError::NonFinite {
+                epoch,
+                step,
+                value,
+                kept,
+            } => PruneError::Diverged {
+                phase,
+                knob,
+                epoch,
+                step,
+                value,
+                model: checkpoint
+                    .and_then(|c| c.parent())
+                    .map(|d| d.join(crate::run_folder::MODEL)),
+                kept: kept.filter(|k| k.epoch > 0),
+            },
+            e => PruneError::Train(e),
+        }
+    }
+
     /// A budget that cannot be met or a model that cannot be pruned is the
     /// recipe's (exit 2), as is a checkpoint that does not load; a channel
     /// plan that does not fit, a divergence or a failed write is not.
@@ -96,26 +130,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_mask_divergence_says_the_trained_model_is_kept_and_what_may_change() {
-        let first = PruneError::MaskDiverged {
-            epoch: 1,
+    fn a_divergence_in_a_phase_says_the_trained_model_is_kept_and_what_may_change() {
+        let nan = |epoch, kept| TrainError::NonFinite {
+            epoch,
             step: 3,
             value: f64::NAN,
-            masks: None,
+            kept,
         };
+        let ck = std::path::Path::new("/runs/r/rep_1/masks.sgck");
+        let first =
+            PruneError::from_phase(nan(1, None), "mask training", "prune.mask_lr", Some(ck));
         let msg = first.to_string();
-        assert!(msg.contains("model.sgck) is kept"), "{msg}");
-        assert!(msg.contains("prune.mask_lr"), "{msg}");
-        assert!(!msg.contains("masks.sgck"), "{msg}");
+        assert!(
+            msg.contains("the trained model /runs/r/rep_1/model.sgck is kept"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("pruning, mask training") && msg.contains("prune.mask_lr"),
+            "{msg}"
+        );
+        assert!(!msg.contains("holds epoch"), "{msg}");
         // Valid settings that did not train: not bad input.
         assert!(!first.is_bad_input());
-        let later = PruneError::MaskDiverged {
-            epoch: 2,
-            step: 9,
-            value: f64::INFINITY,
-            masks: Some(1),
-        }
+        let kept = crate::train::Kept {
+            path: "/runs/r/pruned.sgck".into(),
+            epoch: 1,
+        };
+        let later = PruneError::from_phase(
+            nan(2, Some(kept)),
+            "fine-tuning",
+            "prune.fine_tune_lr",
+            Some(std::path::Path::new("/runs/r/pruned.sgck")),
+        )
         .to_string();
-        assert!(later.contains("masks.sgck holds mask epoch 1"), "{later}");
+        assert!(
+            later.contains("/runs/r/pruned.sgck holds epoch 1"),
+            "{later}"
+        );
+        assert!(later.contains("prune.fine_tune_lr"), "{later}");
+        // Any other trainer error passes through.
+        let stop = PruneError::from_phase(
+            TrainError::Interrupted { epoch: 1 },
+            "fine-tuning",
+            "prune.fine_tune_lr",
+            None,
+        );
+        assert!(matches!(stop, PruneError::Train(_)));
     }
 }

@@ -354,7 +354,10 @@ pub fn run_prune(
             },
             device,
             observer,
-        )?;
+        )
+        .map_err(|e| {
+            PruneError::from_phase(e, "fine-tuning", "prune.fine_tune_lr", Some(&mpath))
+        })?;
         // The trainer's last checkpoint may miss the last batch-norm update
         // (burn merges running statistics lazily); write the synced model.
         save_synced(&mpath, &tuned.model, &tuned.history, run.seed)?;
