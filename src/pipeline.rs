@@ -594,53 +594,70 @@ pub fn attack_run(
     let inner = device.clone().inner();
     let attacker = attacker_data(recipe, &run.splits)?;
     let view = ServerView::new(recipe, &run.model, &run.splits, run.split, &inner)?;
-    let test = &run.splits.test;
-    let reid = Reidentifier::for_audit(
+    let audited = audit_view(
         &run.model,
-        &attacker,
-        test,
-        &recipe.audit,
-        recipe.seed,
+        (&attacker, &run.splits.test),
+        recipe,
+        &view,
+        out,
         device,
+        &[],
+        observer,
     )?;
+    Ok(audited.records)
+}
+
+/// What [`audit_view`] found.
+struct ViewAudit {
+    /// Every attack's record, judged against the floors.
+    records: Vec<AttackRecord>,
+    /// The floors.
+    floors: crate::attack::Floors,
+    /// Seconds the re-identifier took to train, when the audit has one.
+    reidentifier_seconds: Option<f64>,
+}
+
+/// Attacks what `view` sends (the audit's re-identifier first, when it has
+/// one; the attacks in `done` are taken as recorded), then measures the
+/// floors of `model` (attacker data, queries) and judges every record
+/// against them (see [`crate::attack::floors`]): the audit of `run` and of
+/// `attack` alike.
+#[allow(clippy::too_many_arguments)]
+fn audit_view(
+    model: &SplitModel,
+    (attacker, test): (&Dataset, &Dataset),
+    recipe: &Recipe,
+    view: &ServerView,
+    out: &Path,
+    device: &Device,
+    done: &[AttackRecord],
+    observer: &mut dyn AuditObserver,
+) -> Result<ViewAudit, Error> {
+    let started = std::time::Instant::now();
+    let reid = Reidentifier::for_audit(model, attacker, test, &recipe.audit, recipe.seed, device)?;
+    let reidentifier_seconds = reid.as_ref().map(|_| started.elapsed().as_secs_f64());
     let mut records = run_audit_with(
-        &run.model,
-        &attacker,
+        model,
+        attacker,
         test,
         &recipe.audit,
         recipe.seed,
         out,
         device,
-        &[],
+        done,
         observer,
         reid.as_ref(),
         &|k, z| view.apply(k, z),
     )?;
-    judge(
-        &mut records,
-        &run.model,
-        (&attacker, test),
-        recipe.seed,
-        &inner,
-        reid.as_ref(),
-    )?;
-    Ok(records)
-}
-
-/// Measures the floors of `model` (attacker data `aux`, queries `test`) and
-/// judges `records` against them (see [`crate::attack::floors`]).
-fn judge(
-    records: &mut [AttackRecord],
-    model: &SplitModel,
-    (aux, test): (&Dataset, &Dataset),
-    seed: u64,
-    device: &Device,
-    reid: Option<&Reidentifier>,
-) -> Result<crate::attack::Floors, Error> {
-    let eval = Evaluator::new(model, device, 256);
-    let floors = crate::attack::measure_floors(aux, test, seed, &eval, reid)?;
-    crate::attack::judge_against_floors(records, &floors);
-    Ok(floors)
+    let inner = device.clone().inner();
+    let eval = Evaluator::new(model, &inner, 256);
+    let floors = crate::attack::measure_floors(attacker, test, recipe.seed, &eval, reid.as_ref())?;
+    crate::attack::judge_against_floors(&mut records, &floors);
+    Ok(ViewAudit {
+        records,
+        floors,
+        reidentifier_seconds,
+    })
 }
 
 /// A finished (or partly finished) run folder, opened for later commands.

@@ -10,11 +10,11 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use super::{
-    Recording, RunObserver, RunOptions, ServerView, attacker_data, build_model, feature_rms, files,
-    judge, model_spec, prepare_data, read_records, training_split,
+    Recording, RunObserver, RunOptions, ServerView, attacker_data, audit_view, build_model,
+    feature_rms, files, model_spec, prepare_data, read_records, training_split,
 };
 use crate::Error;
-use crate::attack::{AttackRecord, Floors, Reidentifier, run_audit_with};
+use crate::attack::{AttackRecord, Floors};
 use crate::data::{Dataset, Splits};
 use crate::fsutil::write_atomic;
 use crate::model::{BlockSpec, ModelSpec, SplitModel};
@@ -337,7 +337,6 @@ pub(super) fn audit(
     clock: &mut Clock,
 ) -> Result<Audited, Error> {
     let out = &opts.out_dir;
-    let inner = device.clone().inner();
     let t0 = Instant::now();
     let attacker: Dataset = attacker_data(recipe, &data.splits)?;
     let audit_path = out.join(files::AUDIT);
@@ -353,26 +352,24 @@ pub(super) fn audit(
         seconds: Vec::new(),
         error: None,
     };
-    let t_reid = Instant::now();
     let test = &data.splits.test;
-    let reid = Reidentifier::for_audit(model, &attacker, test, &recipe.audit, recipe.seed, device)?;
-    if reid.is_some() {
-        clock.record("reidentifier_seconds", t_reid);
-    }
-    let view = &deployment.view;
-    let mut attacks = run_audit_with(
+    // The floors need no random draw, so judging before the study below
+    // gives the numbers judging after it did.
+    let audited = audit_view(
         model,
-        &attacker,
-        test,
-        &recipe.audit,
-        recipe.seed,
+        (&attacker, test),
+        recipe,
+        &deployment.view,
         out,
         device,
         &done,
         &mut rec,
-        reid.as_ref(),
-        &|k, z| view.apply(k, z),
     )?;
+    if let Some(s) = audited.reidentifier_seconds {
+        clock
+            .timings
+            .insert("reidentifier_seconds".into(), s.into());
+    }
     if let (Some(cfg), Some(o)) = (&recipe.obfuscation, deployment.view.obfuscation.take()) {
         rec.inner
             .stage("obfuscation", "signal content and attribute-attack study");
@@ -392,16 +389,11 @@ pub(super) fn audit(
         return Err(e);
     }
     clock.timings.insert("attacks".into(), rec.seconds.into());
-    let floors = judge(
-        &mut attacks,
-        model,
-        (&attacker, test),
-        recipe.seed,
-        &inner,
-        reid.as_ref(),
-    )?;
     clock.record("audit_seconds", t0);
-    Ok(Audited { attacks, floors })
+    Ok(Audited {
+        attacks: audited.records,
+        floors: audited.floors,
+    })
 }
 
 /// Writes `report.json`, `report.md` and `report.html`.
