@@ -326,7 +326,9 @@ fn conv3d_impl<
         1,
     );
     let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    for b in 0..batch_size {
+    // splitguard: one image per task (this copy ran on the calling thread
+    // while the other cores waited).
+    let to_nhwc = |(b, dst): (usize, &mut [T])| {
         for d in 0..in_d {
             for h in 0..in_h {
                 for w in 0..in_w {
@@ -336,16 +338,29 @@ fn conv3d_impl<
                             + d * in_h * in_w
                             + h * in_w
                             + w;
-                        let dst_idx = b * nhwc_stride.0
-                            + d * nhwc_stride.1
-                            + h * nhwc_stride.2
-                            + w * nhwc_stride.3
-                            + c;
-                        x_nhwc[dst_idx] = x_data[src_idx];
+                        let dst_idx =
+                            d * nhwc_stride.1 + h * nhwc_stride.2 + w * nhwc_stride.3 + c;
+                        dst[dst_idx] = x_data[src_idx];
                     }
                 }
             }
         }
+    };
+    if nhwc_stride.0 > 0 {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            if x_nhwc.len() >= crate::ops::par::ELEMENTWISE_MIN {
+                x_nhwc
+                    .par_chunks_mut(nhwc_stride.0)
+                    .enumerate()
+                    .for_each(to_nhwc);
+            } else {
+                x_nhwc.chunks_mut(nhwc_stride.0).enumerate().for_each(to_nhwc);
+            }
+        }
+        #[cfg(not(feature = "rayon"))]
+        x_nhwc.chunks_mut(nhwc_stride.0).enumerate().for_each(to_nhwc);
     }
 
     // Use tiled parallel execution

@@ -178,14 +178,23 @@ pub(crate) fn weight_grad<T: Float + Send + Sync + 'static>(
 }
 
 /// `out[c] = sum over n and s of g[n, c, s]`, for `[N, C, S]` data.
-pub(crate) fn channel_sums<T: Float>(g: &[T], channels: usize, spatial: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); channels];
+/// Each channel is summed image by image, in order, on one thread, so the
+/// result does not depend on the thread count; channels run in parallel.
+pub(crate) fn channel_sums<T: Float + Send + Sync>(g: &[T], channels: usize, spatial: usize) -> Vec<T> {
     if channels == 0 || spatial == 0 {
-        return out;
+        return vec![T::zero(); channels];
     }
-    for (i, chunk) in g.chunks(spatial).enumerate() {
-        let c = i % channels;
-        out[c] = chunk.iter().fold(out[c], |acc, &v| acc + v);
+    let images = g.len() / (channels * spatial);
+    let sum = |c: usize| {
+        (0..images).fold(T::zero(), |acc, n| {
+            let start = (n * channels + c) * spatial;
+            g[start..start + spatial].iter().fold(acc, |acc, &v| acc + v)
+        })
+    };
+    #[cfg(feature = "rayon")]
+    if g.len() >= crate::ops::par::ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        return (0..channels).into_par_iter().map(sum).collect();
     }
-    out
+    (0..channels).map(sum).collect()
 }

@@ -301,6 +301,46 @@ where
         (max_val, max_idx)
     };
 
+    // splitguard: windows that tile the input (stride = kernel, no padding,
+    // no dilation, one depth slice: the usual 2x2 pooling) need no bounds
+    // per window. Same visiting order and comparison as `kernel`, so the
+    // same values and indices.
+    let tiled = kernel_d == 1
+        && stride_d == 1
+        && padding == [0, 0, 0]
+        && dilation == [1, 1, 1]
+        && stride_h == kernel_h
+        && stride_w == kernel_w
+        && out_d == in_d
+        && out_h * kernel_h <= in_h
+        && out_w * kernel_w <= in_w;
+    let tiled_plane = |x_offset: usize, out: &mut [T], idx: &mut [i64]| {
+        for od in 0..out_d {
+            let id_base = od * in_h * in_w;
+            for oh in 0..out_h {
+                let o_row = od * out_h * out_w + oh * out_w;
+                for ow in 0..out_w {
+                    let mut max_val = neg_inf;
+                    let mut max_idx: i64 = -1;
+                    for kh in 0..kernel_h {
+                        let row = id_base + (oh * kernel_h + kh) * in_w + ow * kernel_w;
+                        for (kw, &val) in x_data[x_offset + row..x_offset + row + kernel_w]
+                            .iter()
+                            .enumerate()
+                        {
+                            if max_idx < 0 || val > max_val || val.is_nan() {
+                                max_val = val;
+                                max_idx = (row + kw) as i64;
+                            }
+                        }
+                    }
+                    out[o_row + ow] = max_val;
+                    idx[o_row + ow] = max_idx;
+                }
+            }
+        }
+    };
+
     let (output, indices) = {
         #[cfg(feature = "rayon")]
         {
@@ -308,6 +348,16 @@ where
 
             let mut output = vec![neg_inf; batch_size * channels * spatial_out];
             let mut indices = vec![-1i64; batch_size * channels * spatial_out];
+            if tiled && spatial_out > 0 {
+                output
+                    .par_chunks_mut(spatial_out)
+                    .zip(indices.par_chunks_mut(spatial_out))
+                    .enumerate()
+                    .for_each(|(bc, (out, idx))| {
+                        tiled_plane(bc * in_d * in_h * in_w, out, idx)
+                    });
+                return pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype);
+            }
             let out_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
             let idx_ptr = crate::ops::SendMutPtr::new(indices.as_mut_ptr());
 
@@ -340,6 +390,16 @@ where
         {
             let mut output = vec![neg_inf; batch_size * channels * spatial_out];
             let mut indices = vec![-1i64; batch_size * channels * spatial_out];
+            if tiled && spatial_out > 0 {
+                output
+                    .chunks_mut(spatial_out)
+                    .zip(indices.chunks_mut(spatial_out))
+                    .enumerate()
+                    .for_each(|(bc, (out, idx))| {
+                        tiled_plane(bc * in_d * in_h * in_w, out, idx)
+                    });
+                return pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype);
+            }
 
             for b in 0..batch_size {
                 for c in 0..channels {
@@ -363,7 +423,17 @@ where
         }
     };
 
-    let out_shape = Shape::from(vec![batch_size, channels, out_d, out_h, out_w]);
+    pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype)
+}
+
+/// The pooled values and their argmax indices as `[N, C, D, H, W]` tensors.
+fn pooled_tensors<T: bytemuck::Pod + Send + Sync>(
+    output: Vec<T>,
+    indices: Vec<i64>,
+    shape: [usize; 5],
+    dtype: DType,
+) -> (FlexTensor, FlexTensor) {
+    let out_shape = Shape::from(shape.to_vec());
     let output_tensor = FlexTensor::new(
         Bytes::from_elems(output),
         Layout::contiguous(out_shape.clone()),
@@ -374,7 +444,6 @@ where
         Layout::contiguous(out_shape),
         DType::I64,
     );
-
     (output_tensor, indices_tensor)
 }
 
@@ -1245,7 +1314,9 @@ where
         };
 
         #[cfg(feature = "rayon")]
-        if output.len() >= crate::ops::PARALLEL_THRESHOLD && bc_total > 1 {
+        // splitguard: planes in parallel from 64K values (was 256K; a small
+        // CNN's last pooling gradient, 64 x 64 x 7 x 7, ran on one thread).
+        if output.len() >= crate::ops::par::ELEMENTWISE_MIN && bc_total > 1 {
             use rayon::prelude::*;
             output
                 .par_chunks_mut(spatial_in)

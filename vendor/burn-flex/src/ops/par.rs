@@ -1,0 +1,79 @@
+//! splitguard: elementwise loops split over rayon's threads.
+//!
+//! flex ran every elementwise operation (unary, scalar, same-shape binary) on
+//! the calling thread, so in a training step the other cores waited through
+//! every activation, scaling and gradient sum between two convolutions
+//! (`perf`: about a third of the audit decoder's step ran on one thread).
+//! These helpers cut a contiguous loop into fixed chunks and run them in
+//! parallel once the tensor is large enough to pay for the hand-off (PyTorch's
+//! CPU backend splits elementwise loops from 32K elements). Each element is
+//! computed by the same expression as before, so results are bit-identical
+//! whatever the thread count.
+
+/// Elements below which a loop stays on the calling thread.
+pub(crate) const ELEMENTWISE_MIN: usize = 1 << 16;
+
+/// Elements per parallel task.
+#[cfg(feature = "rayon")]
+const CHUNK: usize = 1 << 14;
+
+/// `f` on consecutive chunks of `dst` (in place).
+pub(crate) fn update<E: Send>(dst: &mut [E], f: impl Fn(&mut [E]) + Sync + Send) {
+    #[cfg(feature = "rayon")]
+    if dst.len() >= ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(CHUNK).for_each(f);
+        return;
+    }
+    f(dst)
+}
+
+/// `f` on matching chunks of `dst` (in place) and `src` (same length).
+pub(crate) fn zip_update<E: Send, S: Sync>(
+    dst: &mut [E],
+    src: &[S],
+    f: impl Fn(&mut [E], &[S]) + Sync + Send,
+) {
+    debug_assert_eq!(dst.len(), src.len());
+    #[cfg(feature = "rayon")]
+    if dst.len() >= ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(d, s)| f(d, s));
+        return;
+    }
+    f(dst, src)
+}
+
+/// `src.map(op)` into a new vector.
+pub(crate) fn map<E: Copy + Sync, R: Send>(src: &[E], op: impl Fn(E) -> R + Sync + Send) -> alloc::vec::Vec<R> {
+    #[cfg(feature = "rayon")]
+    if src.len() >= ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        let mut out = alloc::vec::Vec::with_capacity(src.len());
+        src.par_iter().map(|&x| op(x)).collect_into_vec(&mut out);
+        return out;
+    }
+    src.iter().map(|&x| op(x)).collect()
+}
+
+/// `a.zip(b).map(op)` into a new vector (`a` and `b` of the same length).
+pub(crate) fn zip_map<E: Copy + Sync, R: Send>(
+    a: &[E],
+    b: &[E],
+    op: impl Fn(E, E) -> R + Sync + Send,
+) -> alloc::vec::Vec<R> {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(feature = "rayon")]
+    if a.len() >= ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        let mut out = alloc::vec::Vec::with_capacity(a.len());
+        a.par_iter()
+            .zip(b.par_iter())
+            .map(|(&x, &y)| op(x, y))
+            .collect_into_vec(&mut out);
+        return out;
+    }
+    a.iter().zip(b).map(|(&x, &y)| op(x, y)).collect()
+}
