@@ -1,14 +1,18 @@
 //! The kernels splitguard adds to its vendored burn-flex (see
 //! `vendor/burn-flex/VENDORED.md`) against their definitions: the weight,
 //! bias and input gradients of 2D convolution and transposed convolution,
-//! and batch-norm in training with its gradients, each compared with a
-//! naive f64 computation of the formula over small seeded tensors, across
-//! strides, paddings (also asymmetric), dilations and groups.
+//! batch-norm in training with its gradients, max pooling with its gradient
+//! and the elementwise operations split over threads, each compared with a
+//! naive computation of the definition over seeded tensors, across strides,
+//! paddings (also asymmetric), dilations and groups, and at sizes that take
+//! both the one-thread and the parallel paths.
 //!
 //! The inputs are seeded random numbers: these check arithmetic, not privacy.
 
 use burn::prelude::*;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::activation::relu;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -132,6 +136,18 @@ fn conv2d_gradients_match_their_definition() {
         groups: 1,
     };
     check_conv(&base, 1);
+    // Large enough (64K values) for the parallel paths: the input layout
+    // copy, the per-image input gradient and the bias gradient's channels.
+    check_conv(
+        &Conv {
+            n: 64,
+            cin: 8,
+            cout: 8,
+            hw: [12, 12],
+            ..base
+        },
+        7,
+    );
     check_conv(
         &Conv {
             stride: [2, 1],
@@ -457,5 +473,116 @@ fn batch_norm_training_matches_its_definition() {
         assert_close("bn dx", &to_vec(x.grad(&grads).expect("dx")), &dx);
         assert_close("bn dgamma", &to_vec(gt.grad(&grads).expect("dgamma")), &dg);
         assert_close("bn dbeta", &to_vec(bt.grad(&grads).expect("dbeta")), &dbeta);
+    }
+}
+
+/// `max_pool2d` (no padding, dilation 1) by its definition: each window's
+/// first maximum in row-major order, a NaN winning (and the last NaN's
+/// position kept), and the gradient routed to that position.
+fn check_max_pool(shape: [usize; 4], k: usize, stride: usize, seed: u64) {
+    let device = Device::flex().autodiff();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let [n, c, h, w] = shape;
+    // Coarse values, so windows hold ties; a few NaNs.
+    let mut xs: Vec<f32> = (0..n * c * h * w)
+        .map(|_| rng.random_range(0..5) as f32)
+        .collect();
+    for i in (0..xs.len()).step_by(97) {
+        xs[i] = f32::NAN;
+    }
+    let (ho, wo) = ((h - k) / stride + 1, (w - k) / stride + 1);
+    let gs = values(n * c * ho * wo, &mut rng);
+    let x = tensor(&xs, shape, &device).require_grad();
+    let pool = MaxPool2dConfig::new([k, k])
+        .with_strides([stride, stride])
+        .init();
+    let y = pool.forward(x.clone());
+    let grads = (y.clone() * tensor(&gs, [n, c, ho, wo], &device))
+        .sum()
+        .backward();
+    let (mut want, mut dx) = (Vec::new(), vec![0.0f64; xs.len()]);
+    for plane in 0..n * c {
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let mut best: Option<(f32, usize)> = None;
+                for i in 0..k {
+                    for j in 0..k {
+                        let at = plane * h * w + (oh * stride + i) * w + ow * stride + j;
+                        let v = xs[at];
+                        if best.is_none_or(|(m, _)| v > m || v.is_nan()) {
+                            best = Some((v, at));
+                        }
+                    }
+                }
+                let (v, at) = best.expect("a window");
+                want.push(v);
+                dx[at] += gs[(plane * ho + oh) * wo + ow] as f64;
+            }
+        }
+    }
+    let got = to_vec(y);
+    assert_eq!(got.len(), want.len());
+    for (i, (g, v)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g.to_bits() == v.to_bits() || (g.is_nan() && v.is_nan()),
+            "max pool {shape:?} k{k} s{stride} [{i}]: got {g}, want {v}"
+        );
+    }
+    // A NaN's gradient is its own, so compare where the input is a number.
+    let dx_got = to_vec(x.grad(&grads).expect("dx"));
+    assert_close(&format!("max pool dx {shape:?} k{k} s{stride}"), &dx_got, &dx);
+}
+
+#[test]
+fn max_pool2d_matches_its_definition() {
+    // Windows that tile the input (the fast path), also leaving a ragged
+    // edge unread, and overlapping windows (the general path).
+    check_max_pool([2, 3, 8, 8], 2, 2, 31);
+    check_max_pool([2, 3, 7, 7], 2, 2, 32);
+    check_max_pool([2, 3, 9, 8], 3, 3, 33);
+    check_max_pool([2, 3, 7, 7], 3, 2, 34);
+    // 71,680 input values: the gradient's planes in parallel.
+    check_max_pool([70, 16, 8, 8], 2, 2, 35);
+}
+
+#[test]
+fn elementwise_operations_give_the_same_bits_on_every_path() {
+    let device = Device::flex();
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    // Below and above the 64K values from which the loops run in parallel,
+    // including a length that does not fill the last chunk.
+    for len in [1000usize, 70_002] {
+        let a = values(len, &mut rng);
+        let b = values(len, &mut rng);
+        let ta = || tensor(&a, [len], &device);
+        let tb = || tensor(&b, [len], &device);
+        let same = |name: &str, got: Tensor<1>, want: &dyn Fn(f32, f32) -> f32| {
+            let got = to_vec(got);
+            assert_eq!(got.len(), len, "{name}");
+            for (i, g) in got.iter().enumerate() {
+                let w = want(a[i], b[i]);
+                assert_eq!(g.to_bits(), w.to_bits(), "{name} ({len})[{i}]: {g} vs {w}");
+            }
+        };
+        // Unique operands are written in place; shared ones allocate.
+        same("add", ta() + tb(), &|x, y| x + y);
+        let shared = ta();
+        same("sub (shared)", shared.clone() - tb(), &|x, y| x - y);
+        drop(shared);
+        same("mul", ta() * tb(), &|x, y| x * y);
+        same("div (shared rhs)", ta() / tb().clone(), &|x, y| x / y);
+        same("mul_scalar", ta().mul_scalar(0.3), &|x, _| x * 0.3);
+        let shared = ta();
+        same("add_scalar (shared)", shared.clone().add_scalar(2.5), &|x, _| x + 2.5);
+        drop(shared);
+        same("exp", ta().exp(), &|x, _| x.exp());
+        same("relu", relu(ta()), &|x, _| if x > 0.0 { x } else { 0.0 });
+        // A strided view (every other value) takes the non-contiguous path.
+        let half = len / 2;
+        let strided = ta().reshape([half, 2]).narrow(1, 0, 1).reshape([half]);
+        let got = to_vec(strided.mul_scalar(2.0));
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g.to_bits(), (a[2 * i] * 2.0).to_bits(), "strided ({len})[{i}]");
+        }
     }
 }
