@@ -97,13 +97,26 @@ pub(crate) fn add_bias<#[cfg(feature = "simd")] S: macerator::Simd, T: Element +
     channels: usize,
     spatial: usize,
 ) {
-    for b in 0..batch {
+    // splitguard: one image per task from 64K values (this ran on the calling
+    // thread after every convolution).
+    let image = channels * spatial;
+    let add = |img: &mut [T]| {
         for c in 0..channels {
-            let offset = b * channels * spatial + c * spatial;
             let bias_val = bias[c];
-            for i in 0..spatial {
-                output[offset + i] = T::add(output[offset + i], bias_val);
+            for v in &mut img[c * spatial..(c + 1) * spatial] {
+                *v = T::add(*v, bias_val);
             }
         }
+    };
+    if image == 0 {
+        return;
     }
+    let output = &mut output[..batch * image];
+    #[cfg(feature = "rayon")]
+    if output.len() >= crate::ops::par::ELEMENTWISE_MIN && batch > 1 {
+        use rayon::prelude::*;
+        output.par_chunks_mut(image).for_each(add);
+        return;
+    }
+    output.chunks_mut(image).for_each(add);
 }

@@ -47,13 +47,17 @@ pub(crate) fn zip_update<E: Send, S: Sync>(
 }
 
 /// `src.map(op)` into a new vector.
-pub(crate) fn map<E: Copy + Sync, R: Send>(src: &[E], op: impl Fn(E) -> R + Sync + Send) -> alloc::vec::Vec<R> {
+pub(crate) fn map<E: Copy + Sync, R: Send>(
+    src: &[E],
+    op: impl Fn(E) -> R + Sync + Send,
+) -> alloc::vec::Vec<R> {
     #[cfg(feature = "rayon")]
     if src.len() >= ELEMENTWISE_MIN {
-        use rayon::prelude::*;
-        let mut out = alloc::vec::Vec::with_capacity(src.len());
-        src.par_iter().map(|&x| op(x)).collect_into_vec(&mut out);
-        return out;
+        return filled(src.len(), |start, out| {
+            for (o, &x) in out.iter_mut().zip(&src[start..]) {
+                o.write(op(x));
+            }
+        });
     }
     src.iter().map(|&x| op(x)).collect()
 }
@@ -67,13 +71,31 @@ pub(crate) fn zip_map<E: Copy + Sync, R: Send>(
     debug_assert_eq!(a.len(), b.len());
     #[cfg(feature = "rayon")]
     if a.len() >= ELEMENTWISE_MIN {
-        use rayon::prelude::*;
-        let mut out = alloc::vec::Vec::with_capacity(a.len());
-        a.par_iter()
-            .zip(b.par_iter())
-            .map(|(&x, &y)| op(x, y))
-            .collect_into_vec(&mut out);
-        return out;
+        return filled(a.len(), |start, out| {
+            for ((o, &x), &y) in out.iter_mut().zip(&a[start..]).zip(&b[start..]) {
+                o.write(op(x, y));
+            }
+        });
     }
     a.iter().zip(b).map(|(&x, &y)| op(x, y)).collect()
+}
+
+/// A vector of `len` values, written chunk by chunk in parallel by
+/// `fill(start, chunk)`, which must write every value of its chunk. The
+/// chunks are plain loops (vectorised), not rayon's per-value collect.
+#[cfg(feature = "rayon")]
+fn filled<R: Send>(
+    len: usize,
+    fill: impl Fn(usize, &mut [core::mem::MaybeUninit<R>]) + Sync + Send,
+) -> alloc::vec::Vec<R> {
+    use rayon::prelude::*;
+    let mut out = alloc::vec::Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| fill(i * CHUNK, chunk));
+    // SAFETY: every chunk of the first `len` values was written by `fill`
+    // (the loops above write one value per slot of their chunk).
+    unsafe { out.set_len(len) };
+    out
 }
