@@ -372,9 +372,17 @@ fn conv3d_impl<
             let mut dst = vec![zero; batch_size * channels_out * spatial_out];
             let dst_ptr = crate::ops::SendMutPtr::new(dst.as_mut_ptr());
 
-            // Process batches and tiles in parallel (nested parallelism)
-            (0..batch_size).into_par_iter().for_each(|b| {
-                (0..num_tiles).into_par_iter().for_each(|tile_idx| {
+            // splitguard: one flat parallel loop over (image, tile) with one
+            // im2col buffer per task split, and the GEMM writing straight into
+            // the output's rows (row stride `spatial_out`) instead of a new
+            // matrix per tile that was then copied over value by value. The
+            // GEMM computes the same sums; only where they land changed.
+            let _ = gemm_fn;
+            let one = T::from_elem(1.0f32);
+            (0..batch_size * num_tiles).into_par_iter().for_each_init(
+                || vec![zero; col_len * TILE_SIZE],
+                |col_buf, task| {
+                    let (b, tile_idx) = (task / num_tiles, task % num_tiles);
                     let tile_start = tile_idx * TILE_SIZE;
                     let tile_end = (tile_start + TILE_SIZE).min(spatial_out);
                     let tile_size = tile_end - tile_start;
@@ -384,11 +392,11 @@ fn conv3d_impl<
                         let in_c_start = g * channels_per_group;
                         let out_c_start = g * out_channels_per_group;
 
-                        // Build im2col for this tile and group
-                        let mut col_tile = vec![zero; col_len * tile_size];
-
+                        // Build im2col for this tile and group (padding
+                        // positions are written as zeros).
+                        let col_tile = &mut col_buf[..col_len * tile_size];
                         im2col_3d_tile(
-                            &mut col_tile,
+                            col_tile,
                             &x_nhwc,
                             tile_start,
                             tile_end,
@@ -416,38 +424,32 @@ fn conv3d_impl<
                             nhwc_stride,
                         );
 
-                        // Get weight slice for this group
                         let w_start = out_c_start * col_len;
                         let w_end = w_start + out_channels_per_group * col_len;
                         let w_group = &w_flat[w_start..w_end];
-
-                        // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
-                        let result = gemm_fn(
-                            w_group,
-                            &col_tile,
-                            out_channels_per_group,
-                            col_len,
-                            tile_size,
-                        );
-
-                        // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
-                                unsafe {
-                                    debug_assert!(
-                                        dst_idx < batch_size * channels_out * spatial_out
-                                    );
-                                    dst_ptr.write(dst_idx, result[res_idx]);
-                                }
-                            }
+                        let dst_offset = b * channels_out * spatial_out
+                            + out_c_start * spatial_out
+                            + tile_start;
+                        // SAFETY: the rows `out_c_start..+out_channels_per_group`
+                        // of image `b`, columns `tile_start..tile_end`, lie inside
+                        // `dst`, and no other task writes them (tasks own
+                        // distinct (image, tile) pairs, groups distinct rows).
+                        unsafe {
+                            gemm_into(
+                                dst_ptr.ptr_add(dst_offset),
+                                spatial_out,
+                                w_group,
+                                col_tile,
+                                out_channels_per_group,
+                                col_len,
+                                tile_size,
+                                zero,
+                                one,
+                            );
                         }
                     }
-                });
-            });
+                },
+            );
             dst
         }
         #[cfg(not(feature = "rayon"))]
@@ -616,7 +618,9 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
                             col_offset += 1;
                         }
                     } else {
-                        // Padding: skip channels_per_group positions (already zero)
+                        // Padding (splitguard: written, since buffers are reused).
+                        let at = local_idx * col_len + col_offset;
+                        col_tile[at..at + channels_per_group].fill(T::zeroed());
                         col_offset += channels_per_group;
                     }
                 }
@@ -1821,6 +1825,54 @@ macro_rules! gemm_typed {
             c
         }
     };
+}
+
+/// `dst[i * dst_rs + j] = sum_k a[i * k + k'] * b[j * k + k']` for an
+/// `m x n` block of a larger row-major matrix (splitguard).
+///
+/// # Safety
+/// `dst` must be valid for writes at `i * dst_rs + j` for `i < m`, `j < n`.
+#[allow(clippy::too_many_arguments)]
+#[cfg(feature = "rayon")]
+unsafe fn gemm_into<T: 'static>(
+    dst: *mut T,
+    dst_rs: usize,
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    zero: T,
+    one: T,
+) {
+    let parallelism = if m * n * k >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            k as isize,
+            1,
+            zero,
+            one,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
 }
 
 gemm_typed!(gemm_f32, f32, 0.0f32, 1.0f32);
