@@ -380,7 +380,7 @@ fn conv3d_impl<
             let _ = gemm_fn;
             let one = T::from_elem(1.0f32);
             (0..batch_size * num_tiles).into_par_iter().for_each_init(
-                || vec![zero; col_len * TILE_SIZE],
+                || vec![zero; col_len * TILE_SIZE.min(spatial_out)],
                 |col_buf, task| {
                     let (b, tile_idx) = (task / num_tiles, task % num_tiles);
                     let tile_start = tile_idx * TILE_SIZE;
@@ -1831,7 +1831,9 @@ macro_rules! gemm_typed {
 /// `m x n` block of a larger row-major matrix (splitguard).
 ///
 /// # Safety
-/// `dst` must be valid for writes at `i * dst_rs + j` for `i < m`, `j < n`.
+/// `dst` must be valid, initialised memory for reads and writes at
+/// `i * dst_rs + j` for `i < m`, `j < n` (gemm may store partial sums there
+/// and read them back), and nothing else may access those values meanwhile.
 #[allow(clippy::too_many_arguments)]
 #[cfg(feature = "rayon")]
 unsafe fn gemm_into<T: 'static>(

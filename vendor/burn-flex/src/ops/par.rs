@@ -11,6 +11,7 @@
 //! whatever the thread count.
 
 /// Elements below which a loop stays on the calling thread.
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
 pub(crate) const ELEMENTWISE_MIN: usize = 1 << 16;
 
 /// Elements per parallel task.
@@ -68,7 +69,9 @@ pub(crate) fn zip_map<E: Copy + Sync, R: Send>(
     b: &[E],
     op: impl Fn(E, E) -> R + Sync + Send,
 ) -> alloc::vec::Vec<R> {
-    debug_assert_eq!(a.len(), b.len());
+    // `filled` needs every value written: a shorter `b` would leave some
+    // unwritten, so this is checked in release builds too.
+    assert_eq!(a.len(), b.len(), "zip_map: operands of different lengths");
     #[cfg(feature = "rayon")]
     if a.len() >= ELEMENTWISE_MIN {
         return filled(a.len(), |start, out| {
