@@ -29,7 +29,8 @@ use splitguard::attack::decoder::{Decoder, DecoderConfig, decoder_attack};
 use splitguard::model::{Features, SplitModel, zoo};
 use splitguard::train::{one_hot, soft_cross_entropy, to_vec};
 
-/// The CLI's allocator (`src/main.rs`), so the steps cost what a run pays.
+/// The CLI's allocator and its settings (`src/main.rs`), so the steps cost
+/// what a run pays.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -147,6 +148,7 @@ fn decoder_step(input: [usize; 3], steps: usize, warmup: usize, device: &Device)
 }
 
 fn main() {
+    splitguard::allocator::keep_freed_memory();
     let args = parse_args();
     let device = Device::flex().autodiff();
     device.seed(0);

@@ -27,6 +27,7 @@
 //!   [`report::RepeatsReport`]: every number's mean and t interval);
 //!   [`compare`] puts finished runs (or a sweep's) in one table and plot.
 
+pub mod allocator;
 pub mod attack;
 pub mod compare;
 pub mod data;
