@@ -319,11 +319,30 @@ where
             let id_base = od * in_h * in_w;
             for oh in 0..out_h {
                 let o_row = od * out_h * out_w + oh * out_w;
+                let top = id_base + oh * kernel_h * in_w;
+                if kernel_h == 2 && kernel_w == 2 {
+                    // The 2x2 window as selects, not branches (random data
+                    // mispredicted about one comparison in two).
+                    let (r0, r1) = (
+                        &x_data[x_offset + top..x_offset + top + in_w],
+                        &x_data[x_offset + top + in_w..x_offset + top + 2 * in_w],
+                    );
+                    for ow in 0..out_w {
+                        let c = 2 * ow;
+                        let (mut m, mut mi) = (r0[c], (top + c) as i64);
+                        (m, mi) = pick(m, mi, r0[c + 1], (top + c + 1) as i64);
+                        (m, mi) = pick(m, mi, r1[c], (top + in_w + c) as i64);
+                        (m, mi) = pick(m, mi, r1[c + 1], (top + in_w + c + 1) as i64);
+                        out[o_row + ow] = m;
+                        idx[o_row + ow] = mi;
+                    }
+                    continue;
+                }
                 for ow in 0..out_w {
                     let mut max_val = neg_inf;
                     let mut max_idx: i64 = -1;
                     for kh in 0..kernel_h {
-                        let row = id_base + (oh * kernel_h + kh) * in_w + ow * kernel_w;
+                        let row = top + kh * in_w + ow * kernel_w;
                         for (kw, &val) in x_data[x_offset + row..x_offset + row + kernel_w]
                             .iter()
                             .enumerate()
@@ -424,6 +443,15 @@ where
     };
 
     pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype)
+}
+
+/// The next window value `v` (at `vi`) against the maximum so far: `v` wins
+/// if larger or NaN (so a NaN propagates and the last NaN's index is kept),
+/// the earlier value on ties; as selects, without a branch.
+#[inline(always)]
+fn pick<T: num_traits::Float>(m: T, mi: i64, v: T, vi: i64) -> (T, i64) {
+    let take = v > m || v.is_nan();
+    (if take { v } else { m }, if take { vi } else { mi })
 }
 
 /// The pooled values and their argmax indices as `[N, C, D, H, W]` tensors.
