@@ -6,8 +6,10 @@
 //! (`purge_delay`), and the next epoch pays page faults and the kernel's
 //! zeroing to get it back (`perf`: `clear_page_erms` and `memset` were
 //! 8-13% of an audit decoder's step). Never handing it back made a whole
-//! decoder attack 5-7% faster; the process keeps its peak memory until it
-//! exits instead (the quickstart's peak went from 344 to 370 MB).
+//! decoder attack 4-6% faster (README, benchmarks) and the quickstart
+//! 106.1 -> 101.9 s; the process keeps its peak memory until it exits
+//! instead (the quickstart's peak: 347 -> 341 MB in that run, 344 -> 370 MB
+//! in an earlier one).
 
 use std::ffi::{c_int, c_long};
 
@@ -26,7 +28,8 @@ const MI_OPTION_PURGE_DELAY: c_int = 15;
 
 /// Keeps freed memory in the process for reuse (mimalloc's purge delay -1),
 /// unless `MIMALLOC_PURGE_DELAY` is set in the environment. Call it first
-/// thing in `main` of a binary whose global allocator is mimalloc.
+/// thing in `main` of a binary whose global allocator is mimalloc, before
+/// any thread starts (mimalloc reads the option without synchronisation).
 pub fn keep_freed_memory() {
     // SAFETY: sets one integer in mimalloc's option table; the index is a
     // valid option (checked by mimalloc, which ignores invalid ones).

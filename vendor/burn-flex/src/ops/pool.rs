@@ -321,8 +321,8 @@ where
                 let o_row = od * out_h * out_w + oh * out_w;
                 let top = id_base + oh * kernel_h * in_w;
                 if kernel_h == 2 && kernel_w == 2 {
-                    // The 2x2 window as selects, not branches (random data
-                    // mispredicted about one comparison in two).
+                    // The 2x2 window as selects, not branches (on random
+                    // data they were often mispredicted).
                     let (r0, r1) = (
                         &x_data[x_offset + top..x_offset + top + in_w],
                         &x_data[x_offset + top + in_w..x_offset + top + 2 * in_w],
