@@ -34,41 +34,6 @@ fn t_of<T: Float>(v: f64) -> T {
     T::from(v).unwrap_or_else(T::nan)
 }
 
-/// Below this many values the loops run on the calling thread.
-#[cfg(feature = "rayon")]
-const PARALLEL_VALUES: usize = 64 * 1024;
-
-/// Fills every chunk `i` of `out` with `f(i, chunk)`.
-fn fill_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    if chunk == 0 {
-        return;
-    }
-    #[cfg(feature = "rayon")]
-    if out.len() >= PARALLEL_VALUES {
-        use rayon::prelude::*;
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| f(i, c));
-        return;
-    }
-    out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
-}
-
-/// `g(channel)` for every channel.
-fn per_channel<R: Send>(
-    channels: usize,
-    values: usize,
-    g: impl Fn(usize) -> R + Sync + Send,
-) -> Vec<R> {
-    #[cfg(feature = "rayon")]
-    if values >= PARALLEL_VALUES {
-        use rayon::prelude::*;
-        return (0..channels).into_par_iter().map(g).collect();
-    }
-    let _ = values;
-    (0..channels).map(g).collect()
-}
-
 /// Sum over channel `c`'s values of `f(index)` (index into the flat buffer):
 /// each image's values summed in order, then the images' sums in order.
 ///
@@ -132,7 +97,7 @@ fn train_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
     let bs: &[T] = beta.storage();
     let count = (batch * chunk).max(1) as f64;
 
-    let stats: Vec<(T, T)> = per_channel(channels, xs.len(), |c| {
+    let stats: Vec<(T, T)> = crate::ops::par::indices(channels, xs.len(), |c| {
         let mean = t_of::<T>(channel_sum(c, channels, chunk, batch, |i| f64_of(xs[i])) / count);
         let sq = channel_sum(c, channels, chunk, batch, |i| {
             let d = f64_of(xs[i] - mean);
@@ -142,7 +107,7 @@ fn train_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
     });
     let eps = t_of::<T>(epsilon);
     let mut out: Vec<T> = alloc::vec![T::zero(); xs.len()];
-    fill_chunks(&mut out, chunk, |i, dst| {
+    crate::ops::par::chunks(&mut out, chunk, |i, dst| {
         let c = i % channels;
         let (mean, var) = stats[c];
         let std = (var + eps).sqrt();
@@ -186,7 +151,7 @@ fn backward_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
     let inv_std: Vec<T> = vs.iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
 
     // Per channel: sum(g) (beta's gradient) and sum(g * xhat) (gamma's).
-    let sums: Vec<(f64, f64)> = per_channel(channels, xs.len(), |c| {
+    let sums: Vec<(f64, f64)> = crate::ops::par::indices(channels, xs.len(), |c| {
         let (m, s) = (ms[c], inv_std[c]);
         let beta = channel_sum(c, channels, chunk, batch, |i| f64_of(gr[i]));
         let gamma = channel_sum(c, channels, chunk, batch, |i| {
@@ -195,7 +160,7 @@ fn backward_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
         (beta, gamma)
     });
     let mut dx: Vec<T> = alloc::vec![T::zero(); xs.len()];
-    fill_chunks(&mut dx, chunk, |i, dst| {
+    crate::ops::par::chunks(&mut dx, chunk, |i, dst| {
         let c = i % channels;
         let (m, s) = (ms[c], inv_std[c]);
         let mean_g = t_of::<T>(sums[c].0 / count);

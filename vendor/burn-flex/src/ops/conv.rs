@@ -328,7 +328,7 @@ fn conv3d_impl<
     let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
     // splitguard: one image per task (this copy ran on the calling thread
     // while the other cores waited).
-    let to_nhwc = |(b, dst): (usize, &mut [T])| {
+    let to_nhwc = |b: usize, dst: &mut [T]| {
         for d in 0..in_d {
             for h in 0..in_h {
                 for w in 0..in_w {
@@ -346,22 +346,7 @@ fn conv3d_impl<
             }
         }
     };
-    if nhwc_stride.0 > 0 {
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            if x_nhwc.len() >= crate::ops::par::ELEMENTWISE_MIN {
-                x_nhwc
-                    .par_chunks_mut(nhwc_stride.0)
-                    .enumerate()
-                    .for_each(to_nhwc);
-            } else {
-                x_nhwc.chunks_mut(nhwc_stride.0).enumerate().for_each(to_nhwc);
-            }
-        }
-        #[cfg(not(feature = "rayon"))]
-        x_nhwc.chunks_mut(nhwc_stride.0).enumerate().for_each(to_nhwc);
-    }
+    crate::ops::par::chunks(&mut x_nhwc, nhwc_stride.0, to_nhwc);
 
     // Use tiled parallel execution
     let output = {

@@ -108,15 +108,5 @@ pub(crate) fn add_bias<#[cfg(feature = "simd")] S: macerator::Simd, T: Element +
             }
         }
     };
-    if image == 0 {
-        return;
-    }
-    let output = &mut output[..batch * image];
-    #[cfg(feature = "rayon")]
-    if output.len() >= crate::ops::par::ELEMENTWISE_MIN && batch > 1 {
-        use rayon::prelude::*;
-        output.par_chunks_mut(image).for_each(add);
-        return;
-    }
-    output.chunks_mut(image).for_each(add);
+    crate::ops::par::chunks(&mut output[..batch * image], image, |_, img| add(img));
 }

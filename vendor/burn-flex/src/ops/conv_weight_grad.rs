@@ -191,10 +191,5 @@ pub(crate) fn channel_sums<T: Float + Send + Sync>(g: &[T], channels: usize, spa
             g[start..start + spatial].iter().fold(acc, |acc, &v| acc + v)
         })
     };
-    #[cfg(feature = "rayon")]
-    if g.len() >= crate::ops::par::ELEMENTWISE_MIN {
-        use rayon::prelude::*;
-        return (0..channels).into_par_iter().map(sum).collect();
-    }
-    (0..channels).map(sum).collect()
+    crate::ops::par::indices(channels, g.len(), sum)
 }

@@ -18,6 +18,43 @@ pub(crate) const ELEMENTWISE_MIN: usize = 1 << 16;
 #[cfg(feature = "rayon")]
 const CHUNK: usize = 1 << 14;
 
+/// `f(i, piece)` for every `chunk`-long piece `i` of `data` (the last one may
+/// be shorter): images, or channel planes, one per task.
+pub(crate) fn chunks<E: Send>(
+    data: &mut [E],
+    chunk: usize,
+    f: impl Fn(usize, &mut [E]) + Sync + Send,
+) {
+    if chunk == 0 {
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    if data.len() >= ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        data.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+        return;
+    }
+    data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+}
+
+/// `[g(0), .., g(count - 1)]`, in parallel when the work covers `values`
+/// values of at least [`ELEMENTWISE_MIN`] (one channel's reduction per task).
+pub(crate) fn indices<R: Send>(
+    count: usize,
+    values: usize,
+    g: impl Fn(usize) -> R + Sync + Send,
+) -> alloc::vec::Vec<R> {
+    #[cfg(feature = "rayon")]
+    if values >= ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        return (0..count).into_par_iter().map(g).collect();
+    }
+    let _ = values;
+    (0..count).map(g).collect()
+}
+
 /// `f` on consecutive chunks of `dst` (in place).
 pub(crate) fn update<E: Send>(dst: &mut [E], f: impl Fn(&mut [E]) + Sync + Send) {
     #[cfg(feature = "rayon")]
