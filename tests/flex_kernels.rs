@@ -186,6 +186,23 @@ fn conv2d_gradients_match_their_definition() {
         },
         3,
     );
+    // Same width in and out (a shifted copy in the weight gradient's
+    // im2col) with a dilated width, different heights, and a batch large
+    // enough for the parallel paths.
+    check_conv(
+        &Conv {
+            pad: [(0, 0), (2, 2)],
+            dil: [1, 2],
+            n: 40,
+            cin: 8,
+            cout: 8,
+            hw: [12, 12],
+            k: [3, 3],
+            stride: [1, 1],
+            groups: 1,
+        },
+        11,
+    );
     check_conv(
         &Conv {
             groups: 2,
@@ -433,6 +450,29 @@ fn conv_transpose2d_gradients_match_their_definition() {
             dil: [1, 1],
         },
         14,
+    );
+    // The decoder's stage at a batch that runs images in parallel (over 32K
+    // outputs), and one image whose columns pass 8 MB, so the product is
+    // computed and added back in two tiles of input positions.
+    check_deconv(
+        &Deconv {
+            n: 24,
+            cin: 16,
+            cout: 8,
+            hw: [7, 7],
+            ..base
+        },
+        17,
+    );
+    check_deconv(
+        &Deconv {
+            n: 1,
+            cin: 2,
+            cout: 4,
+            hw: [200, 180],
+            ..base
+        },
+        18,
     );
 }
 

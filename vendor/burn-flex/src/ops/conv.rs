@@ -327,21 +327,19 @@ fn conv3d_impl<
     );
     let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
     // splitguard: one image per task (this copy ran on the calling thread
-    // while the other cores waited).
+    // while the other cores waited), each a transpose of the image's
+    // [C, D*H*W] in blocks of 8 channels, read as 8 sequential streams.
+    let spatial_in = in_d * in_h * in_w;
     let to_nhwc = |b: usize, dst: &mut [T]| {
-        for d in 0..in_d {
-            for h in 0..in_h {
-                for w in 0..in_w {
-                    for c in 0..channels_in {
-                        let src_idx = b * channels_in * in_d * in_h * in_w
-                            + c * in_d * in_h * in_w
-                            + d * in_h * in_w
-                            + h * in_w
-                            + w;
-                        let dst_idx =
-                            d * nhwc_stride.1 + h * nhwc_stride.2 + w * nhwc_stride.3 + c;
-                        dst[dst_idx] = x_data[src_idx];
-                    }
+        if channels_in == 0 {
+            return;
+        }
+        let src = &x_data[b * nhwc_stride.0..(b + 1) * nhwc_stride.0];
+        for c0 in (0..channels_in).step_by(8) {
+            let c1 = (c0 + 8).min(channels_in);
+            for (s, pixel) in dst.chunks_exact_mut(channels_in).enumerate() {
+                for (c, v) in pixel[c0..c1].iter_mut().enumerate() {
+                    *v = src[(c0 + c) * spatial_in + s];
                 }
             }
         }
@@ -354,7 +352,16 @@ fn conv3d_impl<
         {
             use rayon::prelude::*;
 
-            let mut dst = vec![zero; batch_size * channels_out * spatial_out];
+            // splitguard: the GEMMs below write every output value without
+            // reading it (`read_dst` false), so the output is not zeroed
+            // first; its length is set once they have all run. (With no
+            // columns to multiply, `col_len == 0`, it is zeroed as before.)
+            let total = batch_size * channels_out * spatial_out;
+            let mut dst: Vec<T> = if col_len == 0 {
+                vec![zero; total]
+            } else {
+                Vec::with_capacity(total)
+            };
             let dst_ptr = crate::ops::SendMutPtr::new(dst.as_mut_ptr());
 
             // splitguard: one flat parallel loop over (image, tile) with one
@@ -435,6 +442,10 @@ fn conv3d_impl<
                     }
                 },
             );
+            // SAFETY: the tasks above cover every (image, tile) pair and each
+            // writes all output channels of its columns, so all `total`
+            // values are initialised (the capacity is `total`).
+            unsafe { dst.set_len(total) };
             dst
         }
         #[cfg(not(feature = "rayon"))]
@@ -569,44 +580,63 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
     in_c_start: usize,
     nhwc_stride: (usize, usize, usize, usize, usize),
 ) {
+    // splitguard: slice copies instead of a value-by-value loop; and when
+    // the kernel's columns are adjacent (no dilation) and the group holds
+    // every channel, a kernel row's valid columns are one contiguous run of
+    // the NHWC input, copied at once. The values written are the same.
+    let whole_rows = dilation_w == 1 && channels_per_group == nhwc_stride.3;
+    let cpg = channels_per_group;
     for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
         let out_d_idx = global_idx / (out_h * out_w);
         let rem = global_idx % (out_h * out_w);
         let out_h_idx = rem / out_w;
         let out_w_idx = rem % out_w;
+        let col_row = &mut col_tile[local_idx * col_len..(local_idx + 1) * col_len];
+        // The kernel columns kw whose input column iw = ow*s + kw*d - pad
+        // lies inside the input (only used when `whole_rows`, d = 1).
+        let iw0 = (out_w_idx * stride_w) as isize - pad_w as isize;
+        let kw_lo = ((-iw0).max(0) as usize).min(kernel_w);
+        let kw_hi = ((in_w as isize - iw0).max(0) as usize).min(kernel_w).max(kw_lo);
 
         let mut col_offset = 0;
         for kd in 0..kernel_d {
             let id = (out_d_idx * stride_d + kd * dilation_d) as isize - pad_d as isize;
             for kh in 0..kernel_h {
                 let ih = (out_h_idx * stride_h + kh * dilation_h) as isize - pad_h as isize;
+                let row_inside = id >= 0 && id < in_d as isize && ih >= 0 && ih < in_h as isize;
+                if whole_rows {
+                    let row = &mut col_row[col_offset..col_offset + kernel_w * cpg];
+                    col_offset += kernel_w * cpg;
+                    if !row_inside || kw_lo >= kw_hi {
+                        row.fill(T::zeroed());
+                        continue;
+                    }
+                    let inp_base = b * nhwc_stride.0
+                        + id as usize * nhwc_stride.1
+                        + ih as usize * nhwc_stride.2
+                        + (iw0 + kw_lo as isize) as usize * nhwc_stride.3
+                        + in_c_start;
+                    let run = (kw_hi - kw_lo) * cpg;
+                    row[..kw_lo * cpg].fill(T::zeroed());
+                    row[kw_lo * cpg..kw_hi * cpg]
+                        .copy_from_slice(&x_nhwc[inp_base..inp_base + run]);
+                    row[kw_hi * cpg..].fill(T::zeroed());
+                    continue;
+                }
                 for kw in 0..kernel_w {
                     let iw = (out_w_idx * stride_w + kw * dilation_w) as isize - pad_w as isize;
-
-                    if id >= 0
-                        && id < in_d as isize
-                        && ih >= 0
-                        && ih < in_h as isize
-                        && iw >= 0
-                        && iw < in_w as isize
-                    {
-                        let id = id as usize;
-                        let ih = ih as usize;
-                        let iw = iw as usize;
+                    let dst = &mut col_row[col_offset..col_offset + cpg];
+                    col_offset += cpg;
+                    if row_inside && iw >= 0 && iw < in_w as isize {
                         let inp_base = b * nhwc_stride.0
-                            + id * nhwc_stride.1
-                            + ih * nhwc_stride.2
-                            + iw * nhwc_stride.3
+                            + id as usize * nhwc_stride.1
+                            + ih as usize * nhwc_stride.2
+                            + iw as usize * nhwc_stride.3
                             + in_c_start;
-                        for c in 0..channels_per_group {
-                            col_tile[local_idx * col_len + col_offset] = x_nhwc[inp_base + c];
-                            col_offset += 1;
-                        }
+                        dst.copy_from_slice(&x_nhwc[inp_base..inp_base + cpg]);
                     } else {
                         // Padding (splitguard: written, since buffers are reused).
-                        let at = local_idx * col_len + col_offset;
-                        col_tile[at..at + channels_per_group].fill(T::zeroed());
-                        col_offset += channels_per_group;
+                        dst.fill(T::zeroed());
                     }
                 }
             }

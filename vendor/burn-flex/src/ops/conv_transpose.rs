@@ -241,6 +241,23 @@ fn valid_in_range(
     (in_start, in_end)
 }
 
+/// `dst[k * stride] += src[k]` for every `k`, in order of `k`; `dst` holds
+/// exactly `(src.len() - 1) * stride + 1` values. (splitguard: the callers
+/// pass the common strides as constants, so the loop compiles without a
+/// multiply or a bounds check.)
+#[inline(always)]
+fn add_strided<T: burn_backend::ElementAdd + Copy>(dst: &mut [T], src: &[T], stride: usize) {
+    if src.is_empty() {
+        return;
+    }
+    assert_eq!(dst.len(), (src.len() - 1) * stride + 1);
+    for (k, &v) in src.iter().enumerate() {
+        // SAFETY: k < src.len(), so k * stride < dst.len() (asserted above).
+        let o = unsafe { dst.get_unchecked_mut(k * stride) };
+        *o = T::add(*o, v);
+    }
+}
+
 /// 3D transposed convolution via GEMM + col2im.
 #[allow(clippy::too_many_arguments)]
 fn conv_transpose3d_impl<
@@ -384,94 +401,93 @@ fn conv_transpose3d_impl<
             );
 
             // Add this tile to the output for this (batch, group).
-            let process_channels = |first_channel: usize, channel_output: &mut [T]| {
-                for local_channel in 0..channel_output.len() / out_spatial {
-                    let out_ch_base = local_channel * out_spatial;
-                    let oc_col_base = (first_channel + local_channel) * k_spatial;
-
-                    for kd in 0..kernel_d {
-                        let (id_start, id_end) =
-                            valid_in_range(kd, dilation_d, pad_d, stride_d, in_d, out_d);
-                        let (id_start, id_end) = if TILED {
-                            (
-                                id_start.max(tile_start / (in_h * in_w)),
-                                id_end.min(tile_end.div_ceil(in_h * in_w)),
-                            )
-                        } else {
-                            (id_start, id_end)
-                        };
-                        if id_start >= id_end {
+            //
+            // splitguard: the rows a channel adds (one per kernel offset and
+            // input row inside the tile) do not depend on the channel, so
+            // they are listed once per tile, in the order the loops visit
+            // them (kd, kh, kw, id, ih), and every channel replays the list:
+            // the same additions in the same order, without recomputing the
+            // ranges for each of a few-element rows.
+            let mut rows: Vec<(usize, usize, usize)> = Vec::new();
+            for kd in 0..kernel_d {
+                let (id_start, id_end) =
+                    valid_in_range(kd, dilation_d, pad_d, stride_d, in_d, out_d);
+                let (id_start, id_end) = if TILED {
+                    (
+                        id_start.max(tile_start / (in_h * in_w)),
+                        id_end.min(tile_end.div_ceil(in_h * in_w)),
+                    )
+                } else {
+                    (id_start, id_end)
+                };
+                if id_start >= id_end {
+                    continue;
+                }
+                for kh in 0..kernel_h {
+                    let (ih_start, ih_end) =
+                        valid_in_range(kh, dilation_h, pad_h, stride_h, in_h, out_h);
+                    if ih_start >= ih_end {
+                        continue;
+                    }
+                    for kw in 0..kernel_w {
+                        let (iw_start, iw_end) =
+                            valid_in_range(kw, dilation_w, pad_w, stride_w, in_w, out_w);
+                        if iw_start >= iw_end {
                             continue;
                         }
-                        for kh in 0..kernel_h {
-                            let (ih_start, ih_end) =
-                                valid_in_range(kh, dilation_h, pad_h, stride_h, in_h, out_h);
-                            if ih_start >= ih_end {
-                                continue;
-                            }
-                            for kw in 0..kernel_w {
-                                let (iw_start, iw_end) =
-                                    valid_in_range(kw, dilation_w, pad_w, stride_w, in_w, out_w);
+                        let k_idx = kd * kernel_h * kernel_w + kh * kernel_w + kw;
+                        let col_base = k_idx * tile_len;
+
+                        for id in id_start..id_end {
+                            let od = id * stride_d + kd * dilation_d - pad_d;
+                            let in_d_base = id * in_h * in_w;
+                            let out_d_base = od * out_h * out_w;
+                            let (ih_start, ih_end) = if TILED {
+                                (
+                                    ih_start.max(tile_start.saturating_sub(in_d_base) / in_w),
+                                    ih_end
+                                        .min(tile_end.saturating_sub(in_d_base).div_ceil(in_w)),
+                                )
+                            } else {
+                                (ih_start, ih_end)
+                            };
+
+                            for ih in ih_start..ih_end {
+                                let oh = ih * stride_h + kh * dilation_h - pad_h;
+                                let in_h_base = in_d_base + ih * in_w;
+                                let out_h_base = out_d_base + oh * out_w;
+                                let (iw_start, iw_end) = if TILED {
+                                    (
+                                        iw_start.max(tile_start.saturating_sub(in_h_base)),
+                                        iw_end.min(tile_end.saturating_sub(in_h_base)),
+                                    )
+                                } else {
+                                    (iw_start, iw_end)
+                                };
                                 if iw_start >= iw_end {
                                     continue;
                                 }
-                                let k_idx = kd * kernel_h * kernel_w + kh * kernel_w + kw;
-                                let col_base = (oc_col_base + k_idx) * tile_len;
-
-                                for id in id_start..id_end {
-                                    let od = id * stride_d + kd * dilation_d - pad_d;
-                                    let in_d_base = id * in_h * in_w;
-                                    let out_d_base = od * out_h * out_w;
-                                    let (ih_start, ih_end) = if TILED {
-                                        (
-                                            ih_start
-                                                .max(tile_start.saturating_sub(in_d_base) / in_w),
-                                            ih_end.min(
-                                                tile_end.saturating_sub(in_d_base).div_ceil(in_w),
-                                            ),
-                                        )
-                                    } else {
-                                        (ih_start, ih_end)
-                                    };
-
-                                    for ih in ih_start..ih_end {
-                                        let oh = ih * stride_h + kh * dilation_h - pad_h;
-                                        let in_h_base = in_d_base + ih * in_w;
-                                        let out_h_base = out_d_base + oh * out_w;
-                                        let (iw_start, iw_end) = if TILED {
-                                            (
-                                                iw_start.max(tile_start.saturating_sub(in_h_base)),
-                                                iw_end.min(tile_end.saturating_sub(in_h_base)),
-                                            )
-                                        } else {
-                                            (iw_start, iw_end)
-                                        };
-                                        // splitguard: one bounds check per row, and a
-                                        // contiguous (vectorisable) add at stride 1.
-                                        if iw_start >= iw_end {
-                                            continue;
-                                        }
-                                        let count = iw_end - iw_start;
-                                        let s0 = col_base + in_h_base + iw_start - tile_start;
-                                        let src = &columns[s0..s0 + count];
-                                        let ow0 = iw_start * stride_w + kw * dilation_w - pad_w;
-                                        let o0 = out_ch_base + out_h_base + ow0;
-                                        if stride_w == 1 {
-                                            let dst = &mut channel_output[o0..o0 + count];
-                                            for (o, &v) in dst.iter_mut().zip(src) {
-                                                *o = T::add(*o, v);
-                                            }
-                                        } else {
-                                            let dst = &mut channel_output
-                                                [o0..o0 + (count - 1) * stride_w + 1];
-                                            for (o, &v) in dst.iter_mut().step_by(stride_w).zip(src)
-                                            {
-                                                *o = T::add(*o, v);
-                                            }
-                                        }
-                                    }
-                                }
+                                let s0 = col_base + in_h_base + iw_start - tile_start;
+                                let ow0 = iw_start * stride_w + kw * dilation_w - pad_w;
+                                rows.push((s0, out_h_base + ow0, iw_end - iw_start));
                             }
+                        }
+                    }
+                }
+            }
+            let process_channels = |first_channel: usize, channel_output: &mut [T]| {
+                for local_channel in 0..channel_output.len() / out_spatial {
+                    let out_ch = &mut channel_output
+                        [local_channel * out_spatial..(local_channel + 1) * out_spatial];
+                    let col_ch_base = (first_channel + local_channel) * k_spatial * tile_len;
+                    let col_ch = &columns[col_ch_base..col_ch_base + k_spatial * tile_len];
+                    for &(s0, o0, count) in &rows {
+                        let src = &col_ch[s0..s0 + count];
+                        let dst = &mut out_ch[o0..o0 + (count - 1) * stride_w + 1];
+                        match stride_w {
+                            1 => add_strided(dst, src, 1),
+                            2 => add_strided(dst, src, 2),
+                            _ => add_strided(dst, src, stride_w),
                         }
                     }
                 }

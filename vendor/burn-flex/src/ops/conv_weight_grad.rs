@@ -62,13 +62,22 @@ fn valid(len: usize, stride: usize, offset: isize, limit: usize) -> (usize, usiz
 }
 
 /// `col[(c, i, j), (qh, qw)] = a[c, qh*s + i*d - p, qw*s + j*d - p]` (0 outside).
+///
+/// (splitguard.) Each value is written once: zeros only where the window
+/// leaves the plane. With stride 1 and equal widths (a same-size
+/// convolution) a row of `col` is the plane shifted by one offset, so the
+/// valid band is one contiguous copy and only the wrapped border columns are
+/// zeroed afterwards; otherwise the grid is gathered row by row.
 fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T]) {
     let [ah, aw] = g.a_hw;
     let [bh, bw] = g.b_hw;
     let [kh, kw] = g.kernel;
     let positions = bh * bw;
+    let plane_len = ah * aw;
+    let zero = T::zero();
+    let shifted = g.stride == [1, 1] && aw == bw;
     for c in 0..channels {
-        let plane = &a[c * ah * aw..(c + 1) * ah * aw];
+        let plane = &a[c * plane_len..(c + 1) * plane_len];
         for i in 0..kh {
             let off_h = (i * g.dilation[0]) as isize - g.padding[0] as isize;
             let (h_lo, h_hi) = valid(bh, g.stride[0], off_h, ah);
@@ -77,22 +86,76 @@ fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T]) {
                 let (w_lo, w_hi) = valid(bw, g.stride[1], off_w, aw);
                 let row = ((c * kh + i) * kw + j) * positions;
                 let dst = &mut col[row..row + positions];
-                dst.fill(T::zero());
-                for qh in h_lo..h_hi {
-                    let src_row = ((qh * g.stride[0]) as isize + off_h) as usize * aw;
-                    let line = &mut dst[qh * bw..(qh + 1) * bw];
-                    if g.stride[1] == 1 {
-                        let start = (src_row as isize + w_lo as isize + off_w) as usize;
-                        line[w_lo..w_hi].copy_from_slice(&plane[start..start + (w_hi - w_lo)]);
-                    } else {
-                        for (qw, v) in line.iter_mut().enumerate().take(w_hi).skip(w_lo) {
-                            let src = ((qw * g.stride[1]) as isize + off_w) as usize;
-                            *v = plane[src_row + src];
+                if h_lo >= h_hi || w_lo >= w_hi {
+                    dst.fill(zero);
+                    continue;
+                }
+                dst[..h_lo * bw].fill(zero);
+                dst[h_hi * bw..].fill(zero);
+                if shifted {
+                    // dst[q] = plane[q + delta] on the valid rows; the copied
+                    // range is clipped to the plane, and whatever it leaves
+                    // or wraps into lies in the border columns zeroed below.
+                    let delta = off_h * aw as isize + off_w;
+                    let first = ((h_lo * bw) as isize).max(-delta) as usize;
+                    let last = ((h_hi * bw) as isize).min(plane_len as isize - delta) as usize;
+                    if first < last {
+                        let src = (first as isize + delta) as usize;
+                        dst[first..last].copy_from_slice(&plane[src..src + (last - first)]);
+                    }
+                    for qh in h_lo..h_hi {
+                        let line = &mut dst[qh * bw..(qh + 1) * bw];
+                        for v in &mut line[..w_lo] {
+                            *v = zero;
+                        }
+                        for v in &mut line[w_hi..] {
+                            *v = zero;
                         }
                     }
+                    continue;
+                }
+                let count = w_hi - w_lo;
+                let sw = g.stride[1];
+                for qh in h_lo..h_hi {
+                    let src_row = ((qh * g.stride[0]) as isize + off_h) as usize * aw;
+                    let start = (src_row as isize + (w_lo * sw) as isize + off_w) as usize;
+                    let src = &plane[start..start + (count - 1) * sw + 1];
+                    let line = &mut dst[qh * bw..(qh + 1) * bw];
+                    for v in &mut line[..w_lo] {
+                        *v = zero;
+                    }
+                    for v in &mut line[w_hi..] {
+                        *v = zero;
+                    }
+                    gather(&mut line[w_lo..w_hi], src, sw);
                 }
             }
         }
+    }
+}
+
+/// `out[k] = src[k * stride]` for every `k`; the common strides are
+/// constants, so the loop compiles without a multiply or a bounds check.
+fn gather<T: Copy>(out: &mut [T], src: &[T], stride: usize) {
+    if out.is_empty() {
+        return;
+    }
+    assert!(
+        (out.len() - 1) * stride < src.len(),
+        "gather: the source is too short"
+    );
+    #[inline(always)]
+    fn by<T: Copy>(out: &mut [T], src: &[T], stride: usize) {
+        for (k, v) in out.iter_mut().enumerate() {
+            // SAFETY: k < out.len(), and (out.len() - 1) * stride < src.len()
+            // was asserted above.
+            *v = unsafe { *src.get_unchecked(k * stride) };
+        }
+    }
+    match stride {
+        1 => out.copy_from_slice(&src[..out.len()]),
+        2 => by(out, src, 2),
+        _ => by(out, src, stride),
     }
 }
 
