@@ -4,7 +4,7 @@
 # time in <run folder>/wall_seconds.txt, then regenerates REPRODUCTIONS.md
 # from the run folders with `splitguard reproductions`.
 #
-#   scripts/reproduce.sh [RUNS_DIR]          # everything (hours on 2 cores)
+#   scripts/reproduce.sh [RUNS_DIR]          # everything (~35 min on 2 cores)
 #   ONLY=003 scripts/reproduce.sh            # only the recipes whose file starts with 003 (a seed's number)
 #   SPLITGUARD=/path/to/splitguard scripts/reproduce.sh   # that binary, no build
 #
