@@ -278,6 +278,27 @@ fn conv2d_gradients_match_their_definition() {
     );
 }
 
+/// Output channels that the groups do not divide (burn accepts them): the
+/// GEMMs cover whole groups only, and the rest must stay bias, as flex
+/// computed them, not uninitialised memory.
+#[test]
+fn conv2d_output_channels_past_the_last_group_are_bias() {
+    let device = Device::flex();
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let xs = values(2 * 4 * 9 * 9, &mut rng);
+    let ws = values(5 * 2 * 3 * 3, &mut rng);
+    let x = tensor(&xs, [2, 4, 9, 9], &device);
+    let w = tensor(&ws, [5, 2, 3, 3], &device);
+    let b = tensor(&[0.5, -1.0, 2.0, 0.25, -3.5], [5], &device);
+    let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
+    let y = to_vec(conv2d(x, w, Some(b), opts));
+    assert_eq!(y.len(), 2 * 5 * 81);
+    for n in 0..2 {
+        let last = &y[(n * 5 + 4) * 81..(n * 5 + 5) * 81];
+        assert!(last.iter().all(|&v| v == -3.5), "image {n}: {last:?}");
+    }
+}
+
 struct Deconv {
     n: usize,
     cin: usize,

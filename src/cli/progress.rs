@@ -73,8 +73,8 @@ impl TrainObserver for Progress {
         );
     }
 
-    fn resumed(&mut self, epoch: usize) {
-        tracing::info!("resumed from the checkpoint after epoch {epoch}");
+    fn resumed(&mut self, epoch: usize, checkpoint: &std::path::Path) {
+        tracing::info!("resumed from {} after epoch {epoch}", checkpoint.display());
     }
 }
 

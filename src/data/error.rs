@@ -17,13 +17,13 @@ pub const MAX_CLASSES: u32 = 65_536;
 pub enum DataError {
     /// The file or folder could not be opened or read (including a corrupt
     /// gzip stream).
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {cause}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error (in the message, so not chained as a
+        /// source: the command line would print it twice).
+        cause: std::io::Error,
     },
     /// An IDX file starts with the wrong magic number.
     #[error("{}: bad magic 0x{found:08x}, expected 0x{expected:08x} ({what})", path.display())]
@@ -122,13 +122,12 @@ pub enum DataError {
         problem: String,
     },
     /// A PNG file could not be decoded.
-    #[error("{}: cannot decode PNG: {source}", path.display())]
+    #[error("{}: cannot decode PNG: {cause}", path.display())]
     Png {
         /// The file.
         path: PathBuf,
-        /// The decoder's error.
-        #[source]
-        source: image::ImageError,
+        /// The decoder's error (in the message, not chained).
+        cause: image::ImageError,
     },
     /// Two images of one dataset differ in size.
     #[error(
@@ -202,10 +201,10 @@ pub enum DataError {
 
 impl DataError {
     /// Wraps an I/O error with the path it happened on.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 
@@ -215,5 +214,29 @@ impl DataError {
             path: path.into(),
             problem: problem.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line prints an error's chain (`{:#}`): a cause that is
+    /// both in the message and chained as a source would appear twice.
+    #[test]
+    fn a_cause_appears_once_in_the_printed_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let chain = format!("{:#}", anyhow::Error::new(DataError::io("data/x.idx", io)));
+        assert_eq!(chain.matches("no such file").count(), 1, "{chain}");
+        assert!(chain.starts_with("data/x.idx: cannot read"), "{chain}");
+        let bad = image::load_from_memory_with_format(b"not a png", image::ImageFormat::Png)
+            .expect_err("not a PNG");
+        let cause = bad.to_string();
+        let png = DataError::Png {
+            path: "faces/1.png".into(),
+            cause: bad,
+        };
+        let chain = format!("{:#}", anyhow::Error::new(png));
+        assert_eq!(chain.matches(cause.as_str()).count(), 1, "{chain}");
     }
 }

@@ -134,10 +134,10 @@ fn load_image(path: &Path) -> Result<([usize; 3], Vec<f32>), DataError> {
         None => return Err(DataError::format(path, "is a PNG without its IHDR header")),
     }
     let img =
-        image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|source| {
+        image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|cause| {
             DataError::Png {
                 path: path.to_path_buf(),
-                source,
+                cause,
             }
         })?;
     let (w, h) = (img.width() as usize, img.height() as usize);

@@ -36,35 +36,34 @@ pub const WALL_FILE: &str = "wall_seconds.txt";
 /// Where the document's pictures go, relative to the document.
 pub const GRID_DIR: &str = "docs/repro";
 
-/// What can go wrong reading the runs or writing the document.
+/// What can go wrong reading the runs or writing the document. Each message
+/// holds its cause's, so the cause is not chained as a source as well (the
+/// command line prints a chain, and would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum ReproError {
     /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A report is not valid JSON.
-    #[error("{}: not a valid report: {source}", path.display())]
+    #[error("{}: not a valid report: {cause}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
         /// The parser's error.
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The document or a picture could not be written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -389,17 +388,17 @@ pub fn write(runs: &Path, out: &Path) -> Result<Vec<PathBuf>, ReproError> {
     let text = markdown(&sections, runs);
     let base = out.parent().unwrap_or(Path::new("."));
     let mut written = Vec::new();
-    let werr = |path: &Path, source: std::io::Error| ReproError::Write {
+    let werr = |path: &Path, cause: std::io::Error| ReproError::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     for g in sections.iter().flat_map(|s| &s.grids) {
         let dir = base.join(GRID_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| werr(&dir, e))?;
         let to = dir.join(&g.name);
-        let bytes = std::fs::read(&g.source).map_err(|source| ReproError::Read {
+        let bytes = std::fs::read(&g.source).map_err(|cause| ReproError::Read {
             path: g.source.clone(),
-            source,
+            cause,
         })?;
         write_atomic(&to, &bytes).map_err(|e| werr(&to, e))?;
         written.push(to);
@@ -412,6 +411,30 @@ pub fn write(runs: &Path, out: &Path) -> Result<Vec<PathBuf>, ReproError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command line prints an error's chain (`{:#}`): each cause once.
+    #[test]
+    fn a_cause_appears_once_in_the_printed_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let chain = format!(
+            "{:#}",
+            anyhow::Error::new(ReproError::Read {
+                path: "runs/x/report.json".into(),
+                cause: io,
+            })
+        );
+        assert_eq!(chain, "runs/x/report.json: no such file");
+        let bad = serde_json::from_str::<serde_json::Value>("{").expect_err("not JSON");
+        let cause = bad.to_string();
+        let chain = format!(
+            "{:#}",
+            anyhow::Error::new(ReproError::Json {
+                path: "r.json".into(),
+                cause: bad,
+            })
+        );
+        assert_eq!(chain.matches(cause.as_str()).count(), 1, "{chain}");
+    }
 
     fn section(id: &'static str, verdict: Verdict, wall: u64) -> Section {
         let mut s = Section::new(id, "A title", "A claim.", "A protocol.");

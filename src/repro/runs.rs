@@ -15,13 +15,13 @@ use crate::pipeline::files::REPORT_JSON;
 
 /// Reads and parses one JSON file.
 pub fn read_json(path: &Path) -> Result<Value, ReproError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReproError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ReproError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
-    serde_json::from_str(&text).map_err(|source| ReproError::Json {
+    serde_json::from_str(&text).map_err(|cause| ReproError::Json {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 

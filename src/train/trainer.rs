@@ -101,8 +101,10 @@ pub trait TrainObserver {
     fn step(&mut self, _loss: f64, _accuracy: f64) {}
     /// An epoch finished.
     fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
-    /// Training resumed from a checkpoint after `epoch` epochs.
-    fn resumed(&mut self, _epoch: usize) {}
+    /// Training resumed from the checkpoint `checkpoint` after `epoch`
+    /// epochs (its file names the phase: the model, PATROL's masks, the
+    /// pruned model's fine-tuning).
+    fn resumed(&mut self, _epoch: usize, _checkpoint: &std::path::Path) {}
     /// Asked after each epoch's checkpoint is written: `true` stops the run
     /// there (as if killed), to be continued with `resume`.
     fn should_stop(&mut self) -> bool {
@@ -471,7 +473,7 @@ pub fn train_trainee<T: Trainee, D>(
         }
         trainee = trainee.with_model(ck.model).fork(device);
         start_epoch = ck.meta.epoch + 1;
-        observer.resumed(ck.meta.epoch);
+        observer.resumed(ck.meta.epoch, path);
     }
 
     let classes = data.num_classes;

@@ -315,9 +315,6 @@ fn conv3d_impl<
     }
 
     // Convert input to NHWC layout for cache-friendly access in im2col.
-    // Loop order (c innermost, spatial outer) is intentional: on aarch64
-    // M3 Max, strided loads + contiguous stores beat the inverse by
-    // 10-35% per layer. Load prefetchers outrun the store write buffer.
     let nhwc_stride = (
         in_d * in_h * in_w * channels_in,
         in_h * in_w * channels_in,
@@ -354,13 +351,16 @@ fn conv3d_impl<
 
             // splitguard: the GEMMs below write every output value without
             // reading it (`read_dst` false), so the output is not zeroed
-            // first; its length is set once they have all run. (With no
-            // columns to multiply, `col_len == 0`, it is zeroed as before.)
+            // first; its length is set once they have all run. It is zeroed
+            // as before when they would leave values unwritten: no columns
+            // to multiply (`col_len == 0`), or output channels that the
+            // groups do not divide (the rows past the last whole group).
             let total = batch_size * channels_out * spatial_out;
-            let mut dst: Vec<T> = if col_len == 0 {
-                vec![zero; total]
-            } else {
+            let covered = col_len > 0 && out_channels_per_group * groups == channels_out;
+            let mut dst: Vec<T> = if covered {
                 Vec::with_capacity(total)
+            } else {
+                vec![zero; total]
             };
             let dst_ptr = crate::ops::SendMutPtr::new(dst.as_mut_ptr());
 
@@ -442,10 +442,13 @@ fn conv3d_impl<
                     }
                 },
             );
-            // SAFETY: the tasks above cover every (image, tile) pair and each
-            // writes all output channels of its columns, so all `total`
-            // values are initialised (the capacity is `total`).
-            unsafe { dst.set_len(total) };
+            if covered {
+                // SAFETY: the tasks above cover every (image, tile) pair and
+                // each writes all output channels of its columns (the groups
+                // divide them: `covered`), so all `total` values are
+                // initialised (the capacity is `total`).
+                unsafe { dst.set_len(total) };
+            }
             dst
         }
         #[cfg(not(feature = "rayon"))]

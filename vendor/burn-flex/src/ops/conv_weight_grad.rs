@@ -63,11 +63,12 @@ fn valid(len: usize, stride: usize, offset: isize, limit: usize) -> (usize, usiz
 
 /// `col[(c, i, j), (qh, qw)] = a[c, qh*s + i*d - p, qw*s + j*d - p]` (0 outside).
 ///
-/// (splitguard.) Each value is written once: zeros only where the window
-/// leaves the plane. With stride 1 and equal widths (a same-size
+/// (splitguard.) Zeros are written only where the window leaves the plane,
+/// not over a whole row first. With stride 1 and equal widths (a same-size
 /// convolution) a row of `col` is the plane shifted by one offset, so the
 /// valid band is one contiguous copy and only the wrapped border columns are
-/// zeroed afterwards; otherwise the grid is gathered row by row.
+/// zeroed afterwards; otherwise the grid is gathered row by row, each value
+/// written once.
 fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T]) {
     let [ah, aw] = g.a_hw;
     let [bh, bw] = g.b_hw;
