@@ -287,15 +287,30 @@ fn conv2d_output_channels_past_the_last_group_are_bias() {
     let mut rng = ChaCha8Rng::seed_from_u64(19);
     let xs = values(2 * 4 * 9 * 9, &mut rng);
     let ws = values(5 * 2 * 3 * 3, &mut rng);
+    let full = values(5 * 4 * 3 * 3, &mut rng);
     let x = tensor(&xs, [2, 4, 9, 9], &device);
     let w = tensor(&ws, [5, 2, 3, 3], &device);
     let b = tensor(&[0.5, -1.0, 2.0, 0.25, -3.5], [5], &device);
-    let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
-    let y = to_vec(conv2d(x, w, Some(b), opts));
-    assert_eq!(y.len(), 2 * 5 * 81);
-    for n in 0..2 {
-        let last = &y[(n * 5 + 4) * 81..(n * 5 + 5) * 81];
-        assert!(last.iter().all(|&v| v == -3.5), "image {n}: {last:?}");
+    for round in 0..4 {
+        // An output of the same size with other values, freed just before,
+        // so that unwritten memory would not happen to hold the bias.
+        let other = conv2d(
+            x.clone(),
+            tensor(&full, [5, 4, 3, 3], &device),
+            None,
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        );
+        drop(to_vec(other));
+        let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
+        let y = to_vec(conv2d(x.clone(), w.clone(), Some(b.clone()), opts));
+        assert_eq!(y.len(), 2 * 5 * 81);
+        for n in 0..2 {
+            let last = &y[(n * 5 + 4) * 81..(n * 5 + 5) * 81];
+            assert!(
+                last.iter().all(|&v| v == -3.5),
+                "round {round}, image {n}: {last:?}"
+            );
+        }
     }
 }
 

@@ -52,20 +52,21 @@ pub enum GridError {
         expected: usize,
     },
     /// PNG encoding failed.
-    #[error("image grid {path}: PNG encoding failed: {source}")]
+    #[error("image grid {path}: PNG encoding failed: {cause}")]
     Encode {
         /// Destination file.
         path: PathBuf,
-        /// The encoder's error.
-        source: image::ImageError,
+        /// The encoder's error (in the message, so not chained as a
+        /// source: the command line would print it twice).
+        cause: image::ImageError,
     },
     /// Writing the file failed.
-    #[error("image grid {path}: cannot write file: {source}")]
+    #[error("image grid {path}: cannot write file: {cause}")]
     Io {
         /// Destination file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not chained).
+        cause: std::io::Error,
     },
 }
 
@@ -168,13 +169,13 @@ pub fn save_image_grid(
     let height = u32::try_from(height).expect("grid height fits u32: bounded by MAX_GRID_PIXELS");
     PngEncoder::new(&mut png)
         .write_image(&buf, width, height, color)
-        .map_err(|source| GridError::Encode {
+        .map_err(|cause| GridError::Encode {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
-    write_atomic(path, png.get_ref()).map_err(|source| GridError::Io {
+    write_atomic(path, png.get_ref()).map_err(|cause| GridError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 

@@ -20,12 +20,13 @@ const ALIGN: usize = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, so not chained as a source: the
+        /// command line would print it twice).
+        cause: std::io::Error,
     },
     /// The file does not start with `\x93NUMPY`.
     #[error("{path}: not a .npy file (missing the \\x93NUMPY magic)")]
@@ -178,9 +179,9 @@ fn write_npy(
     }
     let mut out = encode_header(descr, shape);
     fill(&mut out);
-    write_atomic(path, &out).map_err(|source| NpyError::Io {
+    write_atomic(path, &out).map_err(|cause| NpyError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -191,7 +192,7 @@ fn read_npy(
     item: usize,
 ) -> Result<(Vec<u8>, usize, Vec<usize>), NpyError> {
     let p = || path.to_path_buf();
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: p(), source })?;
+    let bytes = std::fs::read(path).map_err(|cause| NpyError::Io { path: p(), cause })?;
     let truncated = |what, needed, got| NpyError::Truncated {
         path: p(),
         what,
@@ -400,6 +401,17 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command line prints an error's chain (`{:#}`): the OS error once.
+    #[test]
+    fn a_missing_file_prints_its_cause_once() {
+        let path = std::env::temp_dir().join("splitguard-npy-test-no-such-file.npy");
+        let err = read_npy(&path, "<f4", 4).expect_err("no such file");
+        let cause = std::fs::read(&path).expect_err("no such file").to_string();
+        let chain = format!("{:#}", anyhow::Error::new(err));
+        assert!(chain.starts_with(&path.display().to_string()), "{chain}");
+        assert_eq!(chain.matches(cause.as_str()).count(), 1, "{chain}");
+    }
 
     #[test]
     fn header_bytes_of_a_tiny_array_are_exact() {

@@ -30,12 +30,13 @@ const PALETTE: [&str; 10] = [
 
 /// Writing an SVG file failed.
 #[derive(Debug, thiserror::Error)]
-#[error("plot {path}: cannot write file: {source}")]
+#[error("plot {path}: cannot write file: {cause}")]
 pub struct PlotError {
     /// Destination file.
     pub path: PathBuf,
-    /// The I/O error.
-    pub source: std::io::Error,
+    /// The I/O error (in the message, so not chained as a source: the
+    /// command line would print it twice).
+    pub cause: std::io::Error,
 }
 
 /// One named line of `(x, y)` points, drawn in the given order with markers.
@@ -116,9 +117,9 @@ pub struct ScatterPlot {
 
 /// Writes `svg` to `path` atomically.
 pub fn save_svg(path: &Path, svg: &str) -> Result<(), PlotError> {
-    write_atomic(path, svg.as_bytes()).map_err(|source| PlotError {
+    write_atomic(path, svg.as_bytes()).map_err(|cause| PlotError {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
