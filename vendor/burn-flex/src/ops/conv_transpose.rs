@@ -376,6 +376,96 @@ fn conv_transpose3d_impl<
             columns_len >= channel_min_columns && total_groups < threads
         };
 
+    // splitguard: the rows a channel adds in col2im (one per kernel offset
+    // and input row inside a tile) depend on neither the channel nor the
+    // image, so each tile's list is made once per call, in the order the
+    // loops visit them (kd, kh, kw, id, ih), and every image and channel
+    // replays it: the same additions in the same order, without
+    // recomputing the ranges for each of a few-element rows. Tiles are
+    // listed in reverse: for a fixed output, increasing kernel indices read
+    // decreasing input positions, so this keeps the col2im addition order.
+    let tile_rows = |tile_start: usize, tile_len: usize| {
+        let tile_end = tile_start + tile_len;
+        let mut rows: Vec<(usize, usize, usize)> = Vec::new();
+        for kd in 0..kernel_d {
+            let (id_start, id_end) = valid_in_range(kd, dilation_d, pad_d, stride_d, in_d, out_d);
+            let (id_start, id_end) = if TILED {
+                (
+                    id_start.max(tile_start / (in_h * in_w)),
+                    id_end.min(tile_end.div_ceil(in_h * in_w)),
+                )
+            } else {
+                (id_start, id_end)
+            };
+            if id_start >= id_end {
+                continue;
+            }
+            for kh in 0..kernel_h {
+                let (ih_start, ih_end) =
+                    valid_in_range(kh, dilation_h, pad_h, stride_h, in_h, out_h);
+                if ih_start >= ih_end {
+                    continue;
+                }
+                for kw in 0..kernel_w {
+                    let (iw_start, iw_end) =
+                        valid_in_range(kw, dilation_w, pad_w, stride_w, in_w, out_w);
+                    if iw_start >= iw_end {
+                        continue;
+                    }
+                    let k_idx = kd * kernel_h * kernel_w + kh * kernel_w + kw;
+                    let col_base = k_idx * tile_len;
+
+                    for id in id_start..id_end {
+                        let od = id * stride_d + kd * dilation_d - pad_d;
+                        let in_d_base = id * in_h * in_w;
+                        let out_d_base = od * out_h * out_w;
+                        let (ih_start, ih_end) = if TILED {
+                            (
+                                ih_start.max(tile_start.saturating_sub(in_d_base) / in_w),
+                                ih_end.min(tile_end.saturating_sub(in_d_base).div_ceil(in_w)),
+                            )
+                        } else {
+                            (ih_start, ih_end)
+                        };
+
+                        for ih in ih_start..ih_end {
+                            let oh = ih * stride_h + kh * dilation_h - pad_h;
+                            let in_h_base = in_d_base + ih * in_w;
+                            let out_h_base = out_d_base + oh * out_w;
+                            let (iw_start, iw_end) = if TILED {
+                                (
+                                    iw_start.max(tile_start.saturating_sub(in_h_base)),
+                                    iw_end.min(tile_end.saturating_sub(in_h_base)),
+                                )
+                            } else {
+                                (iw_start, iw_end)
+                            };
+                            if iw_start >= iw_end {
+                                continue;
+                            }
+                            let s0 = col_base + in_h_base + iw_start - tile_start;
+                            let ow0 = iw_start * stride_w + kw * dilation_w - pad_w;
+                            rows.push((s0, out_h_base + ow0, iw_end - iw_start));
+                        }
+                    }
+                }
+            }
+        }
+        rows
+    };
+    let tiles: Vec<(usize, usize, Vec<(usize, usize, usize)>)> = if TILED {
+        (0..in_spatial)
+            .step_by(tile_size)
+            .rev()
+            .map(|start| {
+                let len = tile_size.min(in_spatial - start);
+                (start, len, tile_rows(start, len))
+            })
+            .collect()
+    } else {
+        vec![(0, in_spatial, tile_rows(0, in_spatial))]
+    };
+
     let process_group = |b: usize, g: usize, group_output: &mut [T], columns: &mut [T]| {
         let ic_start = g * in_channels_per_group;
         let x_offset = b * in_channels * in_spatial + ic_start * in_spatial;
@@ -387,134 +477,53 @@ fn conv_transpose3d_impl<
         if in_channels_per_group == 0 {
             return;
         }
-        let mut process_tile = |tile_start: usize, tile_len: usize| {
-            let tile_end = tile_start + tile_len;
-            let columns = &mut columns[..col_ch * tile_len];
-            gemm_fn(
-                columns,
-                w_group,
-                &x_group[tile_start..],
-                col_ch,
-                in_channels_per_group,
-                tile_len,
-                in_spatial,
-            );
+        let mut process_tile =
+            |tile_start: usize, tile_len: usize, rows: &[(usize, usize, usize)]| {
+                let columns = &mut columns[..col_ch * tile_len];
+                gemm_fn(
+                    columns,
+                    w_group,
+                    &x_group[tile_start..],
+                    col_ch,
+                    in_channels_per_group,
+                    tile_len,
+                    in_spatial,
+                );
 
-            // Add this tile to the output for this (batch, group).
-            //
-            // splitguard: the rows a channel adds (one per kernel offset and
-            // input row inside the tile) do not depend on the channel, so
-            // they are listed once per tile, in the order the loops visit
-            // them (kd, kh, kw, id, ih), and every channel replays the list:
-            // the same additions in the same order, without recomputing the
-            // ranges for each of a few-element rows.
-            let mut rows: Vec<(usize, usize, usize)> = Vec::new();
-            for kd in 0..kernel_d {
-                let (id_start, id_end) =
-                    valid_in_range(kd, dilation_d, pad_d, stride_d, in_d, out_d);
-                let (id_start, id_end) = if TILED {
-                    (
-                        id_start.max(tile_start / (in_h * in_w)),
-                        id_end.min(tile_end.div_ceil(in_h * in_w)),
-                    )
-                } else {
-                    (id_start, id_end)
-                };
-                if id_start >= id_end {
-                    continue;
-                }
-                for kh in 0..kernel_h {
-                    let (ih_start, ih_end) =
-                        valid_in_range(kh, dilation_h, pad_h, stride_h, in_h, out_h);
-                    if ih_start >= ih_end {
-                        continue;
-                    }
-                    for kw in 0..kernel_w {
-                        let (iw_start, iw_end) =
-                            valid_in_range(kw, dilation_w, pad_w, stride_w, in_w, out_w);
-                        if iw_start >= iw_end {
-                            continue;
-                        }
-                        let k_idx = kd * kernel_h * kernel_w + kh * kernel_w + kw;
-                        let col_base = k_idx * tile_len;
-
-                        for id in id_start..id_end {
-                            let od = id * stride_d + kd * dilation_d - pad_d;
-                            let in_d_base = id * in_h * in_w;
-                            let out_d_base = od * out_h * out_w;
-                            let (ih_start, ih_end) = if TILED {
-                                (
-                                    ih_start.max(tile_start.saturating_sub(in_d_base) / in_w),
-                                    ih_end
-                                        .min(tile_end.saturating_sub(in_d_base).div_ceil(in_w)),
-                                )
-                            } else {
-                                (ih_start, ih_end)
-                            };
-
-                            for ih in ih_start..ih_end {
-                                let oh = ih * stride_h + kh * dilation_h - pad_h;
-                                let in_h_base = in_d_base + ih * in_w;
-                                let out_h_base = out_d_base + oh * out_w;
-                                let (iw_start, iw_end) = if TILED {
-                                    (
-                                        iw_start.max(tile_start.saturating_sub(in_h_base)),
-                                        iw_end.min(tile_end.saturating_sub(in_h_base)),
-                                    )
-                                } else {
-                                    (iw_start, iw_end)
-                                };
-                                if iw_start >= iw_end {
-                                    continue;
-                                }
-                                let s0 = col_base + in_h_base + iw_start - tile_start;
-                                let ow0 = iw_start * stride_w + kw * dilation_w - pad_w;
-                                rows.push((s0, out_h_base + ow0, iw_end - iw_start));
+                let process_channels = |first_channel: usize, channel_output: &mut [T]| {
+                    for local_channel in 0..channel_output.len() / out_spatial {
+                        let out_ch = &mut channel_output
+                            [local_channel * out_spatial..(local_channel + 1) * out_spatial];
+                        let col_ch_base = (first_channel + local_channel) * k_spatial * tile_len;
+                        let col_ch = &columns[col_ch_base..col_ch_base + k_spatial * tile_len];
+                        for &(s0, o0, count) in rows {
+                            let src = &col_ch[s0..s0 + count];
+                            let dst = &mut out_ch[o0..o0 + (count - 1) * stride_w + 1];
+                            match stride_w {
+                                1 => add_strided(dst, src, 1),
+                                2 => add_strided(dst, src, 2),
+                                _ => add_strided(dst, src, stride_w),
                             }
                         }
                     }
+                };
+                #[cfg(feature = "rayon")]
+                if parallel_channels && columns.len() >= channel_min_columns {
+                    use rayon::prelude::*;
+                    group_output
+                        .par_chunks_mut(out_spatial)
+                        .enumerate()
+                        .for_each(|(oc, channel_output)| {
+                            process_channels(oc, channel_output);
+                        });
+                } else {
+                    process_channels(0, group_output);
                 }
-            }
-            let process_channels = |first_channel: usize, channel_output: &mut [T]| {
-                for local_channel in 0..channel_output.len() / out_spatial {
-                    let out_ch = &mut channel_output
-                        [local_channel * out_spatial..(local_channel + 1) * out_spatial];
-                    let col_ch_base = (first_channel + local_channel) * k_spatial * tile_len;
-                    let col_ch = &columns[col_ch_base..col_ch_base + k_spatial * tile_len];
-                    for &(s0, o0, count) in &rows {
-                        let src = &col_ch[s0..s0 + count];
-                        let dst = &mut out_ch[o0..o0 + (count - 1) * stride_w + 1];
-                        match stride_w {
-                            1 => add_strided(dst, src, 1),
-                            2 => add_strided(dst, src, 2),
-                            _ => add_strided(dst, src, stride_w),
-                        }
-                    }
-                }
-            };
-            #[cfg(feature = "rayon")]
-            if parallel_channels && columns.len() >= channel_min_columns {
-                use rayon::prelude::*;
-                group_output
-                    .par_chunks_mut(out_spatial)
-                    .enumerate()
-                    .for_each(|(oc, channel_output)| {
-                        process_channels(oc, channel_output);
-                    });
-            } else {
+                #[cfg(not(feature = "rayon"))]
                 process_channels(0, group_output);
-            }
-            #[cfg(not(feature = "rayon"))]
-            process_channels(0, group_output);
-        };
-        if TILED {
-            // For a fixed output, increasing kernel indices read decreasing input
-            // positions. Visit tiles in reverse to keep the col2im addition order.
-            for tile_start in (0..in_spatial).step_by(tile_size).rev() {
-                process_tile(tile_start, tile_size.min(in_spatial - tile_start));
-            }
-        } else {
-            process_tile(0, in_spatial);
+            };
+        for (tile_start, tile_len, rows) in &tiles {
+            process_tile(*tile_start, *tile_len, rows);
         }
     };
 
