@@ -246,6 +246,37 @@ fn conv2d_gradients_match_their_definition() {
         },
         6,
     );
+    // Strided weight gradients read the input's stride phases: odd sizes
+    // give phases of unequal widths (4 and 3 columns) with a dilated
+    // kernel; a stride wider than the input leaves a phase empty.
+    check_conv(
+        &Conv {
+            n: 3,
+            cout: 4,
+            cin: 3,
+            hw: [9, 7],
+            k: [3, 3],
+            stride: [2, 2],
+            pad: [(2, 2), (2, 2)],
+            dil: [2, 2],
+            groups: 1,
+        },
+        12,
+    );
+    check_conv(
+        &Conv {
+            n: 2,
+            cout: 3,
+            cin: 2,
+            hw: [2, 5],
+            k: [3, 3],
+            stride: [3, 3],
+            pad: [(1, 1), (1, 1)],
+            dil: [1, 1],
+            groups: 1,
+        },
+        13,
+    );
     // Few output channels at stride 1 (the direct path), wide and
     // asymmetric padding.
     check_conv(

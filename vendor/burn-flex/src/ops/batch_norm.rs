@@ -106,14 +106,13 @@ fn train_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
         (mean, t_of::<T>(sq / count))
     });
     let eps = t_of::<T>(epsilon);
-    let mut out: Vec<T> = alloc::vec![T::zero(); xs.len()];
-    crate::ops::par::chunks(&mut out, chunk, |i, dst| {
+    let out: Vec<T> = crate::ops::par::chunks_new(xs.len(), chunk, |i, dst| {
         let c = i % channels;
         let (mean, var) = stats[c];
         let std = (var + eps).sqrt();
         let (g, b) = (gs[c], bs[c]);
         for (d, &v) in dst.iter_mut().zip(&xs[i * chunk..(i + 1) * chunk]) {
-            *d = (v - mean) / std * g + b;
+            d.write((v - mean) / std * g + b);
         }
     });
     let (mean, var): (Vec<T>, Vec<T>) = stats.into_iter().unzip();
@@ -159,8 +158,7 @@ fn backward_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
         });
         (beta, gamma)
     });
-    let mut dx: Vec<T> = alloc::vec![T::zero(); xs.len()];
-    crate::ops::par::chunks(&mut dx, chunk, |i, dst| {
+    let dx: Vec<T> = crate::ops::par::chunks_new(xs.len(), chunk, |i, dst| {
         let c = i % channels;
         let (m, s) = (ms[c], inv_std[c]);
         let mean_g = t_of::<T>(sums[c].0 / count);
@@ -169,7 +167,7 @@ fn backward_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
         let range = i * chunk..(i + 1) * chunk;
         for ((d, &v), &g) in dst.iter_mut().zip(&xs[range.clone()]).zip(&gr[range]) {
             let xhat = (v - m) * s;
-            *d = scale * ((g - mean_g) - xhat * mean_gx);
+            d.write(scale * ((g - mean_g) - xhat * mean_gx));
         }
     });
     let beta_grad: Vec<T> = sums.iter().map(|s| t_of::<T>(s.0)).collect();

@@ -322,26 +322,27 @@ fn conv3d_impl<
         channels_in,
         1,
     );
-    let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
     // splitguard: one image per task (this copy ran on the calling thread
     // while the other cores waited), each a transpose of the image's
-    // [C, D*H*W] in blocks of 8 channels, read as 8 sequential streams.
+    // [C, D*H*W] in blocks of 8 channels, read as 8 sequential streams,
+    // into a buffer not zeroed first (every value is written).
     let spatial_in = in_d * in_h * in_w;
-    let to_nhwc = |b: usize, dst: &mut [T]| {
-        if channels_in == 0 {
-            return;
-        }
+    let to_nhwc = |b: usize, dst: &mut [core::mem::MaybeUninit<T>]| {
         let src = &x_data[b * nhwc_stride.0..(b + 1) * nhwc_stride.0];
         for c0 in (0..channels_in).step_by(8) {
             let c1 = (c0 + 8).min(channels_in);
             for (s, pixel) in dst.chunks_exact_mut(channels_in).enumerate() {
                 for (c, v) in pixel[c0..c1].iter_mut().enumerate() {
-                    *v = src[(c0 + c) * spatial_in + s];
+                    v.write(src[(c0 + c) * spatial_in + s]);
                 }
             }
         }
     };
-    crate::ops::par::chunks(&mut x_nhwc, nhwc_stride.0, to_nhwc);
+    let x_nhwc: Vec<T> = crate::ops::par::chunks_new(
+        batch_size * in_d * in_h * in_w * channels_in,
+        nhwc_stride.0,
+        to_nhwc,
+    );
 
     // Use tiled parallel execution
     let output = {

@@ -64,27 +64,58 @@ fn valid(len: usize, stride: usize, offset: isize, limit: usize) -> (usize, usiz
 /// `col[(c, i, j), (qh, qw)] = a[c, qh*s + i*d - p, qw*s + j*d - p]` (0 outside).
 ///
 /// (splitguard.) Zeros are written only where the window leaves the plane,
-/// not over a whole row first. With stride 1 and equal widths (a same-size
-/// convolution) a row of `col` is the plane shifted by one offset, so the
-/// valid band is one contiguous copy and only the wrapped border columns are
-/// zeroed afterwards; otherwise the grid is gathered row by row, each value
-/// written once.
-fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T]) {
+/// not over a whole row first. When the plane's stride phases are no wider
+/// than the grid (`ceil(aw / s) <= bw`: every same-size convolution, and the
+/// transposed convolutions' `x2` upsampling), a row of `col` is one phase
+/// shifted by one offset, so the valid band is one contiguous copy and only
+/// the wrapped border columns are zeroed afterwards; at stride 1 the phase is
+/// the plane itself, otherwise the phases are split out once per channel
+/// (`phases`, `kh * kw / (sh * sw)` times fewer strided reads than gathering
+/// every row of `col`). Otherwise the grid is gathered row by row, each value
+/// written once. The values of `col` are the same either way.
+fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T], phases: &mut Vec<T>) {
     let [ah, aw] = g.a_hw;
     let [bh, bw] = g.b_hw;
     let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
     let positions = bh * bw;
     let plane_len = ah * aw;
     let zero = T::zero();
-    let shifted = g.stride == [1, 1] && aw == bw;
+    // The plane split into its stride phases: phase (ph, pw) holds the
+    // values at rows ph, ph + sh, .. and columns pw, pw + sw, .., each
+    // phase `ph_h x bw` (zero past the plane). A window offset then reads
+    // one phase at a constant shift, so a row of `col` is one contiguous
+    // copy. At stride 1 with equal widths that phase is the plane itself.
+    let ph_h = ah.div_ceil(sh);
+    let direct = (sh, sw) == (1, 1) && aw == bw;
+    let phased = !direct && aw.div_ceil(sw) <= bw;
+    let shifted = direct || phased;
+    let phase_len = ph_h * bw;
+    if phased {
+        phases.clear();
+        phases.resize(channels * sh * sw * phase_len, zero);
+    }
     for c in 0..channels {
         let plane = &a[c * plane_len..(c + 1) * plane_len];
+        if phased {
+            let dst = &mut phases[c * sh * sw * phase_len..(c + 1) * sh * sw * phase_len];
+            for ph in 0..sh {
+                for pw in 0..sw {
+                    let p = &mut dst[(ph * sw + pw) * phase_len..(ph * sw + pw + 1) * phase_len];
+                    let n = aw.saturating_sub(pw).div_ceil(sw);
+                    for (r, row) in (ph..ah).step_by(sh).enumerate() {
+                        let src = &plane[row * aw + pw.min(aw)..(row + 1) * aw];
+                        gather(&mut p[r * bw..r * bw + n], src, sw);
+                    }
+                }
+            }
+        }
         for i in 0..kh {
             let off_h = (i * g.dilation[0]) as isize - g.padding[0] as isize;
-            let (h_lo, h_hi) = valid(bh, g.stride[0], off_h, ah);
+            let (h_lo, h_hi) = valid(bh, sh, off_h, ah);
             for j in 0..kw {
                 let off_w = (j * g.dilation[1]) as isize - g.padding[1] as isize;
-                let (w_lo, w_hi) = valid(bw, g.stride[1], off_w, aw);
+                let (w_lo, w_hi) = valid(bw, sw, off_w, aw);
                 let row = ((c * kh + i) * kw + j) * positions;
                 let dst = &mut col[row..row + positions];
                 if h_lo >= h_hi || w_lo >= w_hi {
@@ -94,15 +125,32 @@ fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T]) {
                 dst[..h_lo * bw].fill(zero);
                 dst[h_hi * bw..].fill(zero);
                 if shifted {
-                    // dst[q] = plane[q + delta] on the valid rows; the copied
-                    // range is clipped to the plane, and whatever it leaves
+                    // dst[q] = phase[q + delta] on the valid rows; the copied
+                    // range is clipped to the phase, and whatever it leaves
                     // or wraps into lies in the border columns zeroed below.
-                    let delta = off_h * aw as isize + off_w;
+                    let (src_plane, src_len, delta) = if direct {
+                        (plane, plane_len, off_h * aw as isize + off_w)
+                    } else {
+                        let (ph, qh0) = (
+                            off_h.rem_euclid(sh as isize) as usize,
+                            off_h.div_euclid(sh as isize),
+                        );
+                        let (pw, qw0) = (
+                            off_w.rem_euclid(sw as isize) as usize,
+                            off_w.div_euclid(sw as isize),
+                        );
+                        let base = (c * sh * sw + ph * sw + pw) * phase_len;
+                        (
+                            &phases[base..base + phase_len],
+                            phase_len,
+                            qh0 * bw as isize + qw0,
+                        )
+                    };
                     let first = ((h_lo * bw) as isize).max(-delta) as usize;
-                    let last = ((h_hi * bw) as isize).min(plane_len as isize - delta) as usize;
+                    let last = ((h_hi * bw) as isize).min(src_len as isize - delta) as usize;
                     if first < last {
                         let src = (first as isize + delta) as usize;
-                        dst[first..last].copy_from_slice(&plane[src..src + (last - first)]);
+                        dst[first..last].copy_from_slice(&src_plane[src..src + (last - first)]);
                     }
                     for qh in h_lo..h_hi {
                         let line = &mut dst[qh * bw..(qh + 1) * bw];
@@ -116,9 +164,8 @@ fn im2col<T: Float>(a: &[T], channels: usize, g: &Geometry, col: &mut [T]) {
                     continue;
                 }
                 let count = w_hi - w_lo;
-                let sw = g.stride[1];
                 for qh in h_lo..h_hi {
-                    let src_row = ((qh * g.stride[0]) as isize + off_h) as usize * aw;
+                    let src_row = ((qh * sh) as isize + off_h) as usize * aw;
                     let start = (src_row as isize + (w_lo * sw) as isize + off_w) as usize;
                     let src = &plane[start..start + (count - 1) * sw + 1];
                     let line = &mut dst[qh * bw..(qh + 1) * bw];
@@ -204,19 +251,21 @@ pub(crate) fn weight_grad<T: Float + Send + Sync + 'static>(
     let a_len = g.a_channels * a_plane;
     let b_len = g.b_channels * positions;
     let len = g.b_channels * rows;
-    let partial = |chunk: usize| -> Vec<T> {
+    // `im2col` writes every value of `col`, so one buffer (and one for the
+    // stride phases) serves every chunk a thread takes.
+    let scratch = || (vec![T::zero(); rows * positions], Vec::new());
+    let partial = |(col, phases): &mut (Vec<T>, Vec<T>), chunk: usize| -> Vec<T> {
         let mut acc = vec![T::zero(); len];
-        let mut col = vec![T::zero(); rows * positions];
         for img in chunk * GROUP..((chunk + 1) * GROUP).min(g.batch) {
             for grp in 0..g.groups {
                 let a0 = img * a_len + grp * a_group * a_plane;
-                im2col(&a[a0..a0 + a_group * a_plane], a_group, g, &mut col);
+                im2col(&a[a0..a0 + a_group * a_plane], a_group, g, col, phases);
                 let b0 = img * b_len + grp * b_group * positions;
                 let d0 = grp * b_group * rows;
                 gemm_acc(
                     &mut acc[d0..d0 + b_group * rows],
                     &b[b0..b0 + b_group * positions],
-                    &col,
+                    col,
                     b_group,
                     rows,
                     positions,
@@ -229,10 +278,16 @@ pub(crate) fn weight_grad<T: Float + Send + Sync + 'static>(
     #[cfg(feature = "rayon")]
     let partials: Vec<Vec<T>> = {
         use rayon::prelude::*;
-        (0..chunks).into_par_iter().map(partial).collect()
+        (0..chunks)
+            .into_par_iter()
+            .map_init(scratch, partial)
+            .collect()
     };
     #[cfg(not(feature = "rayon"))]
-    let partials: Vec<Vec<T>> = (0..chunks).map(partial).collect();
+    let partials: Vec<Vec<T>> = {
+        let mut buffers = scratch();
+        (0..chunks).map(|c| partial(&mut buffers, c)).collect()
+    };
     let mut it = partials.into_iter();
     let mut out = it.next().unwrap_or_else(|| vec![T::zero(); len]);
     for p in it {
@@ -244,7 +299,11 @@ pub(crate) fn weight_grad<T: Float + Send + Sync + 'static>(
 /// `out[c] = sum over n and s of g[n, c, s]`, for `[N, C, S]` data.
 /// Each channel is summed image by image, in order, on one thread, so the
 /// result does not depend on the thread count; channels run in parallel.
-pub(crate) fn channel_sums<T: Float + Send + Sync>(g: &[T], channels: usize, spatial: usize) -> Vec<T> {
+pub(crate) fn channel_sums<T: Float + Send + Sync>(
+    g: &[T],
+    channels: usize,
+    spatial: usize,
+) -> Vec<T> {
     if channels == 0 || spatial == 0 {
         return vec![T::zero(); channels];
     }
@@ -252,7 +311,9 @@ pub(crate) fn channel_sums<T: Float + Send + Sync>(g: &[T], channels: usize, spa
     let sum = |c: usize| {
         (0..images).fold(T::zero(), |acc, n| {
             let start = (n * channels + c) * spatial;
-            g[start..start + spatial].iter().fold(acc, |acc, &v| acc + v)
+            g[start..start + spatial]
+                .iter()
+                .fold(acc, |acc, &v| acc + v)
         })
     };
     crate::ops::par::indices(channels, g.len(), sum)

@@ -36,7 +36,45 @@ pub(crate) fn chunks<E: Send>(
             .for_each(|(i, c)| f(i, c));
         return;
     }
-    data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    data.chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, c)| f(i, c));
+}
+
+/// A new vector of `len` values made piece by piece like [`chunks`]:
+/// `f(i, piece)` must write every value of the `chunk`-long piece `i` (the
+/// last may be shorter). (The zero-filled vector that `chunks` would write
+/// over costs a pass over memory first.)
+pub(crate) fn chunks_new<R: Send>(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [core::mem::MaybeUninit<R>]) + Sync + Send,
+) -> alloc::vec::Vec<R> {
+    let mut out = alloc::vec::Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    assert!(chunk > 0, "chunks_new: {len} values in pieces of 0");
+    let spare = &mut out.spare_capacity_mut()[..len];
+    #[cfg(feature = "rayon")]
+    if len >= ELEMENTWISE_MIN {
+        use rayon::prelude::*;
+        spare
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+        // SAFETY: the pieces cover all `len` values and `f` writes every
+        // value of its piece.
+        unsafe { out.set_len(len) };
+        return out;
+    }
+    spare
+        .chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, c)| f(i, c));
+    // SAFETY: as above.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `[g(0), .., g(count - 1)]`, in parallel when the work covers `values`

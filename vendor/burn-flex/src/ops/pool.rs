@@ -314,7 +314,11 @@ where
         && out_d == in_d
         && out_h * kernel_h <= in_h
         && out_w * kernel_w <= in_w;
-    let tiled_plane = |x_offset: usize, out: &mut [T], idx: &mut [i64]| {
+    // The planes' values and indices are written into buffers not filled
+    // first: every output of a plane is written exactly once.
+    let tiled_plane = |x_offset: usize,
+                       out: &mut [core::mem::MaybeUninit<T>],
+                       idx: &mut [core::mem::MaybeUninit<i64>]| {
         for od in 0..out_d {
             let id_base = od * in_h * in_w;
             for oh in 0..out_h {
@@ -333,8 +337,8 @@ where
                         (m, mi) = pick(m, mi, r0[c + 1], (top + c + 1) as i64);
                         (m, mi) = pick(m, mi, r1[c], (top + in_w + c) as i64);
                         (m, mi) = pick(m, mi, r1[c + 1], (top + in_w + c + 1) as i64);
-                        out[o_row + ow] = m;
-                        idx[o_row + ow] = mi;
+                        out[o_row + ow].write(m);
+                        idx[o_row + ow].write(mi);
                     }
                     continue;
                 }
@@ -353,8 +357,8 @@ where
                             }
                         }
                     }
-                    out[o_row + ow] = max_val;
-                    idx[o_row + ow] = max_idx;
+                    out[o_row + ow].write(max_val);
+                    idx[o_row + ow].write(max_idx);
                 }
             }
         }
@@ -365,18 +369,27 @@ where
         {
             use rayon::prelude::*;
 
-            let mut output = vec![neg_inf; batch_size * channels * spatial_out];
-            let mut indices = vec![-1i64; batch_size * channels * spatial_out];
+            let total = batch_size * channels * spatial_out;
             if tiled && spatial_out > 0 {
-                output
+                let mut output: Vec<T> = Vec::with_capacity(total);
+                let mut indices: Vec<i64> = Vec::with_capacity(total);
+                output.spare_capacity_mut()[..total]
                     .par_chunks_mut(spatial_out)
-                    .zip(indices.par_chunks_mut(spatial_out))
+                    .zip(indices.spare_capacity_mut()[..total].par_chunks_mut(spatial_out))
                     .enumerate()
                     .for_each(|(bc, (out, idx))| {
                         tiled_plane(bc * in_d * in_h * in_w, out, idx)
                     });
+                // SAFETY: the planes cover all `total` outputs and
+                // `tiled_plane` writes every value and index of its plane.
+                unsafe {
+                    output.set_len(total);
+                    indices.set_len(total);
+                }
                 return pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype);
             }
+            let mut output = vec![neg_inf; total];
+            let mut indices = vec![-1i64; total];
             let out_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
             let idx_ptr = crate::ops::SendMutPtr::new(indices.as_mut_ptr());
 
@@ -407,18 +420,26 @@ where
         }
         #[cfg(not(feature = "rayon"))]
         {
-            let mut output = vec![neg_inf; batch_size * channels * spatial_out];
-            let mut indices = vec![-1i64; batch_size * channels * spatial_out];
+            let total = batch_size * channels * spatial_out;
             if tiled && spatial_out > 0 {
-                output
+                let mut output: Vec<T> = Vec::with_capacity(total);
+                let mut indices: Vec<i64> = Vec::with_capacity(total);
+                output.spare_capacity_mut()[..total]
                     .chunks_mut(spatial_out)
-                    .zip(indices.chunks_mut(spatial_out))
+                    .zip(indices.spare_capacity_mut()[..total].chunks_mut(spatial_out))
                     .enumerate()
                     .for_each(|(bc, (out, idx))| {
                         tiled_plane(bc * in_d * in_h * in_w, out, idx)
                     });
+                // SAFETY: as in the parallel path.
+                unsafe {
+                    output.set_len(total);
+                    indices.set_len(total);
+                }
                 return pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype);
             }
+            let mut output = vec![neg_inf; total];
+            let mut indices = vec![-1i64; total];
 
             for b in 0..batch_size {
                 for c in 0..channels {
