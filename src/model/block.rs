@@ -11,6 +11,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 use burn::tensor::activation;
 
+use super::leaky::leaky_relu;
 use super::spec::{
     ActivationKind, BlockSpec, ConvOrder, ConvSpec, FeatureShape, GlobalAvgPoolSpec, LinearSpec,
     MaxPoolSpec, ResidualSpec,
@@ -77,18 +78,6 @@ impl Features {
 }
 
 /// Leaky ReLU, `x` where `x > 0` and `slope * x` elsewhere, written as
-/// `slope * x + (1 - slope) * relu(x)`.
-///
-/// burn's `leaky_relu` has no autodiff rule of its own: under autodiff it is
-/// recorded as a comparison and a `mask_where`, whose backward pass costs two
-/// masked copies and a sum (14% of a decoder step, measured with `perf`).
-/// ReLU has a dedicated forward and backward, so this form does the same
-/// arithmetic in a few streaming passes. Equal to the definition up to one
-/// rounding of the sum.
-pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
-    activation::relu(x.clone()).mul_scalar(1.0 - slope) + x.mul_scalar(slope)
-}
-
 /// Applies an activation kind.
 pub fn activate<const D: usize>(x: Tensor<D>, kind: ActivationKind) -> Tensor<D> {
     match kind {

@@ -7,6 +7,7 @@
 mod block;
 mod checkpoint;
 pub mod decoder;
+mod leaky;
 mod network;
 mod spec;
 pub mod vae;
@@ -15,9 +16,10 @@ pub mod zoo;
 
 pub use block::{
     Block, ConvBlock, Downsample, Features, GlobalAvgPoolBlock, LinearBlock, MaxPoolBlock,
-    ResidualBlock, activate, leaky_relu,
+    ResidualBlock, activate,
 };
 pub use checkpoint::{Blobs, Checkpoint, CheckpointMeta};
+pub use leaky::leaky_relu;
 pub use network::SplitModel;
 pub use spec::{
     ActivationKind, BlockInfo, BlockSpec, ConvOrder, ConvSpec, FeatureShape, GlobalAvgPoolSpec,
