@@ -309,6 +309,75 @@ fn conv2d_gradients_match_their_definition() {
     );
 }
 
+/// Convolutions with small outputs (at most 64 positions) multiply several
+/// images' columns in one GEMM, and every value must still be the sum one
+/// image's GEMM forms: a chain of fused multiply-adds over the depth (kernel
+/// row, kernel column, input channel), in blocks of 512, each block added
+/// to the one before, then the bias. Checked bit for bit against that chain
+/// for depths of one block (288), two blocks (576) and a last block of one
+/// value (513, which stays one image per GEMM), with batches that leave a
+/// last task short. Skipped where the CPU has no fused multiply-add (gemm
+/// then multiplies and adds apart).
+#[test]
+fn small_convolutions_sum_every_value_in_the_per_image_order() {
+    #[cfg(target_arch = "x86_64")]
+    if !std::arch::is_x86_feature_detected!("fma") {
+        return;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    return;
+    let device = Device::flex();
+    let (h, w) = (7, 7);
+    for (cin, cout, n, seed) in [(32, 64, 11, 21), (64, 16, 9, 22), (57, 8, 3, 23)] {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let xs = values(n * cin * h * w, &mut rng);
+        let ws = values(cout * cin * 9, &mut rng);
+        let bs = values(cout, &mut rng);
+        let y = conv2d(
+            tensor(&xs, [n, cin, h, w], &device),
+            tensor(&ws, [cout, cin, 3, 3], &device),
+            Some(tensor(&bs, [cout], &device)),
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        );
+        let got = to_vec(y);
+        let depth = cin * 9;
+        for img in 0..n {
+            for o in 0..cout {
+                for oh in 0..h {
+                    for ow in 0..w {
+                        let mut total = 0.0f32;
+                        for block in (0..depth).step_by(512) {
+                            let mut acc = 0.0f32;
+                            for k in block..(block + 512).min(depth) {
+                                let (tap, ci) = (k / cin, k % cin);
+                                let (i, j) = (tap / 3, tap % 3);
+                                let (ih, iw) = ((oh + i) as isize - 1, (ow + j) as isize - 1);
+                                let inside =
+                                    (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw);
+                                let xv = if inside {
+                                    xs[((img * cin + ci) * h + ih as usize) * w + iw as usize]
+                                } else {
+                                    0.0
+                                };
+                                acc = ws[(o * cin + ci) * 9 + tap].mul_add(xv, acc);
+                            }
+                            total = if block == 0 { acc } else { total + acc };
+                        }
+                        let want = total + bs[o];
+                        let at = ((img * cout + o) * h + oh) * w + ow;
+                        assert_eq!(
+                            got[at].to_bits(),
+                            want.to_bits(),
+                            "depth {depth}, image {img}, channel {o}, ({oh}, {ow}): {} vs {want}",
+                            got[at]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Output channels that the groups do not divide (burn accepts them): the
 /// GEMMs cover whole groups only, and the rest must stay bias, as flex
 /// computed them, not uninitialised memory.

@@ -370,15 +370,63 @@ fn conv3d_impl<
             // the output's rows (row stride `spatial_out`) instead of a new
             // matrix per tile that was then copied over value by value. The
             // GEMM computes the same sums; only where they land changed.
+            //
+            // Small outputs (at most 64 positions in one tile: a 7x7 map)
+            // take up to 8 images per task in one GEMM over their columns
+            // side by side, instead of one GEMM of 49 columns per image
+            // (gemm packed the weights for each); the result is copied to
+            // each image's rows. Every value is the same sum: gemm cuts the
+            // depth into the same blocks whatever the column count (blocks
+            // of 512 for at most 64 rows and 64 columns, otherwise blocks
+            // chosen from the depth, rows and cache alone), so for at most
+            // 64 rows the depth goes in blocks of 512 here, each block added
+            // to the last as gemm adds its own. Shapes for which gemm takes
+            // another road for one image (a matrix-vector product for one
+            // position or one row, a dot-product kernel for at most 256
+            // values, two products at most for a depth of 1 or 2, also as
+            // a last block of 512) stay one image per GEMM.
             let _ = gemm_fn;
             let one = T::from_elem(1.0f32);
-            (0..batch_size * num_tiles).into_par_iter().for_each_init(
-                || vec![zero; col_len * TILE_SIZE.min(spatial_out)],
-                |col_buf, task| {
-                    let (b, tile_idx) = (task / num_tiles, task % num_tiles);
+            let batchable = num_tiles == 1
+                && spatial_out > 1
+                && spatial_out <= 64
+                && out_channels_per_group > 1
+                && out_channels_per_group * spatial_out > 256
+                && col_len > 2
+                && (out_channels_per_group > 64 || col_len <= 512 || col_len % 512 > 2);
+            let images = if batchable {
+                (TILE_SIZE / spatial_out.max(1)).clamp(1, 8)
+            } else {
+                1
+            };
+            let tasks = if images > 1 {
+                batch_size.div_ceil(images)
+            } else {
+                batch_size * num_tiles
+            };
+            let task_cols = if images > 1 {
+                images * spatial_out
+            } else {
+                TILE_SIZE.min(spatial_out)
+            };
+            let out_len = if images > 1 {
+                out_channels_per_group * task_cols
+            } else {
+                0
+            };
+            (0..tasks).into_par_iter().for_each_init(
+                || (vec![zero; col_len * task_cols], vec![zero; out_len]),
+                |(col_buf, out_buf), task| {
+                    let (first, last, tile_idx) = if images > 1 {
+                        let first = task * images;
+                        (first, (first + images).min(batch_size), 0)
+                    } else {
+                        (task / num_tiles, task / num_tiles + 1, task % num_tiles)
+                    };
                     let tile_start = tile_idx * TILE_SIZE;
                     let tile_end = (tile_start + TILE_SIZE).min(spatial_out);
                     let tile_size = tile_end - tile_start;
+                    let cols = (last - first) * tile_size;
 
                     // Process each group separately
                     for g in 0..groups {
@@ -386,59 +434,102 @@ fn conv3d_impl<
                         let out_c_start = g * out_channels_per_group;
 
                         // Build im2col for this tile and group (padding
-                        // positions are written as zeros).
-                        let col_tile = &mut col_buf[..col_len * tile_size];
-                        im2col_3d_tile(
-                            col_tile,
-                            &x_nhwc,
-                            tile_start,
-                            tile_end,
-                            out_h,
-                            out_w,
-                            kernel_d,
-                            kernel_h,
-                            kernel_w,
-                            stride_d,
-                            stride_h,
-                            stride_w,
-                            dilation_d,
-                            dilation_h,
-                            dilation_w,
-                            pad_d,
-                            pad_h,
-                            pad_w,
-                            in_d,
-                            in_h,
-                            in_w,
-                            channels_per_group,
-                            col_len,
-                            b,
-                            in_c_start,
-                            nhwc_stride,
-                        );
+                        // positions are written as zeros), image by image.
+                        for b in first..last {
+                            let at = (b - first) * tile_size * col_len;
+                            im2col_3d_tile(
+                                &mut col_buf[at..at + tile_size * col_len],
+                                &x_nhwc,
+                                tile_start,
+                                tile_end,
+                                out_h,
+                                out_w,
+                                kernel_d,
+                                kernel_h,
+                                kernel_w,
+                                stride_d,
+                                stride_h,
+                                stride_w,
+                                dilation_d,
+                                dilation_h,
+                                dilation_w,
+                                pad_d,
+                                pad_h,
+                                pad_w,
+                                in_d,
+                                in_h,
+                                in_w,
+                                channels_per_group,
+                                col_len,
+                                b,
+                                in_c_start,
+                                nhwc_stride,
+                            );
+                        }
+                        let col_tile = &col_buf[..col_len * cols];
 
                         let w_start = out_c_start * col_len;
                         let w_end = w_start + out_channels_per_group * col_len;
                         let w_group = &w_flat[w_start..w_end];
-                        let dst_offset = b * channels_out * spatial_out
-                            + out_c_start * spatial_out
-                            + tile_start;
-                        // SAFETY: the rows `out_c_start..+out_channels_per_group`
-                        // of image `b`, columns `tile_start..tile_end`, lie inside
-                        // `dst`, and no other task writes them (tasks own
-                        // distinct (image, tile) pairs, groups distinct rows).
-                        unsafe {
-                            gemm_into(
-                                dst_ptr.ptr_add(dst_offset),
-                                spatial_out,
-                                w_group,
-                                col_tile,
-                                out_channels_per_group,
+                        if images == 1 {
+                            let dst_offset = first * channels_out * spatial_out
+                                + out_c_start * spatial_out
+                                + tile_start;
+                            // SAFETY: the rows `out_c_start..+out_channels_per_group`
+                            // of image `first`, columns `tile_start..tile_end`, lie
+                            // inside `dst`, and no other task writes them (tasks own
+                            // distinct (image, tile) pairs, groups distinct rows).
+                            unsafe {
+                                gemm_into(
+                                    dst_ptr.ptr_add(dst_offset),
+                                    spatial_out,
+                                    w_group,
+                                    col_tile,
+                                    out_channels_per_group,
+                                    col_len,
+                                    tile_size,
+                                    zero,
+                                    one,
+                                );
+                            }
+                            continue;
+                        }
+                        let block = if out_channels_per_group <= 64 {
+                            512
+                        } else {
+                            col_len
+                        };
+                        let out = &mut out_buf[..out_channels_per_group * cols];
+                        for k0 in (0..col_len).step_by(block) {
+                            gemm_depth_block(
+                                out,
+                                &w_group[k0..],
                                 col_len,
-                                tile_size,
-                                zero,
+                                &col_tile[k0..],
+                                out_channels_per_group,
+                                block.min(col_len - k0),
+                                cols,
+                                k0 > 0,
                                 one,
                             );
+                        }
+                        for (i, b) in (first..last).enumerate() {
+                            for o in 0..out_channels_per_group {
+                                let src = &out[o * cols + i * spatial_out..][..spatial_out];
+                                let at = b * channels_out * spatial_out
+                                    + (out_c_start + o) * spatial_out;
+                                // SAFETY: row `out_c_start + o` of image `b` (its
+                                // `spatial_out` values from `at`) lies inside
+                                // `dst`, and no other task writes it (tasks own
+                                // distinct images, groups distinct rows).
+                                unsafe {
+                                    core::ptr::copy_nonoverlapping(
+                                        src.as_ptr(),
+                                        dst_ptr.ptr_add(at),
+                                        spatial_out,
+                                    );
+                                }
+                            }
                         }
                     }
                 },
@@ -1844,6 +1935,58 @@ macro_rules! gemm_typed {
             c
         }
     };
+}
+
+/// `dst[m, n] (+)= a[m, k] * b[n, k]` for one block of the depth: `a` is
+/// row-major with row stride `stride`, `b` holds each column's `k` values at
+/// the same stride, `dst` is row-major `[m, n]` (splitguard). The first
+/// block writes (`accumulate` false), later ones add to `dst` as gemm adds
+/// its own depth blocks (`dst + acc`, one rounding).
+#[allow(clippy::too_many_arguments)]
+#[cfg(feature = "rayon")]
+fn gemm_depth_block<T: Copy + 'static>(
+    dst: &mut [T],
+    a: &[T],
+    stride: usize,
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+    one: T,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        dst.len() >= m * n && a.len() >= (m - 1) * stride + k && b.len() >= (n - 1) * stride + k,
+        "gemm_depth_block: operands too short"
+    );
+    // SAFETY: the slices hold `[m, n]` values, `m` rows of `k` values at
+    // `stride`, and `n` columns of `k` values at `stride` (checked above).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            1,
+            stride as isize,
+            b.as_ptr(),
+            stride as isize,
+            1,
+            one,
+            one,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// `dst[i * dst_rs + j] = sum_k a[i * k + k'] * b[j * k + k']` for an
