@@ -77,7 +77,6 @@ impl Features {
     }
 }
 
-/// Leaky ReLU, `x` where `x > 0` and `slope * x` elsewhere, written as
 /// Applies an activation kind.
 pub fn activate<const D: usize>(x: Tensor<D>, kind: ActivationKind) -> Tensor<D> {
     match kind {

@@ -37,7 +37,8 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData, activation};
 use burn_flex::FlexTensor;
 
-/// `relu(x) * (1 - slope) + x * slope`, the leaky ReLU of the decoder, DCI's
+/// Leaky ReLU, `x` where `x > 0` and `slope * x` elsewhere, written as
+/// `relu(x) * (1 - slope) + x * slope`: the activation of the decoder, DCI's
 /// inverse and the zoo's `LeakyRelu` blocks, fused on flex (see the module).
 pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
     let dispatch = x.into_dispatch();

@@ -106,15 +106,19 @@ fn train_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
         (mean, t_of::<T>(sq / count))
     });
     let eps = t_of::<T>(epsilon);
-    let out: Vec<T> = crate::ops::par::chunks_new(xs.len(), chunk, |i, dst| {
-        let c = i % channels;
-        let (mean, var) = stats[c];
-        let std = (var + eps).sqrt();
-        let (g, b) = (gs[c], bs[c]);
-        for (d, &v) in dst.iter_mut().zip(&xs[i * chunk..(i + 1) * chunk]) {
-            d.write((v - mean) / std * g + b);
-        }
-    });
+    // SAFETY: every piece is `chunk` values of one (image, channel) plane
+    // and `xs` holds `chunk` values for each, so the loop writes them all.
+    let out: Vec<T> = unsafe {
+        crate::ops::par::chunks_new(xs.len(), chunk, |i, dst| {
+            let c = i % channels;
+            let (mean, var) = stats[c];
+            let std = (var + eps).sqrt();
+            let (g, b) = (gs[c], bs[c]);
+            for (d, &v) in dst.iter_mut().zip(&xs[i * chunk..(i + 1) * chunk]) {
+                d.write((v - mean) / std * g + b);
+            }
+        })
+    };
     let (mean, var): (Vec<T>, Vec<T>) = stats.into_iter().unzip();
     (
         tensor_of(out, shape, dtype),
@@ -158,18 +162,22 @@ fn backward_typed<T: Float + Pod + Send + Sync + burn_std::Element>(
         });
         (beta, gamma)
     });
-    let dx: Vec<T> = crate::ops::par::chunks_new(xs.len(), chunk, |i, dst| {
-        let c = i % channels;
-        let (m, s) = (ms[c], inv_std[c]);
-        let mean_g = t_of::<T>(sums[c].0 / count);
-        let mean_gx = t_of::<T>(sums[c].1 / count);
-        let scale = gs[c] * s;
-        let range = i * chunk..(i + 1) * chunk;
-        for ((d, &v), &g) in dst.iter_mut().zip(&xs[range.clone()]).zip(&gr[range]) {
-            let xhat = (v - m) * s;
-            d.write(scale * ((g - mean_g) - xhat * mean_gx));
-        }
-    });
+    // SAFETY: as for the forward pass: `xs` and `gr` hold `chunk` values for
+    // every piece.
+    let dx: Vec<T> = unsafe {
+        crate::ops::par::chunks_new(xs.len(), chunk, |i, dst| {
+            let c = i % channels;
+            let (m, s) = (ms[c], inv_std[c]);
+            let mean_g = t_of::<T>(sums[c].0 / count);
+            let mean_gx = t_of::<T>(sums[c].1 / count);
+            let scale = gs[c] * s;
+            let range = i * chunk..(i + 1) * chunk;
+            for ((d, &v), &g) in dst.iter_mut().zip(&xs[range.clone()]).zip(&gr[range]) {
+                let xhat = (v - m) * s;
+                d.write(scale * ((g - mean_g) - xhat * mean_gx));
+            }
+        })
+    };
     let beta_grad: Vec<T> = sums.iter().map(|s| t_of::<T>(s.0)).collect();
     let gamma_grad: Vec<T> = sums.iter().map(|s| t_of::<T>(s.1)).collect();
     (

@@ -338,11 +338,15 @@ fn conv3d_impl<
             }
         }
     };
-    let x_nhwc: Vec<T> = crate::ops::par::chunks_new(
-        batch_size * in_d * in_h * in_w * channels_in,
-        nhwc_stride.0,
-        to_nhwc,
-    );
+    // SAFETY: each piece is one image's `spatial_in * channels_in` values,
+    // and `to_nhwc` writes every channel block of every pixel.
+    let x_nhwc: Vec<T> = unsafe {
+        crate::ops::par::chunks_new(
+            batch_size * in_d * in_h * in_w * channels_in,
+            nhwc_stride.0,
+            to_nhwc,
+        )
+    };
 
     // Use tiled parallel execution
     let output = {
@@ -384,7 +388,8 @@ fn conv3d_impl<
             // another road for one image (a matrix-vector product for one
             // position or one row, a dot-product kernel for at most 256
             // values, two products at most for a depth of 1 or 2, also as
-            // a last block of 512) stay one image per GEMM.
+            // a last block of 512) stay one image per GEMM, as do f16 depths
+            // past one block.
             let _ = gemm_fn;
             let one = T::from_elem(1.0f32);
             let batchable = num_tiles == 1
@@ -393,7 +398,10 @@ fn conv3d_impl<
                 && out_channels_per_group > 1
                 && out_channels_per_group * spatial_out > 256
                 && col_len > 2
-                && (out_channels_per_group > 64 || col_len <= 512 || col_len % 512 > 2);
+                && (out_channels_per_group > 64 || col_len <= 512 || col_len % 512 > 2)
+                // gemm's f16 kernels always choose their depth blocks from
+                // the depth (equal blocks: 576 as 288 + 288), never 512 first.
+                && (dtype != DType::F16 || out_channels_per_group > 64 || col_len <= 512);
             let images = if batchable {
                 (TILE_SIZE / spatial_out.max(1)).clamp(1, 8)
             } else {

@@ -42,10 +42,15 @@ pub(crate) fn chunks<E: Send>(
 }
 
 /// A new vector of `len` values made piece by piece like [`chunks`]:
-/// `f(i, piece)` must write every value of the `chunk`-long piece `i` (the
-/// last may be shorter). (The zero-filled vector that `chunks` would write
-/// over costs a pass over memory first.)
-pub(crate) fn chunks_new<R: Send>(
+/// `f(i, piece)` writes every value of the `chunk`-long piece `i` (the last
+/// may be shorter). (The zero-filled vector that `chunks` would write over
+/// costs a pass over memory first.)
+///
+/// # Safety
+/// `f` must write every slot of every piece it is given: the vector's
+/// length is set to `len` afterwards, so a slot left unwritten would be read
+/// as uninitialised memory.
+pub(crate) unsafe fn chunks_new<R: Send>(
     len: usize,
     chunk: usize,
     f: impl Fn(usize, &mut [core::mem::MaybeUninit<R>]) + Sync + Send,
@@ -64,7 +69,7 @@ pub(crate) fn chunks_new<R: Send>(
             .enumerate()
             .for_each(|(i, c)| f(i, c));
         // SAFETY: the pieces cover all `len` values and `f` writes every
-        // value of its piece.
+        // value of its piece (the caller's contract).
         unsafe { out.set_len(len) };
         return out;
     }
