@@ -1,16 +1,16 @@
 //! The leaky ReLU as one pass forward and one backward on flex.
 //!
-//! splitguard's leaky ReLU is `relu(x) * (1 - s) + x * s` ([`leaky_relu`]):
-//! burn's own `leaky_relu` has no autodiff rule, so under autodiff it is a
-//! comparison and a `mask_where` whose backward costs two masked copies and
-//! a sum, while ReLU has its own forward and backward. Equal to the
-//! definition up to one rounding of the sum. Written with tensor ops it is
-//! four elementwise passes forward (ReLU, two
-//! scalings, a sum) and four backward (two scalings, the ReLU mask, the sum
-//! of `x`'s two gradients): on flex each is a pass over the whole tensor, and
-//! in the decoder's step at split 2 they took ~9% of the time. Here the same
-//! arithmetic runs per element in one pass each way, through burn's backend
-//! extension (a flex kernel and an autodiff backward):
+//! splitguard's leaky ReLU is `relu(x) * (1 - s) + x * s` ([`leaky_relu`]),
+//! equal to the definition up to one rounding of the sum: burn's own
+//! `leaky_relu` has no autodiff rule (under autodiff it is a comparison and
+//! a `mask_where`, whose backward costs two masked copies and a sum), while
+//! ReLU has its own forward and backward. Written with tensor ops, this form
+//! is four elementwise passes forward (ReLU, two scalings, a sum) and four
+//! backward (two scalings, the ReLU mask, the sum of `x`'s two gradients);
+//! on flex each is a pass over the whole tensor, and in the decoder's step
+//! at split 2 they took ~9% of the time. Here the same arithmetic runs per
+//! element in one pass each way, through burn's backend extension (a flex
+//! kernel and an autodiff node):
 //!
 //! - forward: `y = r * c1 + x * c2` with `r = relu(x)` (NaN kept, as flex's
 //!   ReLU does), `c1 = 1 - s` and `c2 = s` rounded to `f32` as flex rounds a
