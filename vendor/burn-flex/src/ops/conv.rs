@@ -1945,14 +1945,14 @@ macro_rules! gemm_typed {
     };
 }
 
-/// `dst[m, n] (+)= a[m, k] * b[n, k]` for one block of the depth: `a` is
-/// row-major with row stride `stride`, `b` holds each column's `k` values at
-/// the same stride, `dst` is row-major `[m, n]` (splitguard). The first
-/// block writes (`accumulate` false), later ones add to `dst` as gemm adds
-/// its own depth blocks (`dst + acc`, one rounding).
+/// `dst[m, n] (+)= a[m, k] * b[n, k]`: `a` is row-major with row stride
+/// `stride`, `b` holds each column's `k` values at the same stride, `dst` is
+/// row-major `[m, n]` (splitguard). Without `accumulate` it writes `dst`,
+/// with it adds to `dst` as gemm adds its own depth blocks (`dst + acc`, one
+/// rounding): the batched small convolutions' depth blocks here, the weight
+/// gradients' per-image sums in `conv_weight_grad`.
 #[allow(clippy::too_many_arguments)]
-#[cfg(feature = "rayon")]
-fn gemm_depth_block<T: Copy + 'static>(
+pub(crate) fn gemm_depth_block<T: Copy + 'static>(
     dst: &mut [T],
     a: &[T],
     stride: usize,

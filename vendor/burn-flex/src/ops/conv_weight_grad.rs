@@ -207,34 +207,6 @@ fn gather<T: Copy>(out: &mut [T], src: &[T], stride: usize) {
     }
 }
 
-/// `dst[m, n] += lhs[m, k] * col[n, k]` (all row-major).
-fn gemm_acc<T: Float + 'static>(dst: &mut [T], lhs: &[T], col: &[T], m: usize, n: usize, k: usize) {
-    // SAFETY: the slices hold m*n, m*k and n*k values with the strides given.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            col.as_ptr(),
-            k as isize,
-            1,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// `[b_channels, a_channels / groups * kh * kw]` = sum over images of
 /// `b_n x im2col(a_n)^T`, group by group.
 pub(crate) fn weight_grad<T: Float + Send + Sync + 'static>(
@@ -262,13 +234,17 @@ pub(crate) fn weight_grad<T: Float + Send + Sync + 'static>(
                 im2col(&a[a0..a0 + a_group * a_plane], a_group, g, col, phases);
                 let b0 = img * b_len + grp * b_group * positions;
                 let d0 = grp * b_group * rows;
-                gemm_acc(
+                // acc[b_group, rows] += b_n[b_group, positions] x col^T
+                super::conv::gemm_depth_block(
                     &mut acc[d0..d0 + b_group * rows],
                     &b[b0..b0 + b_group * positions],
+                    positions,
                     col,
                     b_group,
-                    rows,
                     positions,
+                    rows,
+                    true,
+                    T::one(),
                 );
             }
         }
